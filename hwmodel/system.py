@@ -1,0 +1,172 @@
+"""Accelerator system descriptions: the YAML format, its validation and the registry of shipped files.
+
+A system file (``accelerators/<name>/system.yaml``) lists compute cores (each a ZigZag 3.9 core
+description plus a ZigZag mapping file of spatial-mapping hints), a pooling core, a SIMD core for
+element-wise ops, the off-chip memory, the interconnect and the clock. Paths are relative to the
+system file. Units: bandwidths in bit/cycle, energies in pJ, clock in Hz.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from hwmodel.schema import SchemaError, from_mapping, load_yaml, to_mapping
+
+ACCELERATORS_ENV = "EENAS_ACCELERATORS"
+
+
+@dataclass(frozen=True)
+class ComputeCoreSpec:
+    """A kind of compute core: ZigZag core file, ZigZag mapping-hint file, how many instances."""
+
+    name: str
+    core: str
+    mapping: str
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.count < 1:
+            raise ValueError(f"count: expected a positive integer, got {self.count}")
+
+
+@dataclass(frozen=True)
+class SimpleCoreSpec:
+    """Pooling or SIMD core: ``units`` operations per cycle at ``energy_per_op_pj`` each."""
+
+    units: int
+    energy_per_op_pj: float
+
+    def __post_init__(self) -> None:
+        if self.units < 1:
+            raise ValueError(f"units: expected a positive integer, got {self.units}")
+        if self.energy_per_op_pj < 0:
+            raise ValueError(f"energy_per_op_pj: expected a non-negative number, got {self.energy_per_op_pj}")
+
+
+@dataclass(frozen=True)
+class OffChipSpec:
+    """Off-chip DRAM: bandwidth (bit/cycle) and energy per access of ``access_bits`` bits (pJ)."""
+
+    bandwidth_bits_per_cycle: int
+    energy_per_access_pj: float
+    access_bits: int = 64
+
+    def __post_init__(self) -> None:
+        if self.bandwidth_bits_per_cycle <= 0:
+            raise ValueError(f"bandwidth_bits_per_cycle: expected a positive integer, got {self.bandwidth_bits_per_cycle}")
+        if self.access_bits <= 0:
+            raise ValueError(f"access_bits: expected a positive integer, got {self.access_bits}")
+        if self.energy_per_access_pj < 0:
+            raise ValueError(f"energy_per_access_pj: expected a non-negative number, got {self.energy_per_access_pj}")
+
+    @property
+    def energy_per_bit_pj(self) -> float:
+        """pJ per bit moved."""
+        return self.energy_per_access_pj / self.access_bits
+
+
+@dataclass(frozen=True)
+class InterconnectSpec:
+    """Core-to-core network: a ``rows`` x ``cols`` mesh or a shared bus."""
+
+    topology: Literal["mesh", "bus"]
+    link_bandwidth_bits_per_cycle: int
+    energy_per_bit_pj: float = 0.0
+    rows: int = 1
+    cols: int = 1
+
+    def __post_init__(self) -> None:
+        if self.link_bandwidth_bits_per_cycle <= 0:
+            raise ValueError(
+                f"link_bandwidth_bits_per_cycle: expected a positive integer, got {self.link_bandwidth_bits_per_cycle}"
+            )
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    """A whole accelerator system (see the module docstring for the file format)."""
+
+    name: str
+    compute_cores: tuple[ComputeCoreSpec, ...]
+    pooling_core: SimpleCoreSpec
+    simd_core: SimpleCoreSpec
+    offchip: OffChipSpec
+    description: str = ""
+    clock_hz: float = 1.0e9
+    interconnect: InterconnectSpec | None = None
+    path: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.compute_cores:
+            raise ValueError("compute_cores: expected at least one compute core")
+        if self.clock_hz <= 0:
+            raise ValueError(f"clock_hz: expected a positive number, got {self.clock_hz}")
+
+    @property
+    def num_compute_cores(self) -> int:
+        return sum(c.count for c in self.compute_cores)
+
+    def resolve(self, relative: str) -> Path:
+        """A path of the file, relative to the system file's folder."""
+        return (Path(self.path).parent / relative).resolve()
+
+    def fingerprint(self) -> str:
+        """Hash of everything in the system that changes a cost (file contents included)."""
+        h = hashlib.sha256(json.dumps(_plain(self), sort_keys=True, default=str).encode())
+        for core in self.compute_cores:
+            h.update(self.resolve(core.core).read_bytes())
+            h.update(self.resolve(core.mapping).read_bytes())
+        return h.hexdigest()[:16]
+
+
+def _plain(spec: SystemSpec) -> dict[str, Any]:
+    data = to_mapping(spec)
+    data.pop("path", None)
+    data.pop("description", None)
+    return data
+
+
+def accelerators_dir() -> Path:
+    """Folder of the shipped accelerator files (``$EENAS_ACCELERATORS`` overrides)."""
+    env = os.environ.get(ACCELERATORS_ENV)
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "accelerators"
+
+
+def list_systems() -> list[str]:
+    """Names of the shipped systems (folders of ``accelerators/`` holding a ``system.yaml``)."""
+    root = accelerators_dir()
+    return sorted(p.parent.name for p in root.glob("*/system.yaml"))
+
+
+def system_path(name_or_path: str | Path) -> Path:
+    """Resolve a shipped system name, a folder or a YAML file to the system file's path."""
+    p = Path(name_or_path)
+    if p.is_dir():
+        p = p / "system.yaml"
+    if p.is_file():
+        return p.resolve()
+    shipped = accelerators_dir() / str(name_or_path) / "system.yaml"
+    if shipped.is_file():
+        return shipped
+    raise SchemaError(name_or_path, "accelerator", f"a system YAML file, a folder holding system.yaml, or one of "
+                      f"the shipped systems {list_systems()}")
+
+
+def load_system(name_or_path: str | Path) -> SystemSpec:
+    """Load and validate a system file, including its ZigZag core and mapping files."""
+    from hwmodel.zigzag_core import validate_core_files
+
+    path = system_path(name_or_path)
+    spec = from_mapping(SystemSpec, {**(load_yaml(path) or {}), "path": str(path)}, file=path)
+    for i, core in enumerate(spec.compute_cores):
+        for key in ("core", "mapping"):
+            target = spec.resolve(getattr(core, key))
+            if not target.is_file():
+                raise SchemaError(path, f"compute_cores[{i}].{key}", f"an existing file, {target} does not exist")
+        validate_core_files(spec.resolve(core.core), spec.resolve(core.mapping))
+    return spec

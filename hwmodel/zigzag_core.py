@@ -1,0 +1,218 @@
+"""A lean ZigZag 3.9 evaluator for one compute core.
+
+The core and mapping files are parsed once; each layer then runs only ZigZag's per-layer stages
+(spatial-mapping generation from hints, LOMA temporal mapping, cost model), with no file output.
+This is what ``zigzag.api.get_hardware_performance_zigzag`` does per layer, minus the parsing,
+JSON/pickle/PNG dumps and logging.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from hwmodel.schema import SchemaError, load_yaml
+
+Kind = Literal["default", "depthwise", "fc"]
+
+
+class MappingError(RuntimeError):
+    """ZigZag could not map a layer onto a core."""
+
+    def __init__(self, layer: str, core: str, reason: str) -> None:
+        super().__init__(f"layer {layer!r} cannot be mapped on core {core!r}: {reason}")
+        self.layer, self.core, self.reason = layer, core, reason
+
+
+@dataclass(frozen=True)
+class ZigZagSettings:
+    """Search settings of ZigZag's per-layer mapper.
+
+    ``lpf_limit``: LOMA's loop-prime-factor limit (higher = more temporal mappings, slower);
+    ``optimize``: what the best mapping minimises; ``spatial_mappings``: how many spatial mappings
+    are generated from the hints per layer.
+    """
+
+    lpf_limit: int = 4
+    optimize: Literal["energy", "latency", "EDP"] = "EDP"
+    spatial_mappings: int = 3
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.lpf_limit <= 8:
+            raise ValueError(f"lpf_limit: expected an integer in 1..8, got {self.lpf_limit}")
+        if self.spatial_mappings < 1:
+            raise ValueError(f"spatial_mappings: expected a positive integer, got {self.spatial_mappings}")
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """Cost of one layer on one core. Energy in pJ, latency in cycles."""
+
+    energy_pj: float
+    latency_cycles: float
+    mac_energy_pj: float
+    mem_energy_pj: float
+    ideal_cycles: float
+    spatial_utilization: float
+    core: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@contextlib.contextmanager
+def quiet_zigzag() -> Iterator[None]:
+    """Silence ZigZag's loggers (it logs every stage at INFO and validation failures at CRITICAL)."""
+    logger = logging.getLogger("zigzag")
+    previous = logger.level
+    logger.setLevel(logging.CRITICAL + 1)  # children at NOTSET inherit this level
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+def _flatten_errors(errors: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """Cerberus error trees -> [(key path, message)]."""
+    out: list[tuple[str, str]] = []
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            path = f"{prefix}[{key}]" if isinstance(key, int) else (f"{prefix}.{key}" if prefix else str(key))
+            out += _flatten_errors(value, path)
+    elif isinstance(errors, list):
+        for item in errors:
+            if isinstance(item, (dict, list)):
+                out += _flatten_errors(item, prefix)
+            else:
+                out.append((prefix, str(item)))
+    else:
+        out.append((prefix, str(errors)))
+    return out
+
+
+def _normalized_core(path: Path) -> dict[str, Any]:
+    from zigzag.parser.accelerator_validator import AcceleratorValidator
+
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise SchemaError(path, "", "a ZigZag core description (a mapping with name, memories, operational_array)")
+    with quiet_zigzag():
+        validator = AcceleratorValidator(copy.deepcopy(data))
+        normalized = validator.normalized_data
+        ok = validator.validate()
+    if not ok:
+        errors = _flatten_errors(validator.validator.errors) or [("", "a valid ZigZag 3.9 core description")]
+        key, message = errors[0]
+        raise SchemaError(path, key, f"ZigZag 3.9 core schema: {message}")
+    operands = {op for mem in normalized["memories"].values() for op in mem["operands"]}
+    for operand in ("I1", "I2", "O"):
+        if operand not in operands:
+            raise SchemaError(path, "memories", f"a memory level holding operand {operand}; none does")
+    for name, mem in normalized["memories"].items():
+        for i, port in enumerate(mem["ports"]):
+            if port["bandwidth_min"] <= 0 or port["bandwidth_max"] < port["bandwidth_min"]:
+                raise SchemaError(path, f"memories.{name}.ports[{i}]",
+                                  "0 < bandwidth_min <= bandwidth_max (bit/cycle)")
+    return normalized
+
+
+def _normalized_mapping(path: Path, core: dict[str, Any]) -> list[dict[str, Any]]:
+    from zigzag.parser.mapping_validator import MappingValidator
+
+    data = load_yaml(path)
+    if not isinstance(data, list):
+        raise SchemaError(path, "", "a list of ZigZag mapping entries (name, spatial_mapping_hint, ...)")
+    with quiet_zigzag():
+        validator = MappingValidator(copy.deepcopy(data))
+        normalized = validator.normalized_data
+        ok = validator.validate()
+    if not ok:
+        errors = _flatten_errors(validator.validator.errors) or [("", "a valid ZigZag 3.9 mapping file")]
+        key, message = errors[0]
+        raise SchemaError(path, key, f"ZigZag 3.9 mapping schema: {message}")
+    if "default" not in {entry["name"] for entry in normalized}:
+        raise SchemaError(path, "name", "an entry named 'default'")
+    dims = set(core["operational_array"]["dimensions"])
+    for i, entry in enumerate(normalized):
+        for field_name in ("spatial_mapping", "spatial_mapping_hint"):
+            for dim in entry.get(field_name) or {}:
+                if dim not in dims:
+                    raise SchemaError(path, f"[{i}].{field_name}.{dim}", f"an array dimension of the core {sorted(dims)}")
+    return normalized
+
+
+def validate_core_files(core_path: Path, mapping_path: Path) -> None:
+    """Check a core file and its mapping file; raise SchemaError naming file and key."""
+    from zigzag.parser.accelerator_factory import AcceleratorFactory
+
+    core = _normalized_core(core_path)
+    _normalized_mapping(mapping_path, core)
+    try:
+        with quiet_zigzag():
+            AcceleratorFactory(core).create()
+    except Exception as exc:  # noqa: BLE001 - any ZigZag failure is a bad file, reported as such
+        raise SchemaError(core_path, "", f"a core ZigZag can build ({type(exc).__name__}: {exc})") from None
+
+
+class ZigZagCore:
+    """One compute core, parsed once, costing layers given as ZigZag layer dicts."""
+
+    def __init__(self, name: str, core_path: str | Path, mapping_path: str | Path, settings: ZigZagSettings) -> None:
+        from zigzag.parser.accelerator_factory import AcceleratorFactory
+
+        self.name = name
+        self.settings = settings
+        core = _normalized_core(Path(core_path))
+        self.mapping = _normalized_mapping(Path(mapping_path), core)
+        with quiet_zigzag():
+            self.accelerator = AcceleratorFactory(core).create()
+
+    def cost(self, layer: dict[str, Any], label: str) -> LayerCost:
+        """Best mapping's cost for one layer dict (ZigZag workload form); MappingError on failure."""
+        from zigzag.mapping.temporal_mapping import TemporalMappingType
+        from zigzag.parser.workload_factory import LayerNodeFactory
+        from zigzag.parser.workload_validator import WorkloadValidator
+        from zigzag.stages.evaluation.cost_model_evaluation import CostModelStage
+        from zigzag.stages.main import MainStage
+        from zigzag.stages.mapping.spatial_mapping_generation import SpatialMappingGeneratorStage
+        from zigzag.stages.mapping.temporal_mapping_generator_stage import TemporalMappingGeneratorStage
+        from zigzag.stages.results.reduce_stages import MinimalEDPStage, MinimalEnergyStage, MinimalLatencyStage
+
+        reduce = {"energy": MinimalEnergyStage, "latency": MinimalLatencyStage, "EDP": MinimalEDPStage}[
+            self.settings.optimize
+        ]
+        try:
+            with quiet_zigzag():
+                validator = WorkloadValidator([copy.deepcopy(layer)])
+                data = validator.normalized_data
+                if not validator.validate():
+                    raise ValueError(f"invalid ZigZag layer: {validator.validator.errors}")
+                node = LayerNodeFactory(data[0], self.mapping).create()
+                stage = MainStage(
+                    [reduce, SpatialMappingGeneratorStage, reduce, TemporalMappingGeneratorStage, CostModelStage],
+                    accelerator=self.accelerator,
+                    layer=node,
+                    loma_lpf_limit=self.settings.lpf_limit,
+                    loma_show_progress_bar=False,
+                    nb_mappings_generated=self.settings.spatial_mappings,
+                    enable_mix_spatial_mapping_generation=False,
+                    access_same_data_considered_as_no_access=True,
+                    temporal_mapping_type=TemporalMappingType("uneven"),
+                )
+                (cme, _extra), *_ = stage.run()
+        except Exception as exc:  # noqa: BLE001 - ZigZag raises asserts, StopIteration, ValueError...
+            raise MappingError(label, self.name, f"{type(exc).__name__}: {exc}") from None
+        return LayerCost(
+            energy_pj=float(cme.energy_total),
+            latency_cycles=float(cme.latency_total2),
+            mac_energy_pj=float(cme.mac_energy),
+            mem_energy_pj=float(cme.mem_energy),
+            ideal_cycles=float(cme.ideal_temporal_cycle),
+            spatial_utilization=float(cme.mac_spatial_utilization),
+            core=self.name,
+        )

@@ -1,0 +1,30 @@
+"""What a candidate IS: genotypes, search spaces, the weight-sharing supernet and layer graphs."""
+
+from __future__ import annotations
+
+from search_spaces import mobilenetv2 as _mobilenetv2  # noqa: F401  (registers the reference space)
+from search_spaces.base import Choose, SearchSpace
+from search_spaces.genotype import FLOAT_BITS, Genotype, GenotypeError
+from search_spaces.graph import LayerSpec, specs, stage_macs, total_macs
+from search_spaces.modules.early_exit import EarlyExitNet, ExitHead, Supernet
+from search_spaces.registry import create_space, list_spaces, register_space, space_class, space_from_config
+
+__all__ = [
+    "FLOAT_BITS",
+    "Choose",
+    "EarlyExitNet",
+    "ExitHead",
+    "Genotype",
+    "GenotypeError",
+    "LayerSpec",
+    "SearchSpace",
+    "Supernet",
+    "create_space",
+    "list_spaces",
+    "register_space",
+    "space_class",
+    "space_from_config",
+    "specs",
+    "stage_macs",
+    "total_macs",
+]

@@ -1,0 +1,79 @@
+"""The search-space interface every registered space implements."""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Any, ClassVar
+
+import networkx as nx
+
+from search_spaces.genotype import Genotype
+from search_spaces.modules.early_exit import EarlyExitNet, Supernet
+
+Choose = Callable[[str, Sequence[Any]], Any]
+"""A chooser: given a parameter name and its options, return one option.
+
+Optuna's ``trial.suggest_categorical`` fits this shape; so does ``lambda n, o: rng.choice(o)``.
+"""
+
+
+class SearchSpace(ABC):
+    """A family of early-exit networks: how to sample them, build them and describe them.
+
+    Subclasses set :attr:`name` and :attr:`Options` (a dataclass of the space's settings) and
+    implement :meth:`decode`, :meth:`build_supernet` and :meth:`layer_graph`.
+    """
+
+    name: ClassVar[str]
+    Options: ClassVar[type]
+
+    def __init__(self, options: Any = None, **kwargs: Any) -> None:
+        if options is not None and kwargs:
+            raise TypeError("pass either an options object or keyword options, not both")
+        self.options = options if options is not None else self.Options(**kwargs)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """JSON-ready description (name + options) from which :func:`create_space` rebuilds the space."""
+        opts = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.options).items()}
+        return {"name": self.name, "options": opts}
+
+    @abstractmethod
+    def decode(self, choose: Choose) -> Genotype:
+        """Build a genotype by asking ``choose`` for every parameter (define-by-run)."""
+
+    def sample(self, rng: random.Random) -> Genotype:
+        """A uniformly random genotype."""
+        return self.decode(lambda _name, options: rng.choice(list(options)))
+
+    @abstractmethod
+    def validate(self, genotype: Genotype) -> None:
+        """Raise :class:`~search_spaces.genotype.GenotypeError` if the genotype does not fit this space."""
+
+    @abstractmethod
+    def build_supernet(self) -> Supernet:
+        """A freshly initialised weight-sharing supernet."""
+
+    def build_network(self, genotype: Genotype) -> EarlyExitNet:
+        """A standalone network for ``genotype`` (fresh weights; load a state dict into it)."""
+        self.validate(genotype)
+        return self.build_supernet().subnet(genotype)
+
+    @abstractmethod
+    def layer_graph(self, genotype: Genotype) -> nx.DiGraph:
+        """The genotype's layer graph (see :mod:`search_spaces.graph`) with exact MAC counts."""
+
+    @abstractmethod
+    def static_genotype(self, genotype: Genotype) -> Genotype:
+        """The same backbone and bits with only the final exit: the static baseline."""
+
+    @abstractmethod
+    def exit_labels(self, genotype: Genotype) -> list[str]:
+        """Label of each exit of ``genotype`` (early exits, then the final one)."""
+
+    @abstractmethod
+    def backbone_layer_names(self) -> list[str]:
+        """Names of the quantised backbone layers, in the order of ``Genotype.weight_bits``."""
