@@ -26,6 +26,7 @@ from hwmodel.workload import COMPUTE_OPS, LayerLike, signature, zigzag_layer
 from hwmodel.zigzag_core import LayerCost, MappingError, ZigZagCore, ZigZagSettings
 
 MODEL_VERSION = "1"  # bump when this module's cost formulas change (invalidates cached entries)
+PROGRESS_MIN_LAYERS = 16  # show a progress bar only for batches of cache misses at least this large
 
 
 def simple_core_cost(spec: LayerLike, core: SimpleCoreSpec, system: SystemSpec, core_name: str) -> LayerCost:
@@ -151,8 +152,8 @@ class CostModel:
         """Run ZigZag for cache misses (in workers when there are several)."""
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(jobs), desc="ZigZag layers", unit="layer", disable=not self.progress or len(jobs) < 2,
-                   leave=False)
+        bar = tqdm(total=len(jobs), desc="ZigZag layers", unit="layer",
+                   disable=not self.progress or len(jobs) < PROGRESS_MIN_LAYERS, leave=False)
         results: dict[str, dict[str, Any]] = {}
         try:
             if self.workers > 1 and len(jobs) > 1:

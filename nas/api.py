@@ -1,0 +1,130 @@
+"""The public Python API: one function per pipeline step, each driven by a :class:`RunConfig`.
+
+    cfg = load_config("configs/quickstart.yaml")
+    supernet = train(cfg)                 # QAT supernet -> <run_dir>/supernet.pt (resumes)
+    study = search(cfg, supernet)         # Optuna study -> <run_dir>/study.db (resumes)
+    path = export(cfg, study)             # chosen Pareto trial -> <run_dir>/exports/trial_<n>/
+    net = load(path)                      # standalone early-exit network
+
+Scripts that set ``cost.workers > 1`` must guard their entry point with
+``if __name__ == "__main__":`` (cost workers are spawned processes).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import torch
+from optuna.trial import FrozenTrial
+
+from hwmodel import CostModel, ZigZagSettings
+from nas.config import RunConfig
+from nas.data import Splits, load_dataset
+from nas.export import ExportedNetwork, export_network, load_network
+from nas.objectives import CandidateEvaluator
+from nas.report import choose_trial
+from nas.search import open_study, run_study, sqlite_url
+from nas.train import load_supernet, train_supernet
+from search_spaces import Genotype, SearchSpace, Supernet, create_space
+
+
+@dataclass
+class RunPaths:
+    """Where a run's artefacts land (all under ``run_dir``)."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "supernet.pt"
+
+    @property
+    def train_log(self) -> Path:
+        return self.root / "train_log.jsonl"
+
+    @property
+    def study(self) -> Path:
+        return self.root / "study.db"
+
+    @property
+    def exports(self) -> Path:
+        return self.root / "exports"
+
+
+def paths(cfg: RunConfig) -> RunPaths:
+    """The run folder of a config (created)."""
+    root = Path(cfg.run_dir).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    return RunPaths(root)
+
+
+def data_and_space(cfg: RunConfig) -> tuple[Splits, SearchSpace]:
+    """The dataset splits and the search space sized for them."""
+    splits = load_dataset(cfg.data, cfg.source)
+    space = create_space(cfg.space.name, cfg.space_options(splits.num_classes, splits.image_shape[0]))
+    return splits, space
+
+
+def train(cfg: RunConfig, *, progress: bool = True, data: tuple[Splits, SearchSpace] | None = None) -> Supernet:
+    """Train the QAT supernet (or resume / reuse ``<run_dir>/supernet.pt``)."""
+    p = paths(cfg)
+    cfg.save(p.config)
+    splits, space = data or data_and_space(cfg)
+    return train_supernet(space, splits, cfg.train, p.checkpoint, log_path=p.train_log, progress=progress)
+
+
+def cost_model(cfg: RunConfig, *, progress: bool = True) -> CostModel:
+    """The configured cost model (close it, or use it as a context manager)."""
+    settings = ZigZagSettings(cfg.cost.lpf_limit, cfg.cost.optimize, cfg.cost.spatial_mappings)
+    return CostModel(cfg.cost.accelerator, settings=settings, cache=cfg.cost.cache, workers=cfg.cost.workers,
+                     progress=progress)
+
+
+def search(cfg: RunConfig, supernet: Supernet | None = None, *, storage: str | None = None, progress: bool = True,
+           data: tuple[Splits, SearchSpace] | None = None) -> optuna.Study:
+    """Run (or resume) the study until ``search.n_trials`` trials have finished."""
+    p = paths(cfg)
+    splits, space = data or data_and_space(cfg)
+    if supernet is None:
+        supernet = load_supernet(space, p.checkpoint)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    study = open_study(cfg.search, storage or sqlite_url(p.root))
+    study.set_user_attr("run_dir", str(p.root.resolve()))
+    study.set_user_attr("space", space.config)
+    with cost_model(cfg, progress=progress) as cm:
+        evaluator = CandidateEvaluator(space, supernet, splits.val, cm, cfg.constraints, cfg.search.eval_batch_size)
+        run_study(study, space, evaluator, cfg.search.n_trials, progress=progress)
+    return study
+
+
+def export(cfg: RunConfig, study: optuna.Study, trial: int | FrozenTrial | None = None, out_dir: str | Path | None = None,
+           *, supernet: Supernet | None = None, data: tuple[Splits, SearchSpace] | None = None) -> Path:
+    """Export a trial (default: :func:`nas.report.choose_trial`) as a standalone network folder."""
+    p = paths(cfg)
+    if trial is None:
+        trial = choose_trial(study)
+    elif isinstance(trial, int):
+        trial = study.trials[trial]
+    if "genotype" not in trial.user_attrs or "accuracy" not in trial.user_attrs:
+        raise ValueError(f"trial {trial.number} of study {study.study_name!r} has no evaluated candidate to export")
+    _splits, space = data or data_and_space(cfg)
+    if supernet is None:
+        supernet = load_supernet(space, p.checkpoint)
+    genotype = Genotype.from_dict(trial.user_attrs["genotype"])
+    metrics = {"trial": trial.number, "values": list(trial.values or []), **trial.user_attrs,
+               "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    out = Path(out_dir) if out_dir else p.exports / f"trial_{trial.number}"
+    return export_network(space, supernet, genotype, out, metrics)
+
+
+def load(path: str | Path) -> ExportedNetwork:
+    """Load an exported network (no supernet needed)."""
+    return load_network(path)

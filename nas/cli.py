@@ -1,0 +1,192 @@
+"""The ``nas`` command line (also ``python -m nas``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean bad input: printed as one line, no traceback."""
+    from hwmodel import CacheError, MappingError, SchemaError
+    from nas.data import DatasetError
+    from nas.search import StorageError
+    from nas.train import CheckpointError
+    from search_spaces import GenotypeError
+
+    return (SchemaError, DatasetError, CheckpointError, StorageError, CacheError, GenotypeError, MappingError)
+
+
+def _overrides(pairs: list[str]) -> dict[str, Any]:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SystemExit(f"error: --set expects key=value (e.g. search.n_trials=50), got {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _config(args: argparse.Namespace):  # noqa: ANN202
+    from nas.config import load_config
+
+    if getattr(args, "run_dir", None) and not args.config:
+        path = Path(args.run_dir) / "config.yaml"
+    elif args.config:
+        path = Path(args.config)
+    else:
+        raise SystemExit("error: pass --config FILE or --run-dir DIR (a run folder holding config.yaml)")
+    return load_config(path, _overrides(args.set))
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from nas.quickstart import QUICKSTART_CONFIG, quickstart
+
+    overrides = _overrides(args.set)
+    if args.run_dir:
+        overrides["run_dir"] = args.run_dir
+    quickstart(args.config or QUICKSTART_CONFIG, overrides)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from nas import api
+    from nas.report import write_report
+
+    cfg = _config(args)
+    data = api.data_and_space(cfg)
+    supernet = api.train(cfg, data=data)
+    study = api.search(cfg, supernet, data=data)
+    table, plot = write_report(study, api.paths(cfg).root)
+    print(table, f"\nplot: {plot}", sep="\n")
+    print(f"exported: {api.export(cfg, study, supernet=supernet, data=data)}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from nas import api
+
+    cfg = _config(args)
+    api.train(cfg)
+    print(f"supernet: {api.paths(cfg).checkpoint}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from nas import api
+    from nas.report import write_report
+
+    cfg = _config(args)
+    study = api.search(cfg, storage=args.storage)
+    table, plot = write_report(study, api.paths(cfg).root)
+    print(table, f"\nplot: {plot}", sep="\n")
+    return 0
+
+
+def _study(cfg, storage: str | None):  # noqa: ANN001, ANN202
+    from nas import api
+    from nas.search import open_study, sqlite_url
+
+    url = storage or sqlite_url(api.paths(cfg).root)
+    if not storage and not api.paths(cfg).study.is_file():
+        raise SystemExit(f"error: {api.paths(cfg).study}: no study yet; run `nas search` first")
+    return open_study(cfg.search, url, create=False)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from nas import api
+    from nas.report import write_report
+
+    cfg = _config(args)
+    table, plot = write_report(_study(cfg, args.storage), api.paths(cfg).root)
+    print(table, f"\nplot: {plot}", sep="\n")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from nas import api
+
+    cfg = _config(args)
+    path = api.export(cfg, _study(cfg, args.storage), args.trial, args.out)
+    print(f"exported: {path}")
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    import optuna_dashboard
+
+    from nas import api
+    from nas.search import sqlite_url, storage_for
+
+    if args.storage:
+        url = args.storage
+    else:
+        cfg = _config(args)
+        url = sqlite_url(api.paths(cfg).root)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving the dashboard on {args.host}, reachable from other machines", file=sys.stderr)
+    print(f"optuna-dashboard on http://{args.host}:{args.port}/ (storage {url}); Ctrl-C stops it", flush=True)
+    optuna_dashboard.run_server(storage_for(url), host=args.host, port=args.port)
+    return 0
+
+
+def cmd_accelerators(args: argparse.Namespace) -> int:
+    from hwmodel import list_systems, load_system
+
+    names = [args.validate] if args.validate else list_systems()
+    for name in names:
+        spec = load_system(name)
+        cores = ", ".join(f"{c.count} x {c.name}" for c in spec.compute_cores)
+        print(f"{spec.name:18s} {cores:24s} {spec.description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nas", description="Hardware-aware NAS of early-exit networks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func, help_text: str, *, config: bool = True) -> argparse.ArgumentParser:  # noqa: ANN001
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if config:
+            p.add_argument("--config", help="run configuration YAML (see configs/)")
+            p.add_argument("--run-dir", help="a run folder (uses its config.yaml unless --config is given)")
+            p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                           help="override a config key, e.g. --set search.n_trials=50 (repeatable)")
+        p.set_defaults(func=func)
+        return p
+
+    add("quickstart", cmd_quickstart, "Train, search, export and reload on the built-in synthetic data.")
+    add("run", cmd_run, "The whole pipeline for a config: train, search, report, export.")
+    add("train", cmd_train, "Train (or resume) the QAT supernet of a config.")
+    p = add("search", cmd_search, "Run (or resume) the Optuna study of a config.")
+    p.add_argument("--storage", help="Optuna storage URL (default: sqlite file in the run folder)")
+    p = add("report", cmd_report, "Print the Pareto table and write pareto.json / pareto.png.")
+    p.add_argument("--storage", help="Optuna storage URL (default: sqlite file in the run folder)")
+    p = add("export", cmd_export, "Export a trial as a standalone early-exit network.")
+    p.add_argument("--trial", type=int, help="trial number (default: the lowest-EDP Pareto trial within 1 point "
+                                             "of the best accuracy)")
+    p.add_argument("--out", help="output folder (default: <run_dir>/exports/trial_<n>)")
+    p.add_argument("--storage", help="Optuna storage URL (default: sqlite file in the run folder)")
+    p = add("dashboard", cmd_dashboard, "Open the run's study in optuna-dashboard.")
+    p.add_argument("--storage", help="Optuna storage URL instead of a run folder")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8080)
+    p = add("accelerators", cmd_accelerators, "List the shipped accelerator systems, or validate one.", config=False)
+    p.add_argument("--validate", metavar="FILE_OR_NAME", help="validate one system file and print its summary")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except _user_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,157 @@
+"""Run configuration: dataclasses with defaults, loadable from YAML with errors naming file and key."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from hwmodel.schema import SchemaError, from_mapping, load_yaml, to_mapping
+from search_spaces import space_class
+
+CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+@dataclass
+class DataConfig:
+    """Dataset: ``synthetic`` (built in) or ``fashion_mnist`` / ``mnist`` / ``cifar10`` from ``root``."""
+
+    name: Literal["synthetic", "fashion_mnist", "mnist", "cifar10"] = "synthetic"
+    root: str | None = None
+    n_train: int = 8000  # synthetic only
+    n_val: int = 2000  # synthetic: generated; files: held out from the training files
+    n_test: int = 2000  # synthetic only
+    limit_train: int | None = None  # files: use only the first N training images
+    limit_test: int | None = None
+    seed: int = 0
+
+
+@dataclass
+class SpaceConfig:
+    """Search space by registered name, with that space's options (validated against its Options)."""
+
+    name: str = "mobilenetv2_cifar"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    """Supernet QAT training. ``lr`` is the peak of a cosine schedule with ``warmup_epochs``."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 4e-5
+    warmup_epochs: float = 0.3
+    label_smoothing: float = 0.0
+    augment: bool = True
+    seed: int = 0
+    threads: int | None = None  # torch threads; None = all cores
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.batch_size < 1:
+            raise ValueError("epochs: expected >= 0 and batch_size >= 1")
+        if self.lr <= 0:
+            raise ValueError(f"lr: expected a positive number, got {self.lr}")
+
+
+@dataclass
+class CostConfig:
+    """Hardware cost model: accelerator (shipped name or path) and ZigZag mapper settings."""
+
+    accelerator: str = "edge_tpu_quad"
+    lpf_limit: int = 4
+    optimize: Literal["energy", "latency", "EDP"] = "EDP"
+    spatial_mappings: int = 3
+    cache: str | None = "default"  # "default" (user cache folder), a path, or null (memory only)
+    workers: int = 2  # processes for cost-cache misses
+
+
+@dataclass
+class ConstraintConfig:
+    """Exit-overhead constraints (null disables one). See ``nas.objectives`` for the formulas."""
+
+    final_exit_ratio_max: float | None = 0.5
+    exit_overhead_max: float | None = 0.5
+    normalized_edp_max: float | None = None
+
+
+@dataclass
+class SearchConfig:
+    """The Optuna study."""
+
+    n_trials: int = 100
+    sampler: Literal["nsga2", "tpe", "random"] = "nsga2"
+    population_size: int = 20
+    seed: int = 0
+    study_name: str = "eenas"
+    eval_batch_size: int = 500
+
+    def __post_init__(self) -> None:
+        if self.n_trials < 1:
+            raise ValueError(f"n_trials: expected a positive integer, got {self.n_trials}")
+        if self.population_size < 2:
+            raise ValueError(f"population_size: expected >= 2, got {self.population_size}")
+
+
+@dataclass
+class RunConfig:
+    """Everything a run needs. ``run_dir`` receives the checkpoint, study, plots and exports."""
+
+    run_dir: str = "runs/default"
+    data: DataConfig = field(default_factory=DataConfig)
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    cost: CostConfig = field(default_factory=CostConfig)
+    constraints: ConstraintConfig = field(default_factory=ConstraintConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    source: str = field(default="<defaults>", compare=False, repr=False)
+
+    def space_options(self, num_classes: int | None = None, in_channels: int | None = None) -> Any:
+        """The space's Options object; ``num_classes`` / ``in_channels`` filled from the data if unset."""
+        opts = dict(self.space.options)
+        for key, value in (("num_classes", num_classes), ("in_channels", in_channels)):
+            if value is None:
+                continue
+            if key in opts and opts[key] != value:
+                raise SchemaError(self.source, f"space.options.{key}", f"{value} to match the dataset, got {opts[key]}")
+            opts[key] = value
+        return from_mapping(space_class(self.space.name).Options, opts, file=self.source, prefix="space.options")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = to_mapping(self)
+        data.pop("source", None)
+        return data
+
+    def save(self, path: str | Path) -> None:
+        """Write the resolved configuration as YAML."""
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Load a YAML run configuration; ``overrides`` maps dotted keys (``search.n_trials``) to values."""
+    path = Path(path)
+    data = load_yaml(path) or {}
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    cfg = from_mapping(RunConfig, {**data, "source": str(path)}, file=path)
+    try:
+        space_class(cfg.space.name)
+    except KeyError as exc:
+        raise SchemaError(path, "space.name", str(exc.args[0])) from None
+    cfg.space_options()  # validate the space options now, naming the file
+    return cfg
+
+
+def default_config(**sections: Any) -> RunConfig:
+    """A RunConfig from keyword sections, e.g. ``default_config(search={"n_trials": 5})``."""
+    return from_mapping(RunConfig, {k: (to_mapping(v) if dataclasses.is_dataclass(v) else v) for k, v in sections.items()},
+                        file="<python>")

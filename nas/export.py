@@ -1,0 +1,102 @@
+"""Export a chosen candidate as a standalone early-exit network, and load it back.
+
+An export folder holds:
+
+- ``weights.pt``: the network's state dict (tensors only; loads with ``weights_only=True``);
+- ``architecture.json``: the search space (name + options) and the genotype, enough to rebuild the
+  modules without the supernet;
+- ``metrics.json``: what the study measured (accuracy, exit ratios, costs, constraints, ...).
+
+The folder is written under a temporary name and renamed into place, so a crash never leaves a
+half-written export.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nas.train import CheckpointError
+from search_spaces import EarlyExitNet, Genotype, GenotypeError, SearchSpace, Supernet, space_from_config
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ExportedNetwork:
+    """A reloaded export: the network (eval mode) with its genotype, space and recorded metrics."""
+
+    network: EarlyExitNet
+    genotype: Genotype
+    space: SearchSpace
+    metrics: dict[str, Any]
+    path: Path
+
+
+def export_network(space: SearchSpace, supernet: Supernet, genotype: Genotype, out_dir: str | Path,
+                   metrics: dict[str, Any] | None = None) -> Path:
+    """Write the genotype's network (weights copied from the supernet) to ``out_dir``."""
+    out = Path(out_dir)
+    network = copy.deepcopy(supernet.subnet(genotype)).eval()
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    torch.save(network.state_dict(), tmp / "weights.pt")
+    architecture = {"format_version": FORMAT_VERSION, "space": space.config, "genotype": genotype.to_dict(),
+                    "exit_labels": space.exit_labels(genotype)}
+    (tmp / "architecture.json").write_text(json.dumps(architecture, indent=2))
+    (tmp / "metrics.json").write_text(json.dumps(metrics or {}, indent=2, default=float))
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: expected a JSON file of the export; it does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: expected valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
+    return data
+
+
+def load_network(path: str | Path) -> ExportedNetwork:
+    """Rebuild an exported network without the supernet; clear errors for a damaged export."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder}: expected an export folder (weights.pt, architecture.json, metrics.json)")
+    arch_path = folder / "architecture.json"
+    arch = _read_json(arch_path)
+    for key in ("format_version", "space", "genotype"):
+        if key not in arch:
+            raise CheckpointError(f"{arch_path}: {key}: expected a key of an export's architecture")
+    if arch["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(f"{arch_path}: format_version: expected {FORMAT_VERSION}, got {arch['format_version']}")
+    try:
+        space = space_from_config(arch["space"])
+        genotype = Genotype.from_dict(arch["genotype"])
+        network = space.build_network(genotype)
+    except (KeyError, TypeError, ValueError, GenotypeError) as exc:
+        raise CheckpointError(f"{arch_path}: space/genotype: expected a buildable architecture ({exc})") from None
+    weights = folder / "weights.pt"
+    if not weights.is_file():
+        raise CheckpointError(f"{weights}: expected the exported weights; the file does not exist")
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        network.load_state_dict(state, strict=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt or mismatched files
+        raise CheckpointError(f"{weights}: expected weights matching {arch_path} ({type(exc).__name__}: {exc})") from None
+    metrics = _read_json(folder / "metrics.json") if (folder / "metrics.json").exists() else {}
+    return ExportedNetwork(network.eval(), genotype, space, metrics, folder)

@@ -1,0 +1,137 @@
+"""Scoring a candidate: accuracy with shared weights, expected EDP on the accelerator, constraints.
+
+Exit-overhead constraints (Optuna convention: a value <= 0 is satisfied):
+
+- ``final_exit_ratio``: r_final - final_exit_ratio_max. The share of samples that run the whole
+  network stays within the limit (default 0.5), so the exits do real work.
+- ``exit_overhead``: E_cum(N) L_cum(N) / (E_static L_static) - 1 - exit_overhead_max. A sample that
+  runs every exit classifier costs at most (1 + limit) times the static network (default 0.5).
+- ``normalized_edp`` (optional): expected EDP / static EDP - normalized_edp_max.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from hwmodel import CostModel, ExpectedCost, NetworkCost, expected_cost
+from nas.calibrate import ExitStats, exit_outputs, exit_stats
+from nas.config import ConstraintConfig
+from nas.data import Split
+from search_spaces import Genotype, SearchSpace, Supernet, stage_macs
+
+
+def constraint_values(stats: ExitStats, expected: ExpectedCost, limits: ConstraintConfig) -> dict[str, float]:
+    """Named constraint values (<= 0 means satisfied) for the enabled limits."""
+    values: dict[str, float] = {}
+    if limits.final_exit_ratio_max is not None:
+        values["final_exit_ratio"] = stats.ratios[-1] - limits.final_exit_ratio_max
+    if limits.exit_overhead_max is not None:
+        values["exit_overhead"] = expected.exit_overhead - limits.exit_overhead_max
+    if limits.normalized_edp_max is not None:
+        values["normalized_edp"] = expected.normalized_expected_edp - limits.normalized_edp_max
+    return values
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything measured about one candidate."""
+
+    genotype: Genotype
+    exit_labels: list[str]
+    stats: ExitStats
+    network: NetworkCost
+    static: NetworkCost
+    expected: ExpectedCost
+    constraints: dict[str, float]
+    stage_macs: list[int]
+
+    @property
+    def feasible(self) -> bool:
+        return all(v <= 0 for v in self.constraints.values())
+
+    @property
+    def macs(self) -> int:
+        """MACs of the path through every exit."""
+        return sum(self.stage_macs)
+
+    @property
+    def expected_macs(self) -> float:
+        """sum_i r_i * cumulative MACs up to exit i."""
+        cum, total = 0, 0.0
+        for r, m in zip(self.stats.ratios, self.stage_macs):
+            cum += m
+            total += r * cum
+        return total
+
+    def attributes(self, space: SearchSpace) -> dict[str, Any]:
+        """JSON-ready record of the candidate (Optuna user attributes, export metrics)."""
+        g = self.genotype
+        names = space.backbone_layer_names()
+        clock = self.network.clock_hz
+        return {
+            "genotype": g.to_dict(),
+            "exit_labels": self.exit_labels,
+            "threshold": g.threshold,
+            "bits": {n: f"W{w}A{a}" for n, w, a in zip(names, g.weight_bits, g.act_bits)}
+            | {f"exit_{lbl}": f"W{w}A{a}" for lbl, w, a in zip(self.exit_labels, g.exit_weight_bits, g.exit_act_bits)},
+            "accuracy": self.stats.accuracy,
+            "exit_ratios": list(self.stats.ratios),
+            "exit_accuracy": list(self.stats.exit_accuracy),
+            "exit_accuracy_all_samples": list(self.stats.exit_accuracy_all),
+            "macs": self.macs,
+            "expected_macs": self.expected_macs,
+            "expected_edp_j_cycles": self.expected.expected_edp,
+            "expected_energy_j": self.expected.expected_energy_j,
+            "expected_latency_cycles": self.expected.expected_latency_cycles,
+            "expected_latency_s": self.expected.expected_latency_cycles / clock,
+            "expected_energy_x_latency_j_cycles": self.expected.expected_energy_x_latency,
+            "stage_energy_j": [e * 1e-12 for e in self.network.stage_energy_pj],
+            "stage_latency_cycles": self.network.stage_latency_cycles,
+            "et_j_cycles": self.network.et,
+            "static_edp_j_cycles": self.expected.static_edp,
+            "static_energy_j": self.expected.static_energy_j,
+            "static_latency_cycles": self.expected.static_latency_cycles,
+            "full_path_edp_j_cycles": self.expected.full_path_edp,
+            "reduction_factor": self.expected.reduction_factor,
+            "normalized_expected_edp": self.expected.normalized_expected_edp,
+            "exit_overhead": self.expected.exit_overhead,
+            "constraints": self.constraints,
+            "feasible": self.feasible,
+            "cost_model_mode": self.network.mode,
+            "accelerator": self.network.system,
+        }
+
+
+class CandidateEvaluator:
+    """Scores genotypes with the trained supernet on a held-out split and the cost model."""
+
+    def __init__(self, space: SearchSpace, supernet: Supernet, split: Split, cost_model: CostModel,
+                 limits: ConstraintConfig, batch_size: int = 500) -> None:
+        self.space, self.supernet, self.split = space, supernet.eval(), split
+        self.cost_model, self.limits, self.batch_size = cost_model, limits, batch_size
+        self._outputs_key: Genotype | None = None
+        self._outputs = None
+
+    @torch.no_grad()
+    def stats(self, genotype: Genotype) -> ExitStats:
+        """Exit statistics of ``genotype`` at its threshold (outputs reused across thresholds)."""
+        key = Genotype(**{**genotype.__dict__, "threshold": 1.0})
+        if key != self._outputs_key:
+            self._outputs = exit_outputs(self.supernet.subnet(genotype), self.split, self.batch_size)
+            self._outputs_key = key
+        assert self._outputs is not None
+        return exit_stats(self._outputs, genotype.threshold)
+
+    def __call__(self, genotype: Genotype) -> Evaluation:
+        """Costs first (cheap when cached, and an unmappable layer fails fast), then accuracy."""
+        self.space.validate(genotype)
+        graph = self.space.layer_graph(genotype)
+        network = self.cost_model.evaluate(graph)
+        static = self.cost_model.evaluate(self.space.layer_graph(self.space.static_genotype(genotype)))
+        stats = self.stats(genotype)
+        expected = expected_cost(network, static, stats.ratios)
+        return Evaluation(genotype, self.space.exit_labels(genotype), stats, network, static, expected,
+                          constraint_values(stats, expected, self.limits), stage_macs(graph))

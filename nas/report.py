@@ -1,0 +1,107 @@
+"""Study reports: the Pareto table (text) and the Pareto plot (matplotlib)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.search import constraints_of, pareto_trials
+
+COLUMNS = ("trial", "accuracy", "E[EDP] J*cyc", "vs static", "exits", "exit ratios", "eps", "E[energy] uJ",
+           "E[lat] kcyc", "feasible")
+
+
+def trial_row(trial: FrozenTrial) -> dict[str, Any]:
+    """One Pareto-table row (JSON-ready) from a complete trial's attributes."""
+    a = trial.user_attrs
+    return {
+        "trial": trial.number,
+        "accuracy": a["accuracy"],
+        "expected_edp_j_cycles": a["expected_edp_j_cycles"],
+        "reduction_factor": a["reduction_factor"],
+        "exits": "".join(a["exit_labels"]),
+        "exit_ratios": a["exit_ratios"],
+        "threshold": a["threshold"],
+        "expected_energy_uj": a["expected_energy_j"] * 1e6,
+        "expected_latency_kcycles": a["expected_latency_cycles"] / 1e3,
+        "feasible": a["feasible"],
+    }
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """Fixed-width text table of Pareto rows."""
+    cells = [
+        [str(r["trial"]), f"{r['accuracy']:.4f}", f"{r['expected_edp_j_cycles']:.4g}", f"{r['reduction_factor']:.2f}x",
+         r["exits"], "/".join(f"{x:.2f}" for x in r["exit_ratios"]), f"{r['threshold']:.2f}",
+         f"{r['expected_energy_uj']:.2f}", f"{r['expected_latency_kcycles']:.1f}", "yes" if r["feasible"] else "no"]
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(COLUMNS)]
+    line = "  ".join(h.rjust(w) for h, w in zip(COLUMNS, widths))
+    body = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
+    return "\n".join([line, "-" * len(line), *body])
+
+
+def pareto_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """Rows of the feasible Pareto front, by expected EDP."""
+    return [trial_row(t) for t in pareto_trials(study)]
+
+
+def choose_trial(study: optuna.Study, accuracy_tolerance: float = 0.01) -> FrozenTrial:
+    """Default pick for export: the lowest-EDP feasible Pareto trial within ``accuracy_tolerance``
+    (absolute) of the front's best accuracy."""
+    front = pareto_trials(study) or pareto_trials(study, feasible_only=False)
+    if not front:
+        raise ValueError(f"study {study.study_name!r} has no complete trial to export")
+    best = max(t.values[0] for t in front)
+    return min((t for t in front if t.values[0] >= best - accuracy_tolerance), key=lambda t: t.values[1])
+
+
+def plot_pareto(study: optuna.Study, path: str | Path) -> Path:
+    """Accuracy vs expected EDP for every complete trial: colour = number of exits, x = infeasible,
+    line = feasible Pareto front. Saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    if trials:
+        feasible = [all(v <= 0 for v in constraints_of(t)) for t in trials]
+        n_exits = [len(t.user_attrs["exit_labels"]) for t in trials]
+        vmin, vmax = min(n_exits), max(max(n_exits), min(n_exits) + 1)
+        for ok, marker, label in ((True, "o", "feasible"), (False, "x", "infeasible")):
+            sel = [i for i, f in enumerate(feasible) if f == ok]
+            if sel:
+                sc = ax.scatter([trials[i].values[1] for i in sel], [trials[i].values[0] for i in sel],
+                                c=[n_exits[i] for i in sel], cmap="viridis", vmin=vmin, vmax=vmax, marker=marker,
+                                label=label)
+        fig.colorbar(sc, ax=ax, label="exits (incl. final)")
+        front = pareto_trials(study)
+        if front:
+            ax.plot([t.values[1] for t in front], [t.values[0] for t in front], "r--", lw=1, label="Pareto front")
+        static = [t.user_attrs["static_edp_j_cycles"] for t in trials]
+        ax.axvline(sum(static) / len(static), color="grey", lw=0.8, ls=":", label="static network (mean)")
+    ax.set_xscale("log")
+    ax.set_xlabel("expected EDP (J x cycles)")
+    ax.set_ylabel("top-1 accuracy (validation)")
+    ax.set_title(f"study {study.study_name}: {len(trials)} complete trials")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_report(study: optuna.Study, run_dir: str | Path) -> tuple[str, Path]:
+    """Write ``pareto.json`` and ``pareto.png`` in ``run_dir``; return (table text, plot path)."""
+    run_dir = Path(run_dir)
+    rows = pareto_rows(study)
+    (run_dir / "pareto.json").write_text(json.dumps(rows, indent=2))
+    return format_table(rows), plot_pareto(study, run_dir / "pareto.png")
