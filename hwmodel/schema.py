@@ -76,7 +76,15 @@ def _convert(tp: Any, value: Any, file: str | Path, key: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        for arg in (a for a in args if a is not type(None)):
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # X | None: keep X's own error when it points deeper than this key
+            try:
+                return _convert(options[0], value, file, key)
+            except SchemaError as exc:
+                if exc.key != key or dataclasses.is_dataclass(options[0]):
+                    raise  # a nested key path or a dataclass's own check: already precise
+                raise bad from None  # a scalar: say that null would also do
+        for arg in options:
             try:
                 return _convert(arg, value, file, key)
             except SchemaError:

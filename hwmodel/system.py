@@ -162,7 +162,11 @@ def load_system(name_or_path: str | Path) -> SystemSpec:
     from hwmodel.zigzag_core import validate_core_files
 
     path = system_path(name_or_path)
-    spec = from_mapping(SystemSpec, {**(load_yaml(path) or {}), "path": str(path)}, file=path)
+    data = load_yaml(path) or {}
+    if not isinstance(data, dict):
+        raise SchemaError(path, "", f"expected a mapping with keys name, compute_cores, pooling_core, simd_core, "
+                          f"offchip, ..., got {type(data).__name__}")
+    spec = from_mapping(SystemSpec, {**data, "path": str(path)}, file=path)
     for i, core in enumerate(spec.compute_cores):
         for key in ("core", "mapping"):
             target = spec.resolve(getattr(core, key))

@@ -95,20 +95,33 @@ def _flatten_errors(errors: Any, prefix: str = "") -> list[tuple[str, str]]:
     return out
 
 
+def _run_validator(validator: Any) -> tuple[Any, bool, list[tuple[str, str]], list[str]]:
+    """Run a ZigZag validator quietly: (normalized data, ok, schema errors, ZigZag's own reasons)."""
+    reasons: list[str] = []
+    original = validator.invalidate
+
+    def capture(message: str) -> None:
+        reasons.append(message)
+        original(message)
+
+    validator.invalidate = capture
+    with quiet_zigzag():
+        normalized = validator.normalized_data
+        ok = validator.validate()
+    return normalized, ok, _flatten_errors(validator.validator.errors), reasons
+
+
 def _normalized_core(path: Path) -> dict[str, Any]:
     from zigzag.parser.accelerator_validator import AcceleratorValidator
 
     data = load_yaml(path)
     if not isinstance(data, dict):
         raise SchemaError(path, "", "a ZigZag core description (a mapping with name, memories, operational_array)")
-    with quiet_zigzag():
-        validator = AcceleratorValidator(copy.deepcopy(data))
-        normalized = validator.normalized_data
-        ok = validator.validate()
-    if not ok:
-        errors = _flatten_errors(validator.validator.errors) or [("", "a valid ZigZag 3.9 core description")]
+    normalized, ok, errors, reasons = _run_validator(AcceleratorValidator(copy.deepcopy(data)))
+    if errors:
         key, message = errors[0]
         raise SchemaError(path, key, f"ZigZag 3.9 core schema: {message}")
+    dims = set(normalized["operational_array"]["dimensions"])
     operands = {op for mem in normalized["memories"].values() for op in mem["operands"]}
     for operand in ("I1", "I2", "O"):
         if operand not in operands:
@@ -118,6 +131,12 @@ def _normalized_core(path: Path) -> dict[str, Any]:
             if port["bandwidth_min"] <= 0 or port["bandwidth_max"] < port["bandwidth_min"]:
                 raise SchemaError(path, f"memories.{name}.ports[{i}]",
                                   "0 < bandwidth_min <= bandwidth_max (bit/cycle)")
+        unknown = [d for d in mem["served_dimensions"] if d not in dims]
+        if unknown:
+            raise SchemaError(path, f"memories.{name}.served_dimensions",
+                              f"dimensions of the operational array {sorted(dims)}, got {unknown}")
+    if not ok:
+        raise SchemaError(path, "", f"a valid ZigZag 3.9 core ({'; '.join(reasons) or 'rejected by ZigZag'})")
     return normalized
 
 
@@ -127,22 +146,23 @@ def _normalized_mapping(path: Path, core: dict[str, Any]) -> list[dict[str, Any]
     data = load_yaml(path)
     if not isinstance(data, list):
         raise SchemaError(path, "", "a list of ZigZag mapping entries (name, spatial_mapping_hint, ...)")
-    with quiet_zigzag():
-        validator = MappingValidator(copy.deepcopy(data))
-        normalized = validator.normalized_data
-        ok = validator.validate()
-    if not ok:
-        errors = _flatten_errors(validator.validator.errors) or [("", "a valid ZigZag 3.9 mapping file")]
+    for i, entry in enumerate(data):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
+            raise SchemaError(path, f"[{i}].name", "every mapping entry to have a non-empty name")
+    if "default" not in {entry["name"] for entry in data}:
+        raise SchemaError(path, "name", "an entry named 'default'")
+    normalized, ok, errors, reasons = _run_validator(MappingValidator(copy.deepcopy(data)))
+    if errors:
         key, message = errors[0]
         raise SchemaError(path, key, f"ZigZag 3.9 mapping schema: {message}")
-    if "default" not in {entry["name"] for entry in normalized}:
-        raise SchemaError(path, "name", "an entry named 'default'")
     dims = set(core["operational_array"]["dimensions"])
     for i, entry in enumerate(normalized):
         for field_name in ("spatial_mapping", "spatial_mapping_hint"):
             for dim in entry.get(field_name) or {}:
                 if dim not in dims:
                     raise SchemaError(path, f"[{i}].{field_name}.{dim}", f"an array dimension of the core {sorted(dims)}")
+    if not ok:
+        raise SchemaError(path, "", f"a valid ZigZag 3.9 mapping ({'; '.join(reasons) or 'rejected by ZigZag'})")
     return normalized
 
 

@@ -23,11 +23,11 @@ from optuna.trial import FrozenTrial
 from hwmodel import CostModel, ZigZagSettings
 from nas.config import RunConfig
 from nas.data import Splits, load_dataset
-from nas.export import ExportedNetwork, export_network, load_network
+from nas.network_io import ExportedNetwork, export_network, load_network
 from nas.objectives import CandidateEvaluator
 from nas.report import choose_trial
-from nas.search import open_study, run_study, sqlite_url
-from nas.train import load_supernet, train_supernet
+from nas.study import open_study, run_study, sqlite_url
+from nas.training import load_supernet, train_supernet
 from search_spaces import Genotype, SearchSpace, Supernet, create_space
 
 

@@ -14,8 +14,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean bad input: printed as one line, no traceback."""
     from hwmodel import CacheError, MappingError, SchemaError
     from nas.data import DatasetError
-    from nas.search import StorageError
-    from nas.train import CheckpointError
+    from nas.study import StorageError
+    from nas.training import CheckpointError
     from search_spaces import GenotypeError
 
     return (SchemaError, DatasetError, CheckpointError, StorageError, CacheError, GenotypeError, MappingError)
@@ -89,7 +89,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def _study(cfg, storage: str | None):  # noqa: ANN001, ANN202
     from nas import api
-    from nas.search import open_study, sqlite_url
+    from nas.study import open_study, sqlite_url
 
     url = storage or sqlite_url(api.paths(cfg).root)
     if not storage and not api.paths(cfg).study.is_file():
@@ -120,7 +120,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     import optuna_dashboard
 
     from nas import api
-    from nas.search import sqlite_url, storage_for
+    from nas.study import sqlite_url, storage_for
 
     if args.storage:
         url = args.storage

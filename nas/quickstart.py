@@ -10,7 +10,7 @@ from nas import api
 from nas.calibrate import early_exit_stats
 from nas.config import CONFIGS_DIR, load_config
 from nas.report import write_report
-from nas.search import sqlite_url
+from nas.study import sqlite_url
 
 QUICKSTART_CONFIG = CONFIGS_DIR / "quickstart.yaml"
 

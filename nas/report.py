@@ -9,7 +9,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.search import constraints_of, pareto_trials
+from nas.study import constraints_of, pareto_trials
 
 COLUMNS = ("trial", "accuracy", "E[EDP] J*cyc", "vs static", "exits", "exit ratios", "eps", "E[energy] uJ",
            "E[lat] kcyc", "feasible")

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from nas.train import CheckpointError
+from nas.training import CheckpointError
 from search_spaces import EarlyExitNet, Genotype, GenotypeError, SearchSpace, Supernet, space_from_config
 
 FORMAT_VERSION = 1

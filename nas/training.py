@@ -138,7 +138,7 @@ def train_supernet(
             loss.backward()
             optimizer.step()
             final = outputs[max(outputs, key=lambda k: (int(k.split("_")[0]), k))]
-            loss_sum += float(loss) * len(y)
+            loss_sum += float(loss.detach()) * len(y)
             correct += int((final.argmax(1) == y).sum())
             seen += len(y)
             bar.update()

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+import search_spaces as ss
+from hwmodel import CostModel, MappingError, ZigZagSettings, load_system
+from hwmodel.cost_model import simple_core_cost
+from hwmodel.workload import kind, zigzag_layer
+from hwmodel.zigzag_core import ZigZagCore
+
+SMALL_LAYERS = [
+    ss.LayerSpec("conv", "conv", 8, 16, (16, 16), (16, 16), (3, 3), (1, 1), (1, 1)),
+    ss.LayerSpec("dw", "conv", 16, 16, (16, 16), (8, 8), (3, 3), (2, 2), (1, 1), groups=16, w_bits=4, a_bits=4),
+    ss.LayerSpec("pw", "conv", 16, 24, (8, 8), (8, 8), w_bits=8, a_bits=4, o_bits=4),
+    ss.LayerSpec("fc", "fc", 256, 10, (1, 1), (1, 1), w_bits=4, a_bits=8),
+]
+
+
+@pytest.fixture(scope="module")
+def system():
+    return load_system("edge_tpu_quad")
+
+
+@pytest.fixture(scope="module")
+def model(system):
+    with CostModel(system, cache=None) as cm:
+        yield cm
+
+
+def test_layer_kinds_and_zigzag_dicts():
+    assert [kind(s) for s in SMALL_LAYERS] == ["default", "depthwise", "default", "fc"]
+    dw = zigzag_layer(SMALL_LAYERS[1])
+    assert dw["loop_sizes"] == [1, 1, 16, 8, 8, 1, 3, 3]
+    assert dw["operand_precision"] == {"W": 4, "I": 4, "O": 8, "O_final": 8}
+    with pytest.raises(ValueError, match="maxpool"):
+        zigzag_layer(ss.LayerSpec("p", "maxpool", 4, 4, (8, 8), (4, 4), (2, 2), (2, 2)))
+
+
+def test_lean_evaluator_equals_the_zigzag_api(system, tmp_path):
+    """Per-layer energy and latency equal zigzag.api with the same core, hints and settings."""
+    from zigzag.api import get_hardware_performance_zigzag
+
+    core_spec = system.compute_cores[0]
+    settings = ZigZagSettings(lpf_limit=4, optimize="EDP", spatial_mappings=3)
+    core = ZigZagCore("edge_tpu", system.resolve(core_spec.core), system.resolve(core_spec.mapping), settings)
+    for spec in SMALL_LAYERS:
+        ours = core.cost(zigzag_layer(spec), spec.name)
+        energy, latency, _ = get_hardware_performance_zigzag(
+            [zigzag_layer(spec)], str(system.resolve(core_spec.core)), str(system.resolve(core_spec.mapping)),
+            opt="EDP", lpf_limit=4, nb_spatial_mappings_generated=3, dump_folder=str(tmp_path / spec.name),
+            loma_show_progress_bar=False)
+        assert ours.energy_pj == pytest.approx(energy, rel=1e-9)
+        assert ours.latency_cycles == pytest.approx(latency, rel=1e-9)
+
+
+def test_costs_respect_physical_bounds(model):
+    """Energy >= MACs x MAC energy and latency >= MACs / peak MAC per cycle, for every layer."""
+    space = ss.create_space("mobilenetv2_cifar", width_mult=0.25)
+    g = space.uniform(exits=(2, 6), depth=2, bits=8)
+    net = model.evaluate(space.layer_graph(g))
+    for layer in net.layers:
+        if layer.op in ("conv", "fc"):
+            assert layer.cost.energy_pj >= layer.macs * 0.04 * (1 - 1e-9)
+            assert layer.cost.latency_cycles >= layer.macs / 1024
+        assert layer.cost.energy_pj > 0 and layer.cost.latency_cycles > 0
+
+
+def test_lower_precision_moves_fewer_bits(model):
+    wide = model.layer_costs([SMALL_LAYERS[0]])[0]
+    narrow = model.layer_costs([SMALL_LAYERS[0].with_bits(4, 4, 4)])[0]
+    assert narrow.mem_energy_pj < wide.mem_energy_pj
+    assert narrow.mac_energy_pj == pytest.approx(wide.mac_energy_pj)  # ZigZag's MAC energy is bit-blind
+
+
+def test_simple_cores(system):
+    pool = ss.LayerSpec("p", "maxpool", 16, 16, (16, 16), (4, 4), (4, 4), (4, 4), a_bits=8, o_bits=8)
+    cost = simple_core_cost(pool, system.pooling_core, system, "pooling")
+    ops = 4 * 4 * 16 * 16
+    moved = 16 * 16 * 16 * 8 + 4 * 4 * 16 * 8
+    assert cost.energy_pj == pytest.approx(ops * 0.1 + moved * 1000 / 64)
+    assert cost.latency_cycles == max(math.ceil(ops / 72), math.ceil(moved / 64))
+    add = ss.LayerSpec("a", "add", 16, 16, (8, 8), (8, 8))
+    assert simple_core_cost(add, system.simd_core, system, "simd").mac_energy_pj == pytest.approx(8 * 8 * 16 * 0.1)
+
+
+def test_stage_sums_and_early_exit_accounting(model):
+    space = ss.create_space("mobilenetv2_cifar", width_mult=0.25)
+    g = space.uniform(exits=(3, 7), bits=8)
+    net = model.evaluate(space.layer_graph(g))
+    static = model.evaluate(space.layer_graph(space.static_genotype(g)))
+    assert net.exit_labels == ["D", "H", "K"]
+    assert sum(net.stage_energy_pj) == pytest.approx(sum(r.cost.energy_pj for r in net.layers))
+    assert net.cumulative_latency_cycles[-1] == pytest.approx(sum(r.cost.latency_cycles for r in net.layers))
+    # exits add classifiers on top of the same backbone
+    assert net.energy_j > static.energy_j and net.latency_cycles > static.latency_cycles
+    assert static.exit_labels == ["K"]
+
+
+def test_cache_persists_across_instances(system, tmp_path):
+    space = ss.create_space("mobilenetv2_cifar", width_mult=0.25)
+    graph = space.layer_graph(space.uniform(exits=(4,), bits=8))
+    with CostModel(system, cache=tmp_path / "c.sqlite") as first:
+        a = first.evaluate(graph)
+        assert first.stats["misses"] > 0
+    with CostModel(system, cache=tmp_path / "c.sqlite") as second:
+        b = second.evaluate(graph)
+        assert second.stats["misses"] == 0 and second.stats["hits"] > 0
+    assert [r.cost for r in a.layers] == [r.cost for r in b.layers]
+
+
+def test_unmappable_layer_raises_a_typed_error(system, tmp_path):
+    """A core whose top memory cannot hold the layer: MappingError naming layer and core."""
+    core_file = system.resolve(system.compute_cores[0].core)
+    data = yaml.safe_load(core_file.read_text())
+    data["memories"]["dram_port"]["size"] = 4096  # bits: far too small for any real layer
+    (tmp_path / "core.yaml").write_text(yaml.safe_dump(data))
+    shutil.copy(system.resolve(system.compute_cores[0].mapping), tmp_path / "mapping.yaml")
+    sys_yaml = yaml.safe_load(Path(system.path).read_text())
+    sys_yaml["compute_cores"][0].update(core="core.yaml", mapping="mapping.yaml")
+    (tmp_path / "system.yaml").write_text(yaml.safe_dump(sys_yaml))
+    with CostModel(tmp_path / "system.yaml", cache=None) as cm:
+        with pytest.raises(MappingError) as err:
+            cm.layer_costs([SMALL_LAYERS[0]])
+    assert err.value.layer == "conv" and err.value.core == "edge_tpu"
+    assert "conv" in str(err.value) and "edge_tpu" in str(err.value)

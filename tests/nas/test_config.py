@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import pytest
+
+from hwmodel import SchemaError
+from nas.config import CONFIGS_DIR, load_config
+
+
+def test_shipped_configs_load():
+    cfg = load_config(CONFIGS_DIR / "quickstart.yaml")
+    assert cfg.search.n_trials >= 20 and cfg.data.name == "synthetic"
+    assert cfg.space_options().width_mult < 1.0
+
+
+def test_unknown_key_names_file_and_key(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("search:\n  n_trails: 5\n")
+    with pytest.raises(SchemaError) as err:
+        load_config(path)
+    assert str(path) in str(err.value) and "search.n_trails" in str(err.value)
+    assert "n_trials" in str(err.value)  # lists what was expected
+
+
+@pytest.mark.parametrize("text, key", [
+    ("train:\n  epochs: three\n", "train.epochs"),
+    ("space:\n  options:\n    width_mul: 0.5\n", "space.options.width_mul"),
+    ("space:\n  options:\n    bits_choices: [1]\n", "space.options"),
+    ("space:\n  name: resnet_nope\n", "space.name"),
+    ("cost:\n  optimize: speed\n", "cost.optimize"),
+    ("data:\n  name: imagenet\n", "data.name"),
+    ("search: [1, 2]\n", "search"),
+])
+def test_bad_values_name_the_key(tmp_path, text, key):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(SchemaError) as err:
+        load_config(path)
+    assert str(path) in str(err.value) and key in str(err.value)
+
+
+def test_overrides_and_save_round_trip(tmp_path):
+    cfg = load_config(CONFIGS_DIR / "quickstart.yaml", {"search.n_trials": 7, "run_dir": str(tmp_path / "r")})
+    assert cfg.search.n_trials == 7
+    cfg.save(tmp_path / "saved.yaml")
+    again = load_config(tmp_path / "saved.yaml")
+    assert again.to_dict() == cfg.to_dict()
+
+
+def test_dataset_mismatch_is_reported(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("space:\n  options:\n    num_classes: 7\n")
+    cfg = load_config(path)
+    with pytest.raises(SchemaError, match="space.options.num_classes"):
+        cfg.space_options(num_classes=10)

@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+import torch
+from torch import nn
+
+import search_spaces as ss
+from search_spaces.mobilenetv2 import BLOCKS, scale_channels
+
+# Cumulative backbone MACs after the stem and each block, from the reference notes (millions).
+REFERENCE_CUMULATIVE_MMACS = [0.885, 1.70, 6.52, 14.93, 24.51, 38.86, 48.74, 62.21, 82.76, 118.29, 140.15, 162.82,
+                              195.33]
+
+
+@pytest.fixture(scope="module")
+def space():
+    return ss.create_space("mobilenetv2_cifar")
+
+
+def cumulative_backbone_macs(graph):
+    per_block: dict[int, int] = {}
+    for spec in ss.specs(graph):
+        if spec.branch:
+            continue
+        m = re.match(r"b(\d+)\.", spec.name)
+        block = int(m.group(1)) if m else -1
+        per_block[block] = per_block.get(block, 0) + spec.macs
+    out, total = [], 0
+    for block in sorted(per_block):
+        total += per_block[block]
+        out.append(total)
+    return out
+
+
+def test_full_width_backbone_macs_match_reference_table(space):
+    graph = space.layer_graph(space.uniform(exits=(), bits=8))
+    cumulative = cumulative_backbone_macs(graph)
+    assert len(cumulative) == 13
+    for got, want in zip(cumulative, REFERENCE_CUMULATIVE_MMACS):
+        assert got / 1e6 == pytest.approx(want, abs=0.006)
+    assert cumulative[-1] == 195_325_952  # 195.3 M MACs
+
+
+def test_exit_branch_macs(space):
+    g = space.uniform(exits=(3,), depth=2, bits=8)
+    graph = space.layer_graph(g)
+    # block 3: 32 channels at 32x32 -> maxpool 8x8 -> 512 features -> FC 512->256 -> FC 256->10
+    assert graph.nodes["exit_D.pool"]["spec"].kernel == (8, 8)
+    assert graph.nodes["exit_D.fc1"]["spec"].macs == 512 * 256
+    assert graph.nodes["exit_D.fc2"]["spec"].macs == 256 * 10
+    assert graph.graph["exit_labels"] == ["D", "K"]
+    assert graph.graph["exit_outputs"] == ["exit_D.fc2", "exit_K.fc2"]
+    # the final exit K after block 11: 320 channels at 8x8 -> pool 2x2 -> 5120 features
+    assert graph.nodes["exit_K.fc1"]["spec"].in_channels == 5120
+
+
+def test_stages_partition_the_network(space):
+    g = space.uniform(exits=(1, 5, 8), bits=8)
+    graph = space.layer_graph(g)
+    stage_of = {s.name: s.stage for s in ss.specs(graph)}
+    assert stage_of["stem"] == 0 and stage_of["b1.project"] == 0 and stage_of["exit_B.fc1"] == 0
+    assert stage_of["b2.expand"] == 1 and stage_of["b5.project"] == 1 and stage_of["exit_F.fc1"] == 1
+    assert stage_of["b9.dw"] == 3 and stage_of["exit_K.fc1"] == 3
+    assert sum(ss.stage_macs(graph)) == ss.total_macs(graph)
+
+
+def test_output_bits_follow_the_consumers(space):
+    n = len(space.backbone_layer_names())
+    wb = tuple([8] * n)
+    ab = tuple(4 if i % 2 else 8 for i in range(n))
+    g = ss.Genotype((0,), (1, 1), wb, ab, (8, 8), (2, 8), 0.8)
+    graph = space.layer_graph(g)
+    names = space.backbone_layer_names()
+    a_of = dict(zip(names, ab))
+    for name in names[:-1]:
+        spec = graph.nodes[name]["spec"]
+        consumers = [graph.nodes[s]["spec"] for s in graph.successors(name)]
+        want = max(c.o_bits if c.op == "add" else c.a_bits for c in consumers)
+        assert spec.o_bits == want
+        assert spec.a_bits == a_of[name]
+    # block 0 output feeds block 1 (a=8 for b1.expand) and exit A's pool at 2 bits
+    assert graph.nodes["exit_A.pool"]["spec"].a_bits == 2
+    assert graph.nodes["b0.project"]["spec"].o_bits == max(2, a_of["b1.expand"])
+
+
+def test_width_multiplier_scales_channels():
+    assert scale_channels(320, 1.0) == 320
+    assert scale_channels(32, 0.25) == 8 and scale_channels(320, 0.25) == 80
+    small = ss.create_space("mobilenetv2_cifar", width_mult=0.25)
+    graph = small.layer_graph(small.uniform(bits=8))
+    assert ss.total_macs(graph, branch=False) < 195_325_952 / 10
+
+
+def test_sample_and_decode_are_consistent():
+    space = ss.create_space("mobilenetv2_cifar", width_mult=0.25, bits_choices=(2, 4, 8))
+    rng = random.Random(0)
+    genotypes = [space.sample(rng) for _ in range(30)]
+    for g in genotypes:
+        space.validate(g)
+        assert set(g.weight_bits) <= {2, 4, 8}
+        assert g.threshold in space.options.thresholds
+    assert len(set(genotypes)) == 30
+    asked = []
+
+    def choose(name, options):
+        asked.append(name)
+        return list(options)[-1]
+
+    g = space.decode(choose)
+    assert g.exits == tuple(range(10)) and len(asked) == len(set(asked))
+    assert "threshold" in asked and "wbits_b11.project" in asked
+
+
+def test_uniform_bits_mode_uses_one_pair_for_backbone_and_one_for_classifiers():
+    space = ss.create_space("mobilenetv2_cifar", per_layer_bits=False, bits_choices=(4, 8))
+    g = space.sample(random.Random(3))
+    assert len(set(g.weight_bits)) == 1 and len(set(g.act_bits)) == 1
+    assert len(set(zip(g.exit_weight_bits, g.exit_act_bits))) == 1
+
+
+def test_invalid_options_are_rejected():
+    with pytest.raises(ValueError, match="bits_choices"):
+        ss.create_space("mobilenetv2_cifar", bits_choices=(1,))
+    with pytest.raises(ValueError, match="exit_points"):
+        ss.create_space("mobilenetv2_cifar", exit_points=(10,))
+    with pytest.raises(KeyError, match="registered"):
+        ss.create_space("no_such_space")
+
+
+def count_macs(net: nn.Module, x: torch.Tensor) -> int:
+    """MACs of every Conv2d / Linear, counted with forward hooks during a real forward pass."""
+    total = 0
+
+    def hook(module, _inputs, output):
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            total += output[0].numel() * (module.in_channels // module.groups) * kh * kw
+        else:
+            total += output[0].numel() * module.in_features
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        net(x)
+    for h in handles:
+        h.remove()
+    return total
+
+
+@pytest.mark.parametrize("width", [0.25, 1.0])
+def test_module_macs_and_params_equal_the_layer_graph(width):
+    space = ss.create_space("mobilenetv2_cifar", width_mult=width)
+    rng = random.Random(7)
+    for _ in range(3):
+        g = space.sample(rng)
+        net = space.build_network(g).eval()
+        graph = space.layer_graph(g)
+        assert count_macs(net, torch.randn(1, 3, 32, 32)) == ss.total_macs(graph)
+        weights = sum(m.weight.numel() for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+        assert weights == sum(s.params for s in ss.specs(graph))
+
+
+def test_space_config_round_trip():
+    space = ss.create_space("mobilenetv2_cifar", width_mult=0.5, bits_choices=(2, 8))
+    again = ss.space_from_config(space.config)
+    assert again.options == space.options
+    assert len(BLOCKS) == 12
