@@ -9,6 +9,7 @@ infeasible trials). A candidate that cannot be costed or evaluated becomes a FAI
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,12 +40,19 @@ def constraints_of(trial: FrozenTrial) -> Sequence[float]:
 
 
 def make_sampler(cfg: SearchConfig) -> optuna.samplers.BaseSampler:
-    """NSGA-II (default), TPE or random, seeded, with the exit-overhead constraints attached."""
-    if cfg.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(population_size=cfg.population_size, seed=cfg.seed,
-                                             constraints_func=constraints_of)
-    if cfg.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=cfg.seed, constraints_func=constraints_of, multivariate=True)
+    """NSGA-II (default), TPE or random, seeded, with the exit-overhead constraints attached.
+
+    Constraints go through ``constraints_func``, which Optuna 5 still supports but marks deprecated
+    in favour of ``Trial.set_constraint``: optuna-dashboard 0.21 reads only the list that
+    ``constraints_func`` stores, and marking infeasible trials in the dashboard matters more here.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*constraints_func.*", category=FutureWarning)
+        if cfg.sampler == "nsga2":
+            return optuna.samplers.NSGAIISampler(population_size=cfg.population_size, seed=cfg.seed,
+                                                 constraints_func=constraints_of)
+        if cfg.sampler == "tpe":
+            return optuna.samplers.TPESampler(seed=cfg.seed, constraints_func=constraints_of, multivariate=True)
     return optuna.samplers.RandomSampler(seed=cfg.seed)
 
 
@@ -71,7 +79,9 @@ def open_study(cfg: SearchConfig, storage: str, *, create: bool = True) -> optun
     study = optuna.create_study(study_name=cfg.study_name, storage=store, sampler=make_sampler(cfg),
                                 directions=list(DIRECTIONS), load_if_exists=True)
     if study.metric_names is None:
-        study.set_metric_names(list(METRIC_NAMES))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(METRIC_NAMES))
     return study
 
 

@@ -43,5 +43,8 @@ def load_dataset(cfg: DataConfig, source: str = "<config>") -> Splits:
     train, test = _limit(loader(root, "train"), cfg.limit_train), _limit(loader(root, "test"), cfg.limit_test)
     if size is not None:
         train.images, test.images = pad_to(train.images, size), pad_to(test.images, size)
+    if not 0 < cfg.n_val < len(train):
+        raise DatasetError(source, "data.n_val", f"0 < n_val < {len(train)} (the training images in {root}), "
+                           f"got {cfg.n_val}")
     train, val = hold_out(train, cfg.n_val, cfg.seed)
     return normalise(Splits(train, val, test, num_classes, cfg.name))

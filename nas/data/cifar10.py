@@ -1,7 +1,7 @@
 """CIFAR-10 in its standard python pickle batches folder (``cifar-10-batches-py``).
 
-Batches are unpickled with an allow-list (builtins and numpy array reconstruction only), so a
-tampered file cannot run code.
+Batches are unpickled with an allow-list (numpy array reconstruction and the byte-string codec that
+Python 3 pickles use, nothing else), so a tampered file cannot run code.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ _ALLOWED = {
     ("numpy", "dtype"),
     ("numpy.core.multiarray", "scalar"),
     ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),  # protocol 5 arrays
+    ("numpy._core.numeric", "_frombuffer"),
+    ("_codecs", "encode"),  # bytes in Python 3 protocol-2 pickles
 }
 
 
@@ -61,6 +64,8 @@ def load_cifar10_split(root: str | Path, split: str) -> Split:
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(root, "root", "a cifar-10-batches-py folder")
+    if split not in ("train", "test"):
+        raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
     parts = [read_batch(root / name) for name in (TRAIN_FILES if split == "train" else TEST_FILES)]
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])

@@ -50,6 +50,8 @@ def read_idx(path: Path) -> np.ndarray:
 def load_idx_split(root: str | Path, split: str) -> Split:
     """One split (``train`` or ``test``) of an MNIST-style folder, images scaled to [0, 1]."""
     root = Path(root)
+    if split not in FILES:
+        raise ValueError(f"split: expected one of {sorted(FILES)}, got {split!r}")
     if not root.is_dir():
         raise DatasetError(root, "root", "a folder holding the idx files")
     img_path, lbl_path = (find_file(root, stem) for stem in FILES[split])
@@ -58,5 +60,7 @@ def load_idx_split(root: str | Path, split: str) -> Split:
         raise DatasetError(img_path, "shape", f"3 dimensions (N, H, W), got {images.shape}")
     if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
         raise DatasetError(lbl_path, "shape", f"({images.shape[0]},) labels to match the images, got {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise DatasetError(lbl_path, "labels", f"class labels in 0..9, found {labels.min()}..{labels.max()}")
     x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
     return Split(x, torch.from_numpy(labels.astype(np.int64)))

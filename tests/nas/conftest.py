@@ -13,10 +13,10 @@ from nas.config import RunConfig, default_config
 def tiny_config(run_dir: Path, **sections: Any) -> RunConfig:
     base: dict[str, Any] = {
         "run_dir": str(run_dir),
-        "data": {"name": "synthetic", "n_train": 384, "n_val": 256, "n_test": 256},
+        "data": {"name": "synthetic", "n_train": 1024, "n_val": 256, "n_test": 256},
         "space": {"name": "mobilenetv2_cifar", "options": {"width_mult": 0.25, "bits_choices": [8],
-                                                          "exit_points": [1, 3, 5, 8]}},
-        "train": {"epochs": 1, "batch_size": 128, "augment": False},
+                                                          "exit_points": [1, 3, 5, 8], "thresholds": [0.3, 0.5, 0.7]}},
+        "train": {"epochs": 2, "batch_size": 64, "augment": False},
         "search": {"n_trials": 6, "population_size": 4, "study_name": "tiny", "eval_batch_size": 256},
         "cost": {"accelerator": "edge_tpu_quad", "workers": 1},
     }

@@ -30,7 +30,7 @@ def test_exit_ratios_accuracy_and_top1():
     assert s.exit_accuracy == pytest.approx((0.5, 1.0, 1.0))
     assert s.accuracy == pytest.approx(sum(r * a for r, a in zip(s.ratios, s.exit_accuracy)))
     assert s.accuracy == pytest.approx(0.75)
-    assert s.exit_accuracy_all == pytest.approx((0.5, 0.5, 0.75))
+    assert s.exit_accuracy_all == pytest.approx((0.5, 0.75, 0.5))
     assert exit_stats(out, 1.0).ratios == pytest.approx((0.0, 0.0, 1.0))
 
 

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from optuna.trial import TrialState
+
+from nas.cli import main
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nas", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_for_every_command():
+    for cmd in ("quickstart", "run", "train", "search", "report", "export", "dashboard", "accelerators"):
+        out = run_cli(cmd, "--help")
+        assert out.returncode == 0 and "usage: nas" in out.stdout
+
+
+def test_accelerators_lists_the_shipped_systems(capsys):
+    assert main(["accelerators"]) == 0
+    out = capsys.readouterr().out
+    assert "edge_tpu_quad" in out and "edge_tpu_single" in out and "4 x edge_tpu" in out
+
+
+def test_bad_config_is_one_line_naming_file_and_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  epochz: 3\n")
+    out = run_cli("train", "--config", str(bad))
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:")
+    assert str(bad) in lines[0] and "train.epochz" in lines[0]
+    assert "Traceback" not in out.stderr
+
+
+def test_bad_accelerator_file_is_one_line(tmp_path):
+    sys_file = tmp_path / "system.yaml"
+    sys_file.write_text("name: x\ncompute_cores: []\n")
+    out = run_cli("accelerators", "--validate", str(sys_file))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert str(sys_file) in out.stderr
+
+
+def test_report_and_export_commands_on_a_run(tiny_run, capsys, tmp_path):
+    cfg, _supernet, study, _data = tiny_run
+    assert main(["report", "--run-dir", cfg.run_dir]) == 0
+    assert "E[EDP]" in capsys.readouterr().out
+    trial = study.get_trials(states=(TrialState.COMPLETE,))[0].number
+    assert main(["export", "--run-dir", cfg.run_dir, "--trial", str(trial), "--out", str(tmp_path / "e")]) == 0
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["trial"] == trial
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_dashboard_serves_the_study_on_localhost(tiny_run):
+    cfg, _supernet, study, _data = tiny_run
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "nas", "dashboard", "--run-dir", cfg.run_dir, "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, body = time.time() + 60, None
+        while time.time() < deadline and body is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as resp:
+                    body = json.loads(resp.read())
+            except OSError:
+                time.sleep(0.5)
+        assert body is not None, "dashboard did not answer"
+        names = [s["study_name"] for s in body["study_summaries"]]
+        assert study.study_name in names
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.mark.parametrize("args", [["export"], ["report", "--run-dir", "/nonexistent/run"]])
+def test_missing_inputs_are_clear(args):
+    out = run_cli(*args)
+    assert out.returncode != 0 and "Traceback" not in out.stderr and out.stderr.strip()
