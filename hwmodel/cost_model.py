@@ -100,7 +100,12 @@ class CostModel:
         self.progress = progress
         self._cores: dict[str, ZigZagCore] = {}
         self._pool: ProcessPoolExecutor | None = None
-        self._fingerprint = self.system.fingerprint()
+        self._key_base = {  # everything but the layer that changes a cached cost
+            "model": MODEL_VERSION,
+            "zigzag": version("zigzag-dse"),
+            "system": self.system.fingerprint(),
+            "settings": asdict(self.settings),
+        }
         self.stats = {"hits": 0, "misses": 0}
 
     # --- plumbing --------------------------------------------------------------------------------
@@ -138,14 +143,7 @@ class CostModel:
         self.close()
 
     def _key(self, core: str, layer: dict[str, Any]) -> str:
-        return signature({
-            "model": MODEL_VERSION,
-            "zigzag": version("zigzag-dse"),
-            "system": self._fingerprint,
-            "core": core,
-            "layer": layer,
-            "settings": asdict(self.settings),
-        })
+        return signature({**self._key_base, "core": core, "layer": layer})
 
     # --- costs -----------------------------------------------------------------------------------
     def _compute(self, jobs: dict[str, tuple[str, dict[str, Any], str]]) -> dict[str, dict[str, Any]]:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import optuna
-from optuna.storages import RDBStorage, RetryFailedTrialCallback
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from hwmodel import MappingError
@@ -59,8 +59,10 @@ def make_sampler(cfg: SearchConfig) -> optuna.samplers.BaseSampler:
 def storage_for(url: str) -> RDBStorage:
     """An RDB storage with heartbeats, so trials of a killed worker are failed and retried."""
     try:
-        return RDBStorage(url, heartbeat_interval=30, grace_period=90,
-                          failed_trial_callback=RetryFailedTrialCallback(max_retry=1))
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and the supported way
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(url, heartbeat_interval=30, grace_period=90,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many types for bad URLs
         raise StorageError(f"{url}: expected an Optuna storage URL such as sqlite:///path/study.db or "
                            f"postgresql://user@127.0.0.1/db ({type(exc).__name__}: {exc})") from None
