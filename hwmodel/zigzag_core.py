@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -95,8 +95,12 @@ def _flatten_errors(errors: Any, prefix: str = "") -> list[tuple[str, str]]:
     return out
 
 
-def _run_validator(validator: Any) -> tuple[Any, bool, list[tuple[str, str]], list[str]]:
-    """Run a ZigZag validator quietly: (normalized data, ok, schema errors, ZigZag's own reasons)."""
+def _validate(validator: Any, path: Path, what: str) -> tuple[Any, Callable[[], None]]:
+    """Run a ZigZag validator quietly; raise its first schema error now.
+
+    Returns the normalized data and a ``finish`` callable that raises ZigZag's remaining (rule)
+    failures: call it after this project's own, more precise checks.
+    """
     reasons: list[str] = []
     original = validator.invalidate
 
@@ -108,7 +112,16 @@ def _run_validator(validator: Any) -> tuple[Any, bool, list[tuple[str, str]], li
     with quiet_zigzag():
         normalized = validator.normalized_data
         ok = validator.validate()
-    return normalized, ok, _flatten_errors(validator.validator.errors), reasons
+    errors = _flatten_errors(validator.validator.errors)
+    if errors:
+        key, message = errors[0]
+        raise SchemaError(path, key, f"ZigZag 3.9 {what} schema: {message}")
+
+    def finish() -> None:
+        if not ok:
+            raise SchemaError(path, "", f"a valid ZigZag 3.9 {what} ({'; '.join(reasons) or 'rejected by ZigZag'})")
+
+    return normalized, finish
 
 
 def _normalized_core(path: Path) -> dict[str, Any]:
@@ -117,10 +130,7 @@ def _normalized_core(path: Path) -> dict[str, Any]:
     data = load_yaml(path)
     if not isinstance(data, dict):
         raise SchemaError(path, "", "a ZigZag core description (a mapping with name, memories, operational_array)")
-    normalized, ok, errors, reasons = _run_validator(AcceleratorValidator(copy.deepcopy(data)))
-    if errors:
-        key, message = errors[0]
-        raise SchemaError(path, key, f"ZigZag 3.9 core schema: {message}")
+    normalized, finish = _validate(AcceleratorValidator(copy.deepcopy(data)), path, "core")
     dims = set(normalized["operational_array"]["dimensions"])
     operands = {op for mem in normalized["memories"].values() for op in mem["operands"]}
     for operand in ("I1", "I2", "O"):
@@ -135,8 +145,7 @@ def _normalized_core(path: Path) -> dict[str, Any]:
         if unknown:
             raise SchemaError(path, f"memories.{name}.served_dimensions",
                               f"dimensions of the operational array {sorted(dims)}, got {unknown}")
-    if not ok:
-        raise SchemaError(path, "", f"a valid ZigZag 3.9 core ({'; '.join(reasons) or 'rejected by ZigZag'})")
+    finish()
     return normalized
 
 
@@ -151,18 +160,14 @@ def _normalized_mapping(path: Path, core: dict[str, Any]) -> list[dict[str, Any]
             raise SchemaError(path, f"[{i}].name", "every mapping entry to have a non-empty name")
     if "default" not in {entry["name"] for entry in data}:
         raise SchemaError(path, "name", "an entry named 'default'")
-    normalized, ok, errors, reasons = _run_validator(MappingValidator(copy.deepcopy(data)))
-    if errors:
-        key, message = errors[0]
-        raise SchemaError(path, key, f"ZigZag 3.9 mapping schema: {message}")
+    normalized, finish = _validate(MappingValidator(copy.deepcopy(data)), path, "mapping")
     dims = set(core["operational_array"]["dimensions"])
     for i, entry in enumerate(normalized):
         for field_name in ("spatial_mapping", "spatial_mapping_hint"):
             for dim in entry.get(field_name) or {}:
                 if dim not in dims:
                     raise SchemaError(path, f"[{i}].{field_name}.{dim}", f"an array dimension of the core {sorted(dims)}")
-    if not ok:
-        raise SchemaError(path, "", f"a valid ZigZag 3.9 mapping ({'; '.join(reasons) or 'rejected by ZigZag'})")
+    finish()
     return normalized
 
 

@@ -64,17 +64,18 @@ def exit_stats(outputs: ExitOutputs, threshold: float) -> ExitStats:
     taken = torch.stack([exit_taken(lg, threshold) for lg in outputs.logits[:-1]] + [torch.ones(n, dtype=torch.bool)])
     first = taken.int().argmax(0)  # index of the first exit taken by each sample
     correct = outputs.predictions == outputs.labels.unsqueeze(0)
-    ratios, accs = [], []
+    ratios, accs, right = [], [], 0
     for i in range(n_exits):
         leaving = first == i
-        count = int(leaving.sum())
+        count, hits = int(leaving.sum()), int(correct[i][leaving].sum())
         ratios.append(count / n)
-        accs.append(float(correct[i][leaving].float().mean()) if count else 0.0)
+        accs.append(hits / count if count else 0.0)
+        right += hits
     return ExitStats(
         threshold=float(threshold),
         ratios=tuple(ratios),
         exit_accuracy=tuple(accs),
-        accuracy=sum(r * a for r, a in zip(ratios, accs)),
+        accuracy=right / n,  # = sum_i r_i acc_i, computed exactly so that equal accuracies compare equal
         exit_accuracy_all=tuple(float(c.float().mean()) for c in correct),
         samples=n,
     )
@@ -92,6 +93,7 @@ def early_exit_stats(net: EarlyExitNet, split: Split, threshold: float | None = 
         correct.append(logits.argmax(1) == y)
     idx, ok = torch.cat(exits), torch.cat(correct)
     n, k = len(idx), len(net.heads)
-    ratios = [float((idx == i).sum()) / n for i in range(k)]
-    accs = [float(ok[idx == i].float().mean()) if (idx == i).any() else 0.0 for i in range(k)]
-    return ExitStats(float(thr), tuple(ratios), tuple(accs), sum(r * a for r, a in zip(ratios, accs)), (), n)
+    counts = [int((idx == i).sum()) for i in range(k)]
+    hits = [int(ok[idx == i].sum()) for i in range(k)]
+    accs = [h / c if c else 0.0 for h, c in zip(hits, counts)]
+    return ExitStats(float(thr), tuple(c / n for c in counts), tuple(accs), sum(hits) / n, (), n)

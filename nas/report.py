@@ -11,7 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.study import constraints_of, pareto_trials
 
-COLUMNS = ("trial", "accuracy", "E[EDP] J*cyc", "vs static", "exits", "exit ratios", "eps", "E[energy] uJ",
+COLUMNS = ("trial", "accuracy", "E[EDP] J*cyc", "vs own static", "exits", "exit ratios", "eps", "E[energy] uJ",
            "E[lat] kcyc", "feasible")
 
 

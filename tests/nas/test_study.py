@@ -107,3 +107,10 @@ def test_storage_url_errors_are_clear():
     with pytest.raises(StorageError, match="expected an Optuna storage URL"):
         storage_for("notadb://nowhere")
     assert isinstance(storage_for("sqlite:///:memory:"), optuna.storages.RDBStorage)
+
+
+def test_pareto_front_breaks_accuracy_ties_by_edp(tiny_run):
+    _cfg, _supernet, study, _data = tiny_run
+    front = pareto_trials(study, feasible_only=False)
+    accuracies = [t.values[0] for t in front]
+    assert len(accuracies) == len(set(accuracies)), "two front members with equal accuracy: one dominates"
