@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,8 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     """Write ``results/<name>.json`` with the machine description and the command that produced it."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    data = {"benchmark": name, "command": f"python benchmarks/{name}.py", "machine": machine(), **payload}
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=RESULTS.parent, capture_output=True, text=True).stdout.strip()
+    data = {"benchmark": name, "command": f"python benchmarks/{name}.py", "commit": commit, "machine": machine(), **payload}
     path.write_text(json.dumps(data, indent=2) + "\n")
     print(f"wrote {path}")
     return path

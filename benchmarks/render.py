@@ -28,7 +28,7 @@ def cost_model_section(data: dict) -> list[str]:
     lines = [
         "### Cost model speed (full-width reference backbone, reference quad-core system)",
         "",
-        f"`{data['command']}` - {machine_line(data)}. ZigZag settings: lpf limit "
+        f"`{data['command']}` (commit {data['commit'][:8]}) - {machine_line(data)}. ZigZag settings: lpf limit "
         f"{data['settings']['lpf_limit']}, optimise {data['settings']['optimize']}, "
         f"{data['settings']['spatial_mappings']} spatial mappings per layer.",
         "",
