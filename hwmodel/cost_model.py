@@ -115,8 +115,8 @@ class CostModel:
 
     def _core(self, name: str) -> ZigZagCore:
         if name not in self._cores:
-            files = {n: (c, m) for n, c, m in self._core_files()}
-            self._cores[name] = ZigZagCore(name, *files[name], self.settings)
+            core_path, mapping_path = next((c, m) for n, c, m in self._core_files() if n == name)
+            self._cores[name] = ZigZagCore(name, core_path, mapping_path, self.settings)
         return self._cores[name]
 
     def _executor(self) -> ProcessPoolExecutor:

@@ -11,7 +11,7 @@ Exit-overhead constraints (Optuna convention: a value <= 0 is satisfied):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -118,7 +118,7 @@ class CandidateEvaluator:
     @torch.no_grad()
     def stats(self, genotype: Genotype) -> ExitStats:
         """Exit statistics of ``genotype`` at its threshold (outputs reused across thresholds)."""
-        key = Genotype(**{**genotype.__dict__, "threshold": 1.0})
+        key = replace(genotype, threshold=1.0)  # the logits do not depend on the threshold
         if key != self._outputs_key:
             self._outputs = exit_outputs(self.supernet.subnet(genotype), self.split, self.batch_size)
             self._outputs_key = key
