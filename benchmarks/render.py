@@ -24,34 +24,66 @@ def machine_line(data: dict) -> str:
     return f"measured {m['date']} on {m['cpu_count']} CPU cores, Python {m['python']}, torch {m['torch']}"
 
 
-def cost_model_section(data: dict) -> list[str]:
-    lines = [
-        "### Cost model speed (full-width reference backbone, reference quad-core system)",
-        "",
-        f"`{data['command']}` (commit {data['commit'][:8]}) - {machine_line(data)}. ZigZag settings: lpf limit "
-        f"{data['settings']['lpf_limit']}, optimise {data['settings']['optimize']}, "
-        f"{data['settings']['spatial_mappings']} spatial mappings per layer.",
-        "",
-        "| network | layers | distinct ZigZag layers | workers | cold (empty cache) | warm (cached, median) "
-        "| energy | latency | EDP |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+def header(title: str, data: dict) -> list[str]:
+    return [f"### {title}", "", f"`{data['command']}` (commit {data['commit'][:8]}) - {machine_line(data)}.", ""]
+
+
+def speed_section(data: dict) -> list[str]:
+    st, net, r = data["settings"], data["network"], data["random_genotypes"]
+    lines = header("Per-layer engine speed (reference system, full-width backbone)", data)
+    lines += [f"Network: {net['network']}, {net['layers']} layers ({net['zigzag_layers']} costed by ZigZag). "
+              f"Mapper: lpf {st['lpf_limit']}, optimise {st['optimize']}, {st['spatial_mappings']} spatial mappings.",
+              "", "| evaluation | time |", "|---|---|",
+              f"| `zigzag.api.get_hardware_performance_zigzag` on the same layers | {data['api_seconds']:.1f} s |"]
+    for c in data["cold"]:
+        lines.append(f"| cold, empty cache, {c['workers']} worker(s) ({c['distinct_layers']} distinct layers) | "
+                     f"{c['seconds']:.1f} s ({data['api_seconds'] / c['seconds']:.2f}x faster than the API) |")
+    lines += [f"| warm, every layer cached (median / p95 of 50) | {data['warm_ms']['median']:.2f} ms / "
+              f"{data['warm_ms']['p95']:.2f} ms |", "",
+              f"Over {r['genotypes']} random genotypes of the reference space (width 1.0, per-layer bits from {{4, 8}}), "
+              f"from an empty cache: {r['distinct_zigzag_layers']} distinct ZigZag layers computed for "
+              f"{r['lookups']} lookups (hit rate {r['hit_rate'] * 100:.1f} %), {r['seconds_from_empty_cache']:.0f} s in all; "
+              f"then {r['warm_ms_per_candidate_incl_graph']:.1f} ms per candidate (graph building included). "
+              f"The space holds at most {r['space_distinct_layers_upper_bound']} distinct layers "
+              "(`nas warm-cache` fills them all)."]
+    return lines
+
+
+def fidelity_section(data: dict) -> list[str]:
+    lines = header("Per-layer engine fidelity", data)
+    lines += ["Agreement with ZigZag on its own shipped workloads and accelerators (same settings): maximum relative "
+              "deviation of per-layer energy and latency between the lean evaluator and "
+              "`zigzag.api.get_hardware_performance_zigzag`.", "",
+              "| workload | accelerator | layers | max dev energy | max dev latency | API | lean |", "|---|---|---|---|---|---|---|"]
+    for r in data["agreement"]:
+        lines.append(f"| {r['workload']} | {r['accelerator']} | {r['layers']} | {r['max_rel_dev_energy']:.1e} | "
+                     f"{r['max_rel_dev_latency']:.1e} | {r['api_s']:.0f} s | {r['lean_s']:.0f} s |")
+    lines += ["", "Physical bounds: cost over the bound (energy: MACs x MAC energy at the layer's bits; latency: "
+              "MACs / peak MAC per cycle, precision scaling included), whole network and worst layer; all must be >= 1.",
+              "", "| system | network | energy / bound | latency / bound | min layer energy / bound | "
+              "min layer latency / bound |", "|---|---|---|---|---|---|"]
+    for r in data["physical_bounds"]:
+        lines.append(f"| {r['system']} | {r['network']} | {r['energy_over_bound']:.1f} | {r['latency_over_bound']:.2f} | "
+                     f"{r['min_layer_energy_over_bound']:.1f} | {r['min_layer_latency_over_bound']:.2f} |")
+    return lines
+
+
+def settings_section(data: dict) -> list[str]:
+    lines = header("Choosing the mapper settings", data)
+    lines += ["Network cost (empty cache, 2 workers) under each setting; deviations against the most thorough "
+              "(lpf 6, 5 spatial mappings, optimise EDP).", "",
+              "| network | lpf | spatial mappings | optimise | cold time | EDP (J x cycles) | EDP dev | energy dev | "
+              "latency dev |", "|---|---|---|---|---|---|---|---|---|"]
     for r in data["rows"]:
-        lines.append(
-            f"| {r['network']} | {r['layers']} | {r['distinct_zigzag_layers']} | {r['workers']} | {r['cold_s']:.1f} s "
-            f"| {r['warm_median_ms']:.2f} ms | {r['energy_j'] * 1e6:.1f} uJ | {r['latency_cycles'] / 1e3:.0f} kcycles "
-            f"| {r['edp_j_cycles']:.0f} J x cycles |"
-        )
+        lines.append(f"| {r['network']} | {r['lpf_limit']} | {r['spatial_mappings']} | {r['optimize']} | "
+                     f"{r['seconds_cold']:.1f} s | {r['edp_j_cycles']:.4g} | {r['edp_dev'] * 100:+.2f} % | "
+                     f"{r['energy_dev'] * 100:+.2f} % | {r['latency_dev'] * 100:+.2f} % |")
     return lines
 
 
 def readme_section(data: dict) -> list[str]:
     q = data["quickstart"]
-    lines = [
-        "### The README commands on a fresh clone",
-        "",
-        f"`{data['command']}` (commit {data['commit'][:8]}) - {machine_line(data)}.",
-        "",
+    lines = header("The README commands on a fresh clone", data) + [
         f"- `{q['command']}`: {q['wall_s_install_and_run']:.0f} s in all from a fresh clone (virtual environment, "
         f"install, then the quickstart with an empty cost cache); the quickstart itself reported "
         f"{q['quickstart_reported_s']:.0f} s.",
@@ -66,11 +98,11 @@ def readme_section(data: dict) -> list[str]:
 
 def main() -> None:
     sections: list[list[str]] = []
-    readme_data, cost_data = load("readme_commands"), load("cost_model_speed")
-    if readme_data:
-        sections.append(readme_section(readme_data))
-    if cost_data:
-        sections.append(cost_model_section(cost_data))
+    for name, render in (("readme_commands", readme_section), ("hwmodel_speed", speed_section),
+                         ("hwmodel_fidelity", fidelity_section), ("zigzag_settings", settings_section)):
+        data = load(name)
+        if data:
+            sections.append(render(data))
     body = "\n\n".join("\n".join(s) for s in sections) or "_No benchmark results yet._"
     (ROOT / "BENCHMARKS.md").write_text(
         "# Benchmarks\n\nGenerated by `python benchmarks/render.py` from `benchmarks/results/*.json`; "

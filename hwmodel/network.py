@@ -14,9 +14,10 @@ latencies L_i (cycles) from one schedule:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from hwmodel.dvfs import OperatingPoint, static_energy_pj, voltage_scale
 from hwmodel.zigzag_core import LayerCost
 
 PJ = 1e-12  # J per pJ
@@ -88,6 +89,25 @@ class NetworkCost:
     def macs(self) -> int:
         return sum(layer.macs for layer in self.layers)
 
+    @property
+    def latency_s(self) -> float:
+        """Latency of the full path in seconds at this cost's clock."""
+        return self.latency_cycles / self.clock_hz
+
+    def at(self, point: OperatingPoint, reference_voltage_v: float) -> NetworkCost:
+        """The same schedule at a DVFS point: dynamic energy x (V/V_ref)^2, plus static power x time,
+        with the point's clock (cycle counts unchanged). See :mod:`hwmodel.dvfs`."""
+        s = voltage_scale(point, reference_voltage_v)
+        layers = []
+        for r in self.layers:
+            c = r.cost
+            static = static_energy_pj(c.latency_cycles, point)
+            dynamic = (c.energy_pj - c.static_energy_pj) * s
+            cost = replace(c, energy_pj=dynamic + static, mac_energy_pj=c.mac_energy_pj * s,
+                           mem_energy_pj=c.mem_energy_pj * s, static_energy_pj=static)
+            layers.append(replace(r, cost=cost))
+        return NetworkCost(self.system, self.exit_labels, layers, self.mode, point.frequency_hz)
+
     def summary(self) -> dict[str, Any]:
         """JSON-ready per-stage figures."""
         return {
@@ -101,6 +121,8 @@ class NetworkCost:
             "et_j_cycles": self.et,
             "energy_j": self.energy_j,
             "latency_cycles": self.latency_cycles,
+            "latency_s": self.latency_s,
+            "clock_hz": self.clock_hz,
             "macs": self.macs,
         }
 

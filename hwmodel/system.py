@@ -1,9 +1,11 @@
 """Accelerator system descriptions: the YAML format, its validation and the registry of shipped files.
 
 A system file (``accelerators/<name>/system.yaml``) lists compute cores (each a ZigZag 3.9 core
-description plus a ZigZag mapping file of spatial-mapping hints), a pooling core, a SIMD core for
-element-wise ops, the off-chip memory, the interconnect and the clock. Paths are relative to the
-system file. Units: bandwidths in bit/cycle, energies in pJ, clock in Hz.
+description plus a ZigZag mapping file of spatial-mapping hints, with its MAC-energy model and
+optional precision scaling), a pooling core, a SIMD core for element-wise ops, the off-chip memory,
+the interconnect, which compute cores may run which operator kind, the clock and optional DVFS
+operating points. Paths are relative to the system file. Units: bandwidths in bit/cycle, energies
+in pJ, clock in Hz, voltages in V, power in W. ``accelerators/README.md`` documents every key.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from hwmodel.dvfs import DvfsSpec, OperatingPoint
+from hwmodel.precision import MacEnergyModel, PrecisionScaling
 from hwmodel.schema import SchemaError, from_mapping, load_yaml, to_mapping
 
 ACCELERATORS_ENV = "EENAS_ACCELERATORS"
@@ -22,12 +26,15 @@ ACCELERATORS_ENV = "EENAS_ACCELERATORS"
 
 @dataclass(frozen=True)
 class ComputeCoreSpec:
-    """A kind of compute core: ZigZag core file, ZigZag mapping-hint file, how many instances."""
+    """A kind of compute core: ZigZag core file, ZigZag mapping-hint file, how many instances,
+    how its MAC energy depends on operand bits, and optional precision scaling of its array."""
 
     name: str
     core: str
     mapping: str
     count: int = 1
+    mac_energy: MacEnergyModel = field(default_factory=MacEnergyModel)
+    precision_scaling: PrecisionScaling | None = None
 
     def __post_init__(self) -> None:
         if self.count < 1:
@@ -87,6 +94,22 @@ class InterconnectSpec:
             )
 
 
+OPERATOR_KINDS = ("conv", "depthwise", "fc")
+
+
+@dataclass(frozen=True)
+class AllocationSpec:
+    """Which compute cores (by name) may run each operator kind; an empty list means every core.
+
+    Each layer goes to the allowed core kind that gives it the lowest energy-delay product.
+    Pooling always runs on the pooling core and element-wise adds on the SIMD core.
+    """
+
+    conv: tuple[str, ...] = ()
+    depthwise: tuple[str, ...] = ()
+    fc: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class SystemSpec:
     """A whole accelerator system (see the module docstring for the file format)."""
@@ -99,6 +122,8 @@ class SystemSpec:
     description: str = ""
     clock_hz: float = 1.0e9
     interconnect: InterconnectSpec | None = None
+    allocation: AllocationSpec = field(default_factory=AllocationSpec)
+    dvfs: DvfsSpec | None = None
     path: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -106,6 +131,31 @@ class SystemSpec:
             raise ValueError("compute_cores: expected at least one compute core")
         if self.clock_hz <= 0:
             raise ValueError(f"clock_hz: expected a positive number, got {self.clock_hz}")
+        names = [c.name for c in self.compute_cores]
+        if len(set(names)) != len(names):
+            raise ValueError(f"compute_cores: expected distinct core names, got {names}")
+        for kind in OPERATOR_KINDS:
+            unknown = [n for n in getattr(self.allocation, kind) if n not in names]
+            if unknown:
+                raise ValueError(f"allocation.{kind}: expected names of compute cores {names}, got {unknown}")
+
+    def cores_for(self, kind: str) -> list[ComputeCoreSpec]:
+        """Compute core kinds allowed to run an operator kind (``conv``, ``depthwise`` or ``fc``)."""
+        allowed = getattr(self.allocation, kind)
+        return [c for c in self.compute_cores if not allowed or c.name in allowed]
+
+    def operating_point(self, name: str | None = None) -> OperatingPoint:
+        """A DVFS point by name (default point if None); without DVFS, the nominal clock."""
+        if self.dvfs is None:
+            if name not in (None, "nominal"):
+                raise KeyError(f"system {self.name!r} declares no DVFS operating points")
+            return OperatingPoint("nominal", self.clock_hz, 1.0, 0.0)
+        return self.dvfs.point(name)
+
+    @property
+    def reference_voltage_v(self) -> float:
+        """Voltage at which the core files' energies hold (1.0 when no DVFS is declared)."""
+        return self.dvfs.reference_voltage_v if self.dvfs else 1.0
 
     @property
     def num_compute_cores(self) -> int:
@@ -159,7 +209,7 @@ def system_path(name_or_path: str | Path) -> Path:
 
 def load_system(name_or_path: str | Path) -> SystemSpec:
     """Load and validate a system file, including its ZigZag core and mapping files."""
-    from hwmodel.zigzag_core import validate_core_files
+    from hwmodel.zigzag_core import array_dimensions, validate_core_files
 
     path = system_path(name_or_path)
     data = load_yaml(path) or {}
@@ -173,4 +223,9 @@ def load_system(name_or_path: str | Path) -> SystemSpec:
             if not target.is_file():
                 raise SchemaError(path, f"compute_cores[{i}].{key}", f"an existing file, {target} does not exist")
         validate_core_files(spec.resolve(core.core), spec.resolve(core.mapping))
+        if core.precision_scaling is not None:
+            dims = array_dimensions(spec.resolve(core.core))
+            if core.precision_scaling.dimension not in dims:
+                raise SchemaError(path, f"compute_cores[{i}].precision_scaling.dimension",
+                                  f"an array dimension of {core.core} {dims}, got {core.precision_scaling.dimension!r}")
     return spec

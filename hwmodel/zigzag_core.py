@@ -51,7 +51,7 @@ class ZigZagSettings:
 
 @dataclass(frozen=True)
 class LayerCost:
-    """Cost of one layer on one core. Energy in pJ, latency in cycles."""
+    """Cost of one layer on one core. Energy in pJ (total = MAC + memory + static), latency in cycles."""
 
     energy_pj: float
     latency_cycles: float
@@ -60,6 +60,7 @@ class LayerCost:
     ideal_cycles: float
     spatial_utilization: float
     core: str
+    static_energy_pj: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,6 +137,14 @@ def _normalized_core(path: Path) -> dict[str, Any]:
     for operand in ("I1", "I2", "O"):
         if operand not in operands:
             raise SchemaError(path, "memories", f"a memory level holding operand {operand}; none does")
+    inner: dict[str, tuple[str, int]] = {}  # operand -> (innermost-so-far memory, its size)
+    for name, mem in normalized["memories"].items():
+        for operand in mem["operands"]:
+            if operand in inner and mem["size"] < inner[operand][1]:
+                raise SchemaError(path, f"memories.{name}", f"memories listed from innermost to outermost (ZigZag reads "
+                                  f"the order as the hierarchy), but {name} ({mem['size']} bits) comes after the "
+                                  f"larger {inner[operand][0]} ({inner[operand][1]} bits) for operand {operand}")
+            inner[operand] = (name, mem["size"])
     for name, mem in normalized["memories"].items():
         for i, port in enumerate(mem["ports"]):
             if port["bandwidth_min"] <= 0 or port["bandwidth_max"] < port["bandwidth_min"]:
@@ -184,24 +193,60 @@ def validate_core_files(core_path: Path, mapping_path: Path) -> None:
         raise SchemaError(core_path, "", f"a core ZigZag can build ({type(exc).__name__}: {exc})") from None
 
 
-class ZigZagCore:
-    """One compute core, parsed once, costing layers given as ZigZag layer dicts."""
+def core_description(core_path: str | Path) -> dict[str, Any]:
+    """A core file, validated and normalized by ZigZag's schema (defaults filled in)."""
+    return _normalized_core(Path(core_path))
 
-    def __init__(self, name: str, core_path: str | Path, mapping_path: str | Path, settings: ZigZagSettings) -> None:
+
+def array_dimensions(core_path: str | Path) -> list[str]:
+    """Operational-array dimension names of a core file (validated)."""
+    return list(core_description(core_path)["operational_array"]["dimensions"])
+
+
+class ZigZagCore:
+    """One compute core, parsed once, costing layers given as ZigZag layer dicts.
+
+    ``widen=(dimension, factor)`` builds the variant whose array dimension is ``factor`` times larger:
+    how a precision-scalable array is modelled at low operand precision.
+    """
+
+    def __init__(self, name: str, core_path: str | Path, mapping_path: str | Path, settings: ZigZagSettings,
+                 widen: tuple[str, int] | None = None) -> None:
         from zigzag.parser.accelerator_factory import AcceleratorFactory
 
-        self.name = name
+        self.name = name if not widen or widen[1] == 1 else f"{name} (x{widen[1]} {widen[0]})"
         self.settings = settings
         core = _normalized_core(Path(core_path))
+        if widen and widen[1] != 1:
+            dims = core["operational_array"]["dimensions"]
+            core["operational_array"]["sizes"][dims.index(widen[0])] *= widen[1]
         self.mapping = _normalized_mapping(Path(mapping_path), core)
         with quiet_zigzag():
             self.accelerator = AcceleratorFactory(core).create()
 
     def cost(self, layer: dict[str, Any], label: str) -> LayerCost:
         """Best mapping's cost for one layer dict (ZigZag workload form); MappingError on failure."""
-        from zigzag.mapping.temporal_mapping import TemporalMappingType
         from zigzag.parser.workload_factory import LayerNodeFactory
         from zigzag.parser.workload_validator import WorkloadValidator
+
+        try:
+            with quiet_zigzag():
+                validator = WorkloadValidator([copy.deepcopy(layer)])
+                data = validator.normalized_data
+                if not validator.validate():
+                    raise ValueError(f"invalid ZigZag layer: {validator.validator.errors}")
+                node = LayerNodeFactory(data[0], self.mapping).create()
+        except Exception as exc:  # noqa: BLE001 - ZigZag's parser asserts on bad input
+            raise MappingError(label, self.name, f"{type(exc).__name__}: {exc}") from None
+        return self.cost_node(node, label)
+
+    def cost_node(self, node: Any, label: str) -> LayerCost:
+        """Best mapping's cost for a ZigZag ``LayerNode`` (e.g. from ZigZag's ONNX parser).
+
+        Runs exactly the per-layer stages of ``zigzag.api.get_hardware_performance_zigzag``:
+        reduce -> spatial-mapping generation -> reduce -> LOMA temporal mapping -> cost model.
+        """
+        from zigzag.mapping.temporal_mapping import TemporalMappingType
         from zigzag.stages.evaluation.cost_model_evaluation import CostModelStage
         from zigzag.stages.main import MainStage
         from zigzag.stages.mapping.spatial_mapping_generation import SpatialMappingGeneratorStage
@@ -213,15 +258,10 @@ class ZigZagCore:
         ]
         try:
             with quiet_zigzag():
-                validator = WorkloadValidator([copy.deepcopy(layer)])
-                data = validator.normalized_data
-                if not validator.validate():
-                    raise ValueError(f"invalid ZigZag layer: {validator.validator.errors}")
-                node = LayerNodeFactory(data[0], self.mapping).create()
                 stage = MainStage(
                     [reduce, SpatialMappingGeneratorStage, reduce, TemporalMappingGeneratorStage, CostModelStage],
                     accelerator=self.accelerator,
-                    layer=node,
+                    layer=copy.deepcopy(node),  # the spatial-mapping stage mutates the layer
                     loma_lpf_limit=self.settings.lpf_limit,
                     loma_show_progress_bar=False,
                     nb_mappings_generated=self.settings.spatial_mappings,

@@ -134,14 +134,47 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_accelerators(args: argparse.Namespace) -> int:
-    from hwmodel import list_systems, load_system
+def cmd_warm_cache(args: argparse.Namespace) -> int:
+    import time
 
-    names = [args.validate] if args.validate else list_systems()
-    for name in names:
+    from nas import api
+    from search_spaces import create_space
+
+    cfg = _config(args)
+    space = create_space(cfg.space.name, cfg.space_options())
+    if args.workers:
+        cfg.cost.workers = args.workers
+    layers = space.all_layer_specs()
+    t0 = time.perf_counter()
+    with api.cost_model(cfg, progress=True) as cm:
+        counts = cm.fill(layers)
+    print(f"{space.name} on {cfg.cost.accelerator}: {len(layers)} distinct layers, {counts['pairs']} (layer, core) "
+          f"pairs; {counts['cached_before']} were cached, {counts['computed']} computed "
+          f"({counts['unmappable']} unmappable) in {time.perf_counter() - t0:.0f} s with {cfg.cost.workers} workers; "
+          f"cache: {cm.cache.path or 'memory'}")
+    return 0
+
+
+def cmd_accelerators(args: argparse.Namespace) -> int:
+    from hwmodel import accelerators_dir, list_systems, load_system
+    from hwmodel.summary import markdown, summarize
+
+    if args.validate:
+        spec = load_system(args.validate)
+        print(f"{spec.path}: valid\n")
+        print(markdown(summarize(spec)))
+        return 0
+    if args.write_readmes:
+        for name in list_systems():
+            path = accelerators_dir() / name / "README.md"
+            path.write_text(markdown(summarize(load_system(name))))
+            print(f"wrote {path}")
+        return 0
+    for name in list_systems():
         spec = load_system(name)
+        summary = summarize(spec)
         cores = ", ".join(f"{c.count} x {c.name}" for c in spec.compute_cores)
-        print(f"{spec.name:18s} {cores:24s} {spec.description}")
+        print(f"{spec.name:24s} {cores:32s} {summary['peak_macs_per_cycle']:6d} MAC/cycle  {spec.description}")
     return 0
 
 
@@ -171,12 +204,18 @@ def build_parser() -> argparse.ArgumentParser:
                                              "of the best accuracy)")
     p.add_argument("--out", help="output folder (default: <run_dir>/exports/trial_<n>)")
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite file in the run folder)")
+    p = add("warm-cache", cmd_warm_cache, "Cost every distinct layer of the config's search space on its "
+                                          "accelerator, in parallel, into the persistent cost cache.")
+    p.add_argument("--workers", type=int, help="processes (default: cost.workers of the config)")
     p = add("dashboard", cmd_dashboard, "Open the run's study in optuna-dashboard.")
     p.add_argument("--storage", help="Optuna storage URL instead of a run folder")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8080)
     p = add("accelerators", cmd_accelerators, "List the shipped accelerator systems, or validate one.", config=False)
-    p.add_argument("--validate", metavar="FILE_OR_NAME", help="validate one system file and print its summary")
+    p.add_argument("--validate", metavar="FILE_OR_NAME", help="validate one system file and print its summary "
+                                                               "(peak MAC/cycle, memories, bandwidths)")
+    p.add_argument("--write-readmes", action="store_true",
+                   help="regenerate accelerators/<system>/README.md from the system files")
     return parser
 
 

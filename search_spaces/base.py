@@ -5,12 +5,13 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, astuple, replace
 from typing import Any, ClassVar
 
 import networkx as nx
 
 from search_spaces.genotype import Genotype
+from search_spaces.graph import LayerSpec, specs
 from search_spaces.modules.early_exit import EarlyExitNet, Supernet
 
 Choose = Callable[[str, Sequence[Any]], Any]
@@ -77,3 +78,26 @@ class SearchSpace(ABC):
     @abstractmethod
     def backbone_layer_names(self) -> list[str]:
         """Names of the quantised backbone layers, in the order of ``Genotype.weight_bits``."""
+
+    @abstractmethod
+    def covering_genotypes(self) -> list[Genotype]:
+        """Genotypes whose layer graphs, together, contain every layer shape of the space."""
+
+    def all_layer_specs(self) -> list[LayerSpec]:
+        """Every distinct conv/FC layer (shape and bits) a genotype of this space can contain.
+
+        Backbone layers: every (weight, input, stored-output) bit triple of ``bits_choices``;
+        exit-branch layers: every (weight, input) pair, outputs at the input precision.
+        """
+        bits = tuple(self.options.bits_choices)
+        found: dict[tuple, LayerSpec] = {}
+        for genotype in self.covering_genotypes():
+            for spec in specs(self.layer_graph(genotype)):
+                if spec.op not in ("conv", "fc"):
+                    continue
+                triples = ((w, a, a) for w in bits for a in bits) if spec.branch else \
+                    ((w, a, o) for w in bits for a in bits for o in bits)
+                for w, a, o in triples:
+                    variant = replace(spec.with_bits(w, a, o), name="", stage=0, branch=False)
+                    found.setdefault(astuple(variant), replace(variant, name=spec.name))
+        return list(found.values())

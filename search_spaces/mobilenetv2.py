@@ -198,6 +198,10 @@ class MobileNetV2Space(SearchSpace):
             threshold=genotype.threshold,
         )
 
+    def covering_genotypes(self) -> list[Genotype]:
+        b = self.options.bits_choices[0]
+        return [self.uniform(exits=self.options.exit_points, depth=d, bits=b) for d in self.options.branch_depths]
+
     def exit_labels(self, genotype: Genotype) -> list[str]:
         return [exit_label(m) for m in (*genotype.exits, self.final_block)]
 

@@ -70,11 +70,14 @@ def test_costs_respect_physical_bounds(model):
         assert layer.cost.energy_pj > 0 and layer.cost.latency_cycles > 0
 
 
-def test_lower_precision_moves_fewer_bits(model):
+def test_lower_precision_moves_fewer_bits_and_costs_less_per_mac(model):
     wide = model.layer_costs([SMALL_LAYERS[0]])[0]
     narrow = model.layer_costs([SMALL_LAYERS[0].with_bits(4, 4, 4)])[0]
     assert narrow.mem_energy_pj < wide.mem_energy_pj
-    assert narrow.mac_energy_pj == pytest.approx(wide.mac_energy_pj)  # ZigZag's MAC energy is bit-blind
+    # product model: E(4, 4) / E(8, 8) = 0.1 + 0.9 * 16 / 64
+    assert narrow.mac_energy_pj == pytest.approx(wide.mac_energy_pj * (0.1 + 0.9 * 16 / 64))
+    assert wide.mac_energy_pj == pytest.approx(SMALL_LAYERS[0].macs * 0.04)  # 8x8 = reference bits
+    assert narrow.energy_pj == pytest.approx(narrow.mac_energy_pj + narrow.mem_energy_pj)
 
 
 def test_simple_cores(system):
@@ -117,8 +120,11 @@ def test_unmappable_layer_raises_a_typed_error(system, tmp_path):
     """A core whose top memory cannot hold the layer: MappingError naming layer and core."""
     core_file = system.resolve(system.compute_cores[0].core)
     data = yaml.safe_load(core_file.read_text())
-    data["memories"]["dram_port"]["size"] = 4096  # bits: far too small for any real layer
-    (tmp_path / "core.yaml").write_text(yaml.safe_dump(data))
+    # a valid hierarchy (inner to outer) far too small for any real layer: 4096 bits off-chip
+    data["memories"]["weight_sram"]["size"] = 256
+    data["memories"]["act_sram"]["size"] = 1024
+    data["memories"]["dram_port"]["size"] = 4096
+    (tmp_path / "core.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     shutil.copy(system.resolve(system.compute_cores[0].mapping), tmp_path / "mapping.yaml")
     sys_yaml = yaml.safe_load(Path(system.path).read_text())
     sys_yaml["compute_cores"][0].update(core="core.yaml", mapping="mapping.yaml")

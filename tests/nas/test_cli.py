@@ -89,3 +89,25 @@ def test_dashboard_serves_the_study_on_localhost(tiny_run):
 def test_missing_inputs_are_clear(args):
     out = run_cli(*args)
     assert out.returncode != 0 and "Traceback" not in out.stderr and out.stderr.strip()
+
+
+def test_warm_cache_fills_every_layer_a_search_can_meet(tmp_path, monkeypatch):
+    import random
+
+    from hwmodel import CostModel
+    from search_spaces import create_space
+
+    cache_dir = tmp_path / "cache"
+    monkeypatch.setenv("EENAS_CACHE_DIR", str(cache_dir))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("space:\n  options: {width_mult: 0.25, bits_choices: [4, 8], exit_points: [2, 6]}\n"
+                   "cost: {workers: 1}\n")
+    assert main(["warm-cache", "--config", str(cfg)]) == 0
+    space = create_space("mobilenetv2_cifar", width_mult=0.25, bits_choices=(4, 8), exit_points=(2, 6))
+    with CostModel("edge_tpu_quad", cache=cache_dir / "costs.sqlite") as cm:
+        rng = random.Random(0)
+        for _ in range(15):
+            g = space.sample(rng)
+            cm.evaluate(space.layer_graph(g))
+            cm.evaluate(space.layer_graph(space.static_genotype(g)))
+        assert cm.stats["misses"] == 0 and cm.stats["hits"] > 0

@@ -84,8 +84,10 @@ def test_a_candidate_that_cannot_be_mapped_becomes_a_failed_trial(tiny_run, tmp_
     cfg, supernet, _study, data = tiny_run
     system = load_system("edge_tpu_quad")
     core = yaml.safe_load(system.resolve(system.compute_cores[0].core).read_text())
+    core["memories"]["weight_sram"]["size"] = 256  # a valid hierarchy too small for any real layer
+    core["memories"]["act_sram"]["size"] = 1024
     core["memories"]["dram_port"]["size"] = 4096
-    (tmp_path / "core.yaml").write_text(yaml.safe_dump(core))
+    (tmp_path / "core.yaml").write_text(yaml.safe_dump(core, sort_keys=False))
     shutil.copy(system.resolve(system.compute_cores[0].mapping), tmp_path / "mapping.yaml")
     sys_yaml = yaml.safe_load(Path(system.path).read_text())
     sys_yaml["compute_cores"][0].update(core="core.yaml", mapping="mapping.yaml")

@@ -1,0 +1,105 @@
+"""How fast is the per-layer engine, cold and warm, against the ZigZag API on the same network?
+
+1. Cold: the full-width reference backbone with exits D, F, I + K at 8 bits on edge_tpu_quad, empty
+   cost cache, 1 and 2 worker processes; and ``zigzag.api.get_hardware_performance_zigzag`` on the
+   same layers (same core, hints and settings), side by side in this run.
+2. Warm: the same network with every layer cached (median and 95th percentile over 50 runs).
+3. Over 500 random genotypes of the reference space (width 1.0, per-layer bits from {4, 8}),
+   starting from an empty cache: distinct ZigZag layers computed, cache hit rate, total time.
+
+Usage: python benchmarks/hwmodel_speed.py
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import write_result  # noqa: E402
+
+import search_spaces as ss  # noqa: E402
+from hwmodel import CostModel, ZigZagSettings, load_system  # noqa: E402
+from hwmodel.workload import zigzag_layer  # noqa: E402
+from hwmodel.zigzag_core import quiet_zigzag  # noqa: E402
+
+SETTINGS = ZigZagSettings(lpf_limit=4, optimize="EDP", spatial_mappings=3)
+
+
+def api_time(system, graph) -> float:  # noqa: ANN001
+    from zigzag.api import get_hardware_performance_zigzag
+
+    specs = [s for s in ss.specs(graph) if s.op in ("conv", "fc")]
+    layers = [{**zigzag_layer(s), "id": i, "operand_source": {"W": i, "I": i}} for i, s in enumerate(specs)]
+    core = system.compute_cores[0]
+    with tempfile.TemporaryDirectory() as tmp, quiet_zigzag():
+        t0 = time.perf_counter()
+        get_hardware_performance_zigzag(layers, str(system.resolve(core.core)), str(system.resolve(core.mapping)),
+                                        opt=SETTINGS.optimize, lpf_limit=SETTINGS.lpf_limit,
+                                        nb_spatial_mappings_generated=SETTINGS.spatial_mappings, dump_folder=tmp,
+                                        loma_show_progress_bar=False)
+        return time.perf_counter() - t0
+
+
+def main() -> None:
+    logging.disable(logging.WARNING)
+    system = load_system("edge_tpu_quad")
+    space = ss.create_space("mobilenetv2_cifar")
+    graph = space.layer_graph(space.uniform(exits=(3, 5, 8), bits=8))
+    cold = []
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory() as tmp, CostModel(system, settings=SETTINGS, cache=Path(tmp) / "c.sqlite",
+                                                             workers=workers) as cm:
+            t0 = time.perf_counter()
+            net = cm.evaluate(graph)
+            cold.append({"workers": workers, "seconds": time.perf_counter() - t0, "distinct_layers": cm.stats["misses"]})
+            if workers == 2:
+                warm = []
+                for _ in range(50):
+                    t0 = time.perf_counter()
+                    cm.evaluate(graph)
+                    warm.append((time.perf_counter() - t0) * 1e3)
+        print(cold[-1], flush=True)
+    api_s = api_time(system, graph)
+    print(f"api {api_s:.1f} s", flush=True)
+    warm.sort()
+    network = {"network": "reference backbone, exits D,F,I,K, W8A8", "layers": graph.number_of_nodes(),
+               "zigzag_layers": sum(1 for s in ss.specs(graph) if s.op in ("conv", "fc")),
+               "energy_j": net.energy_j, "latency_cycles": net.latency_cycles, "edp_j_cycles": net.edp}
+
+    rng = random.Random(0)
+    genotypes = [space.sample(rng) for _ in range(500)]
+    with tempfile.TemporaryDirectory() as tmp, CostModel(system, settings=SETTINGS, cache=Path(tmp) / "c.sqlite",
+                                                         workers=2) as cm:
+        t0 = time.perf_counter()
+        for g in genotypes:
+            cm.evaluate(space.layer_graph(g))
+        sweep_s = time.perf_counter() - t0
+        hits, misses = cm.stats["hits"], cm.stats["misses"]
+        t0 = time.perf_counter()
+        for g in genotypes[:100]:
+            cm.evaluate(space.layer_graph(g))
+        warm_candidate_ms = (time.perf_counter() - t0) / 100 * 1e3
+    random_rows = {"genotypes": len(genotypes), "distinct_zigzag_layers": misses, "lookups": hits + misses,
+                   "hit_rate": hits / (hits + misses), "seconds_from_empty_cache": sweep_s,
+                   "warm_ms_per_candidate_incl_graph": warm_candidate_ms,
+                   "space_distinct_layers_upper_bound": len(space.all_layer_specs())}
+    print(random_rows, flush=True)
+    write_result("hwmodel_speed", {
+        "system": system.name,
+        "settings": {"lpf_limit": SETTINGS.lpf_limit, "optimize": SETTINGS.optimize,
+                     "spatial_mappings": SETTINGS.spatial_mappings},
+        "network": network, "cold": cold, "api_seconds": api_s,
+        "warm_ms": {"median": statistics.median(warm), "p95": warm[int(0.95 * len(warm)) - 1]},
+        "random_genotypes": random_rows,
+    })
+
+
+if __name__ == "__main__":
+    main()
