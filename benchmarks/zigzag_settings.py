@@ -34,7 +34,7 @@ def main() -> None:
     n = len(space.backbone_layer_names())
     networks = {
         "exits D,F,I,K W8A8": space.uniform(exits=(3, 5, 8), bits=8),
-        "exits D,F,I,K mixed 4/8": ss.Genotype((3, 5, 8), (1, 2, 1, 2), tuple([8, 4] * (n // 2)),
+        "exits D,F,I,K, 2-FC branches at F and K, mixed 4/8 bits": ss.Genotype((3, 5, 8), (1, 2, 1, 2), tuple([8, 4] * (n // 2)),
                                                tuple([4, 8, 8] * (n // 3)), (8, 4, 8, 4), (8, 8, 4, 8), 0.9),
     }
     rows = []

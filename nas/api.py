@@ -100,7 +100,8 @@ def search(cfg: RunConfig, supernet: Supernet | None = None, *, storage: str | N
     study.set_user_attr("run_dir", str(p.root.resolve()))
     study.set_user_attr("space", space.config)
     with cost_model(cfg, progress=progress) as cm:
-        evaluator = CandidateEvaluator(space, supernet, splits.val, cm, cfg.constraints, cfg.search.eval_batch_size)
+        evaluator = CandidateEvaluator(space, supernet, splits.val, cm, cfg.constraints, cfg.search.eval_batch_size,
+                                       cfg.cost.operating_point)
         run_study(study, space, evaluator, cfg.search.n_trials, progress=progress)
     return study
 

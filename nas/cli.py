@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -142,8 +143,7 @@ def cmd_warm_cache(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     space = create_space(cfg.space.name, cfg.space_options())
-    if args.workers:
-        cfg.cost.workers = args.workers
+    cfg.cost.workers = args.workers or os.cpu_count() or 1
     layers = space.all_layer_specs()
     t0 = time.perf_counter()
     with api.cost_model(cfg, progress=True) as cm:
@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite file in the run folder)")
     p = add("warm-cache", cmd_warm_cache, "Cost every distinct layer of the config's search space on its "
                                           "accelerator, in parallel, into the persistent cost cache.")
-    p.add_argument("--workers", type=int, help="processes (default: cost.workers of the config)")
+    p.add_argument("--workers", type=int, help="processes (default: one per CPU core)")
     p = add("dashboard", cmd_dashboard, "Open the run's study in optuna-dashboard.")
     p.add_argument("--storage", help="Optuna storage URL instead of a run folder")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")

@@ -69,6 +69,7 @@ class CostConfig:
     spatial_mappings: int = 3
     cache: str | None = "default"  # "default" (user cache folder), a path, or null (memory only)
     workers: int = 2  # processes for cost-cache misses
+    operating_point: str | None = None  # DVFS point of the accelerator (null: its default)
 
 
 @dataclass

@@ -109,9 +109,10 @@ class CandidateEvaluator:
     """Scores genotypes with the trained supernet on a held-out split and the cost model."""
 
     def __init__(self, space: SearchSpace, supernet: Supernet, split: Split, cost_model: CostModel,
-                 limits: ConstraintConfig, batch_size: int = 500) -> None:
+                 limits: ConstraintConfig, batch_size: int = 500, operating_point: str | None = None) -> None:
         self.space, self.supernet, self.split = space, supernet.eval(), split
         self.cost_model, self.limits, self.batch_size = cost_model, limits, batch_size
+        self.operating_point = operating_point
         self._outputs_key: Genotype | None = None
         self._outputs = None
 
@@ -129,8 +130,9 @@ class CandidateEvaluator:
         """Costs first (cheap when cached, and an unmappable layer fails fast), then accuracy."""
         self.space.validate(genotype)
         graph = self.space.layer_graph(genotype)
-        network = self.cost_model.evaluate(graph)
-        static = self.cost_model.evaluate(self.space.layer_graph(self.space.static_genotype(genotype)))
+        network = self.cost_model.evaluate(graph, self.operating_point)
+        static = self.cost_model.evaluate(self.space.layer_graph(self.space.static_genotype(genotype)),
+                                          self.operating_point)
         stats = self.stats(genotype)
         expected = expected_cost(network, static, stats.ratios)
         return Evaluation(genotype, self.space.exit_labels(genotype), stats, network, static, expected,

@@ -134,3 +134,12 @@ def test_unmappable_layer_raises_a_typed_error(system, tmp_path):
             cm.layer_costs([SMALL_LAYERS[0]])
     assert err.value.layer == "conv" and err.value.core == "edge_tpu"
     assert "conv" in str(err.value) and "edge_tpu" in str(err.value)
+
+
+def test_depthwise_layers_fill_the_array_through_hints(model):
+    """Hints let ZigZag unroll groups and taps: a 3x3 depthwise layer keeps hundreds of the 1024 PEs busy,
+    not the 16 a fixed dense mapping (K on D1, C on D2) would give it."""
+    dw3 = ss.LayerSpec("dw3", "conv", 96, 96, (32, 32), (32, 32), (3, 3), (1, 1), (1, 1), groups=96)
+    dw7 = ss.LayerSpec("dw7", "conv", 576, 576, (8, 8), (8, 8), (7, 7), (1, 1), (3, 3), groups=576)
+    costs = model.layer_costs([dw3, dw7])
+    assert costs[0].spatial_utilization >= 0.25 and costs[1].spatial_utilization >= 0.5
