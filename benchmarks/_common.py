@@ -30,8 +30,12 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     """Write ``results/<name>.json`` with the machine description and the command that produced it."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=RESULTS.parent, capture_output=True, text=True).stdout.strip()
-    data = {"benchmark": name, "command": f"python benchmarks/{name}.py", "commit": commit, "machine": machine(), **payload}
+    git = ["git", "-C", str(RESULTS.parent)]
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = bool(subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "--", "..", ":!results"],
+                                capture_output=True, text=True).stdout.strip())
+    data = {"benchmark": name, "command": f"python benchmarks/{name}.py", "commit": commit,
+            "uncommitted_changes": dirty, "machine": machine(), **payload}
     path.write_text(json.dumps(data, indent=2) + "\n")
     print(f"wrote {path}")
     return path

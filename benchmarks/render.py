@@ -25,7 +25,8 @@ def machine_line(data: dict) -> str:
 
 
 def header(title: str, data: dict) -> list[str]:
-    return [f"### {title}", "", f"`{data['command']}` (commit {data['commit'][:8]}) - {machine_line(data)}.", ""]
+    dirty = " plus uncommitted changes" if data.get("uncommitted_changes") else ""
+    return [f"### {title}", "", f"`{data['command']}` (commit {data['commit'][:8]}{dirty}) - {machine_line(data)}.", ""]
 
 
 def speed_section(data: dict) -> list[str]:
