@@ -13,6 +13,18 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def _source() -> tuple[str, bool]:
+    """(commit, whether tracked files differ from it), read when a benchmark starts."""
+    git = ["git", "-C", str(RESULTS.parent)]
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = bool(subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "--", "..", ":!results"],
+                                capture_output=True, text=True).stdout.strip())
+    return commit, dirty
+
+
+_SOURCE = _source()
+
+
 def machine() -> dict[str, Any]:
     """Where a figure was measured."""
     import torch
@@ -30,10 +42,7 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     """Write ``results/<name>.json`` with the machine description and the command that produced it."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    git = ["git", "-C", str(RESULTS.parent)]
-    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "--", "..", ":!results"],
-                                capture_output=True, text=True).stdout.strip())
+    commit, dirty = _SOURCE
     data = {"benchmark": name, "command": f"python benchmarks/{name}.py", "commit": commit,
             "uncommitted_changes": dirty, "machine": machine(), **payload}
     path.write_text(json.dumps(data, indent=2) + "\n")
