@@ -1,17 +1,15 @@
 from __future__ import annotations
 
 import math
-import shutil
-from pathlib import Path
 
 import pytest
-import yaml
 
 import search_spaces as ss
 from hwmodel import CostModel, MappingError, ZigZagSettings, load_system
 from hwmodel.cost_model import simple_core_cost
 from hwmodel.workload import kind, zigzag_layer
 from hwmodel.zigzag_core import ZigZagCore
+from tests.helpers import unmappable_system
 
 SMALL_LAYERS = [
     ss.LayerSpec("conv", "conv", 8, 16, (16, 16), (16, 16), (3, 3), (1, 1), (1, 1)),
@@ -116,19 +114,9 @@ def test_cache_persists_across_instances(system, tmp_path):
     assert [r.cost for r in a.layers] == [r.cost for r in b.layers]
 
 
-def test_unmappable_layer_raises_a_typed_error(system, tmp_path):
-    """A core whose top memory cannot hold the layer: MappingError naming layer and core."""
-    core_file = system.resolve(system.compute_cores[0].core)
-    data = yaml.safe_load(core_file.read_text())
-    # a valid hierarchy (inner to outer) far too small for any real layer: 4096 bits off-chip
-    data["memories"]["weight_sram"]["size"] = 256
-    data["memories"]["act_sram"]["size"] = 1024
-    data["memories"]["dram_port"]["size"] = 4096
-    (tmp_path / "core.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    shutil.copy(system.resolve(system.compute_cores[0].mapping), tmp_path / "mapping.yaml")
-    sys_yaml = yaml.safe_load(Path(system.path).read_text())
-    sys_yaml["compute_cores"][0].update(core="core.yaml", mapping="mapping.yaml")
-    (tmp_path / "system.yaml").write_text(yaml.safe_dump(sys_yaml))
+def test_unmappable_layer_raises_a_typed_error(tmp_path):
+    """A core whose memories cannot hold the layer: MappingError naming layer and core."""
+    unmappable_system(tmp_path)
     with CostModel(tmp_path / "system.yaml", cache=None) as cm:
         with pytest.raises(MappingError) as err:
             cm.layer_costs([SMALL_LAYERS[0]])

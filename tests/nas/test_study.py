@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 
 import optuna
 import pytest
-import yaml
 from optuna.trial import TrialState
 
-from hwmodel import load_system
 from nas import api
 from nas.calibrate import early_exit_stats
 from nas.report import choose_trial, format_table, pareto_rows, write_report
 from nas.study import METRIC_NAMES, finished_trials, pareto_trials
+from tests.helpers import unmappable_system
 from tests.nas.conftest import tiny_config
 
 
@@ -82,16 +79,7 @@ def test_report_table_and_plot(tiny_run, tmp_path):
 def test_a_candidate_that_cannot_be_mapped_becomes_a_failed_trial(tiny_run, tmp_path):
     """A core whose off-chip memory holds no layer: every trial fails with a reason; the study goes on."""
     cfg, supernet, _study, data = tiny_run
-    system = load_system("edge_tpu_quad")
-    core = yaml.safe_load(system.resolve(system.compute_cores[0].core).read_text())
-    core["memories"]["weight_sram"]["size"] = 256  # a valid hierarchy too small for any real layer
-    core["memories"]["act_sram"]["size"] = 1024
-    core["memories"]["dram_port"]["size"] = 4096
-    (tmp_path / "core.yaml").write_text(yaml.safe_dump(core, sort_keys=False))
-    shutil.copy(system.resolve(system.compute_cores[0].mapping), tmp_path / "mapping.yaml")
-    sys_yaml = yaml.safe_load(Path(system.path).read_text())
-    sys_yaml["compute_cores"][0].update(core="core.yaml", mapping="mapping.yaml")
-    (tmp_path / "system.yaml").write_text(yaml.safe_dump(sys_yaml))
+    unmappable_system(tmp_path)
     broken = tiny_config(tmp_path / "run", cost={"accelerator": str(tmp_path / "system.yaml"), "cache": None},
                          search={"n_trials": 3})
     study = api.search(broken, supernet, progress=False, data=data)

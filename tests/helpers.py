@@ -1,0 +1,26 @@
+"""Helpers shared by tests of several packages."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+
+from hwmodel import load_system
+
+
+def unmappable_system(folder: Path) -> Path:
+    """A copy of edge_tpu_quad whose memory hierarchy is valid (inner to outer) but far too small for
+    any real layer (4096 bits off-chip): ZigZag cannot map anything on it. Returns its system.yaml."""
+    system = load_system("edge_tpu_quad")
+    core = yaml.safe_load(system.resolve(system.compute_cores[0].core).read_text())
+    core["memories"]["weight_sram"]["size"] = 256
+    core["memories"]["act_sram"]["size"] = 1024
+    core["memories"]["dram_port"]["size"] = 4096
+    (folder / "core.yaml").write_text(yaml.safe_dump(core, sort_keys=False))
+    shutil.copy(system.resolve(system.compute_cores[0].mapping), folder / "mapping.yaml")
+    data = yaml.safe_load(Path(system.path).read_text())
+    data["compute_cores"][0].update(core="core.yaml", mapping="mapping.yaml")
+    (folder / "system.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return folder / "system.yaml"
