@@ -34,7 +34,7 @@ from hwmodel.system import ComputeCoreSpec, SimpleCoreSpec, SystemSpec, load_sys
 from hwmodel.workload import COMPUTE_OPS, LayerLike, kind, signature, zigzag_layer
 from hwmodel.zigzag_core import LayerCost, MappingError, ZigZagCore, ZigZagSettings
 
-MODEL_VERSION = "2"  # bump when what is cached changes meaning (invalidates cached entries)
+MODEL_VERSION = "3"  # bump when what is cached changes meaning (invalidates cached entries)
 PROGRESS_MIN_LAYERS = 16  # show a progress bar only for batches of cache misses at least this large
 ALLOCATION_KIND = {"default": "conv", "depthwise": "depthwise", "fc": "fc"}
 
@@ -61,7 +61,17 @@ def simple_core_cost(spec: LayerLike, core: SimpleCoreSpec, system: SystemSpec, 
         ideal_cycles=float(compute),
         spatial_utilization=min(1.0, spec.ops / max(1, compute * core.units)),
         core=core_name,
+        offchip_energy_pj=mem_energy,
     )
+
+
+def best_cost(name: str, by_core: dict[str, LayerCost | str]) -> LayerCost:
+    """The lowest-EDP cost among core kinds; MappingError (with every reason) if none maps."""
+    costs = [c for c in by_core.values() if isinstance(c, LayerCost)]
+    if not costs:
+        reasons = "; ".join(f"{core}: {reason}" for core, reason in by_core.items())
+        raise MappingError(name, "/".join(by_core), reasons)
+    return min(costs, key=lambda c: c.energy_pj * c.latency_cycles)
 
 
 def precision_factor(core: ComputeCoreSpec, spec: LayerLike) -> int:
@@ -78,7 +88,7 @@ def apply_mac_model(raw: LayerCost, core: ComputeCoreSpec, spec: LayerLike) -> L
 # --- worker processes ---------------------------------------------------------------------------
 CoreFiles = tuple[str, str, str, str | None]  # name, core path, mapping path, widenable dimension
 _WORKER_FILES: dict[str, CoreFiles] = {}
-_WORKER_CORES: dict[tuple[str, int], ZigZagCore] = {}
+_WORKER_CORES: dict[tuple[str, int, bool], ZigZagCore] = {}
 _WORKER_SETTINGS: list[ZigZagSettings] = []
 
 
@@ -87,15 +97,20 @@ def _init_worker(cores: list[CoreFiles], settings: ZigZagSettings) -> None:
     _WORKER_SETTINGS[:] = [settings]
 
 
-def _build_core(files: CoreFiles, factor: int, settings: ZigZagSettings) -> ZigZagCore:
+Variant = tuple[str, int, bool]  # core kind, precision factor, on-chip (fused) variant
+Job = tuple[Variant, dict[str, Any], str]  # variant, ZigZag layer dict, label for errors
+
+
+def _build_core(files: CoreFiles, factor: int, onchip: bool, settings: ZigZagSettings) -> ZigZagCore:
     name, core_path, mapping_path, dim = files
-    return ZigZagCore(name, core_path, mapping_path, settings, (dim, factor) if dim and factor != 1 else None)
+    return ZigZagCore(name, core_path, mapping_path, settings, (dim, factor) if dim and factor != 1 else None, onchip)
 
 
-def _cost_job(core: str, factor: int, layer: dict[str, Any], label: str) -> dict[str, Any]:
-    if (core, factor) not in _WORKER_CORES:
-        _WORKER_CORES[(core, factor)] = _build_core(_WORKER_FILES[core], factor, _WORKER_SETTINGS[0])
-    return _cost_or_error(_WORKER_CORES[(core, factor)], layer, label)
+def _cost_job(variant: Variant, layer: dict[str, Any], label: str) -> dict[str, Any]:
+    if variant not in _WORKER_CORES:
+        core, factor, onchip = variant
+        _WORKER_CORES[variant] = _build_core(_WORKER_FILES[core], factor, onchip, _WORKER_SETTINGS[0])
+    return _cost_or_error(_WORKER_CORES[variant], layer, label)
 
 
 def _cost_or_error(core: ZigZagCore, layer: dict[str, Any], label: str) -> dict[str, Any]:
@@ -134,7 +149,7 @@ class CostModel:
                      c.precision_scaling.dimension if c.precision_scaling else None)
             for c in self.system.compute_cores
         }
-        self._cores: dict[tuple[str, int], ZigZagCore] = {}
+        self._cores: dict[Variant, ZigZagCore] = {}
         self._pool: ProcessPoolExecutor | None = None
         self._key_base = {"model": MODEL_VERSION, "zigzag": version("zigzag-dse"), "settings": asdict(self.settings)}
         self._file_hash = {
@@ -144,10 +159,11 @@ class CostModel:
         self.stats = {"hits": 0, "misses": 0}
 
     # --- plumbing --------------------------------------------------------------------------------
-    def _core(self, name: str, factor: int) -> ZigZagCore:
-        if (name, factor) not in self._cores:
-            self._cores[(name, factor)] = _build_core(self._files[name], factor, self.settings)
-        return self._cores[(name, factor)]
+    def _core(self, variant: Variant) -> ZigZagCore:
+        if variant not in self._cores:
+            name, factor, onchip = variant
+            self._cores[variant] = _build_core(self._files[name], factor, onchip, self.settings)
+        return self._cores[variant]
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -172,13 +188,16 @@ class CostModel:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _key(self, core: str, factor: int, layer: dict[str, Any]) -> str:
+    def _key(self, variant: Variant, layer: dict[str, Any]) -> str:
+        core, factor, onchip = variant
         files = self._files[core]
-        variant = {"files": self._file_hash[core], "widen": [files[3], factor] if factor != 1 else None}
-        return signature({**self._key_base, "core": variant, "layer": layer})
+        desc = {"files": self._file_hash[core], "widen": [files[3], factor] if factor != 1 else None}
+        if onchip:
+            desc["onchip"] = True
+        return signature({**self._key_base, "core": desc, "layer": layer})
 
     # --- costs -----------------------------------------------------------------------------------
-    def _compute(self, jobs: dict[str, tuple[str, int, dict[str, Any], str]]) -> dict[str, dict[str, Any]]:
+    def _compute(self, jobs: dict[str, Job]) -> dict[str, dict[str, Any]]:
         """Run ZigZag for cache misses (in workers when there are several)."""
         from tqdm.auto import tqdm
 
@@ -198,26 +217,27 @@ class CostModel:
                                   "needs an `if __name__ == \"__main__\":` guard); continuing in this process",
                                   RuntimeWarning, stacklevel=3)
                     self._pool, self.workers = None, 1
-            for key, (core, factor, layer, label) in jobs.items():
+            for key, (variant, layer, label) in jobs.items():
                 if key not in results:
-                    results[key] = _cost_or_error(self._core(core, factor), layer, label)
+                    results[key] = _cost_or_error(self._core(variant), layer, label)
                     bar.update()
         finally:
             bar.close()
         return results
 
-    def _options(self, spec: LayerLike) -> list[tuple[ComputeCoreSpec, str, tuple[str, int, dict[str, Any], str]]]:
-        """(core, cache key, ZigZag job) for every core kind allowed to run a compute layer."""
-        layer = zigzag_layer(spec)
+    def _options(self, spec: LayerLike, layer: dict[str, Any] | None = None, onchip: bool = False
+                 ) -> list[tuple[ComputeCoreSpec, str, Job]]:
+        """(core kind, cache key, ZigZag job) for every core kind allowed to run a compute layer.
+        ``layer`` overrides the ZigZag dict (a tile of ``spec``); ``onchip`` selects the fused variant."""
+        layer = layer if layer is not None else zigzag_layer(spec)
         out = []
         for core in self.system.cores_for(ALLOCATION_KIND[kind(spec)]):
-            factor = precision_factor(core, spec)
-            out.append((core, self._key(core.name, factor, layer), (core.name, factor, layer, spec.name)))
+            variant = (core.name, precision_factor(core, spec), onchip)
+            out.append((core, self._key(variant, layer), (variant, layer, spec.name)))
         return out
 
-    def layer_costs(self, specs: Sequence[LayerLike]) -> list[LayerCost]:
-        """Cost of every layer (best allowed compute core for conv/FC); MappingError if none maps."""
-        options = [self._options(s) if s.op in COMPUTE_OPS else [] for s in specs]
+    def _lookup(self, options: Sequence[list[tuple[ComputeCoreSpec, str, Job]]]) -> dict[str, dict[str, Any]]:
+        """Cached or freshly computed raw results for every option's key."""
         wanted = {key: job for opts in options for _core, key, job in opts}
         found = self.cache.get_many(wanted)
         missing = {k: v for k, v in wanted.items() if k not in found}
@@ -227,30 +247,49 @@ class CostModel:
             computed = self._compute(missing)
             self.cache.put_many(computed)
             found.update(computed)
+        return found
+
+    def kind_costs(self, items: Sequence[tuple[LayerLike, dict[str, Any] | None]], onchip: bool = False
+                   ) -> list[dict[str, LayerCost | str]]:
+        """For each (layer spec, ZigZag dict or None) the cost on every allowed core kind, keyed by
+        core name; a string instead of a cost is the reason ZigZag could not map it there."""
+        options = [self._options(spec, layer, onchip) for spec, layer in items]
+        found = self._lookup(options)
+        out: list[dict[str, LayerCost | str]] = []
+        for (spec, _layer), opts in zip(items, options):
+            row: dict[str, LayerCost | str] = {}
+            for core, key, _job in opts:
+                raw = found[key]
+                row[core.name] = raw["error"] if "error" in raw else apply_mac_model(LayerCost(**raw), core, spec)
+            out.append(row)
+        return out
+
+    def layer_costs(self, specs: Sequence[LayerLike]) -> list[LayerCost]:
+        """Cost of every layer (best allowed compute core for conv/FC); MappingError if none maps."""
+        compute = [s for s in specs if s.op in COMPUTE_OPS]
+        per_kind = iter(self.kind_costs([(s, None) for s in compute]))
         out: list[LayerCost] = []
-        for spec, opts in zip(specs, options):
+        for spec in specs:
             if spec.op == "maxpool":
                 out.append(simple_core_cost(spec, self.system.pooling_core, self.system, "pooling"))
             elif spec.op == "add":
                 out.append(simple_core_cost(spec, self.system.simd_core, self.system, "simd"))
             elif spec.op in COMPUTE_OPS:
-                costs = [apply_mac_model(LayerCost(**found[key]), core, spec) for core, key, _job in opts
-                         if "error" not in found[key]]
-                if not costs:
-                    reasons = "; ".join(f"{core.name}: {found[key]['error']}" for core, key, _job in opts)
-                    raise MappingError(spec.name, "/".join(core.name for core, _k, _j in opts), reasons)
-                out.append(min(costs, key=lambda c: c.energy_pj * c.latency_cycles))
+                out.append(best_cost(spec.name, next(per_kind)))
             else:
                 raise ValueError(f"{spec.name}: unknown op {spec.op!r}")
         return out
 
-    def fill(self, specs: Sequence[LayerLike], batch: int = 64) -> dict[str, int]:
-        """Cost every (layer, allowed core) pair not yet cached, ``batch`` at a time (each batch is
-        committed, so an interrupted fill keeps its progress). Unmappable pairs are cached as such.
-        Returns counts: ``pairs``, ``cached_before``, ``computed``, ``unmappable``."""
+    def fill(self, items: Sequence[tuple[LayerLike, dict[str, Any] | None]], batch: int = 64, onchip: bool = False
+             ) -> dict[str, int]:
+        """Cost every (layer or tile, allowed core) pair not yet cached, ``batch`` at a time (each batch
+        is committed, so an interrupted fill keeps its progress). Unmappable pairs are cached as such.
+        ``items``: (layer spec, ZigZag dict of a tile or None for the whole layer); ``onchip``: the
+        fused-schedule variants. Returns counts: ``pairs``, ``cached_before``, ``computed``, ``unmappable``."""
         from tqdm.auto import tqdm
 
-        wanted = {key: job for s in specs if s.op in COMPUTE_OPS for _core, key, job in self._options(s)}
+        wanted = {key: job for spec, layer in items if spec.op in COMPUTE_OPS
+                  for _core, key, job in self._options(spec, layer, onchip)}
         missing = [k for k in wanted if k not in self.cache.get_many(wanted)]
         counts = {"pairs": len(wanted), "cached_before": len(wanted) - len(missing), "computed": 0, "unmappable": 0}
         progress, self.progress = self.progress, False
@@ -278,8 +317,8 @@ class CostModel:
         layer_specs: list[LayerLike] = [graph.nodes[n]["spec"] for n in names]
         costs = self.layer_costs(layer_specs)
         layers = [LayerResult(s.name, s.op, s.stage, s.branch, s.macs, c) for s, c in zip(layer_specs, costs)]
-        network = NetworkCost(self.system.name, list(graph.graph["exit_labels"]), layers, "layer_by_layer",
-                              self.system.clock_hz)
+        network = NetworkCost.from_layers(self.system.name, list(graph.graph["exit_labels"]), layers,
+                                          self.system.clock_hz)
         if self.system.dvfs is None and operating_point in (None, "nominal"):
             return network
         return network.at(self.system.operating_point(operating_point), self.system.reference_voltage_v)

@@ -1,10 +1,11 @@
 """Network-level costs of an early-exit network and the reference's exit accounting.
 
 An EENN with exits e_1 < ... < e_N (e_N final) is cut into N stages: stage i = the backbone layers
-after exit i-1 up to exit i's mounting point, plus classifier i. With stage energies E_i (J) and
-latencies L_i (cycles) from one schedule:
+after exit i-1 up to exit i's mounting point, plus classifier i. From one schedule:
 
-- E_cum(i) = sum_{j<=i} E_j, L_cum(i) = sum_{j<=i} L_j
+- L_cum(i) = the time exit i's classifier finishes; E_cum(i) = the energy spent by then. In a
+  layer-by-layer schedule these are the cumulative sums of stage latencies and energies; in a
+  fused, multi-core schedule stages overlap and they are read off the timeline.
 - ET_i = E_cum(i) * L_cum(i)                      (J x cycles)
 - expected EDP = sum_i r_i * ET_i                  (r_i = fraction of samples leaving at exit i)
 - static baseline = E_static * L_static of the same backbone with only its final exit
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from hwmodel.dvfs import OperatingPoint, static_energy_pj, voltage_scale
+from hwmodel.dvfs import OperatingPoint, voltage_scale
 from hwmodel.zigzag_core import LayerCost
 
 PJ = 1e-12  # J per pJ
@@ -37,48 +38,75 @@ class LayerResult:
 
 @dataclass
 class NetworkCost:
-    """Per-layer and per-exit-stage costs of one network on one system (one schedule)."""
+    """Costs of one network on one system under one schedule, with per-exit accounting.
+
+    ``cumulative_energy_pj[i]`` is the dynamic energy spent by the time exit i's classifier
+    finishes and ``cumulative_latency_cycles[i]`` is that time; ``total_*`` cover the whole
+    schedule. Energies are stored at the system's reference voltage; :meth:`at` gives the same
+    schedule at a DVFS operating point (dynamic energy x ``voltage_scale`` plus static power x time).
+    For a layer-by-layer schedule (:meth:`from_layers`) the cumulative figures are stage sums.
+    """
 
     system: str
     exit_labels: list[str]
     layers: list[LayerResult]
+    cumulative_energy_pj: list[float]
+    cumulative_latency_cycles: list[float]
+    total_energy_pj: float
+    total_latency_cycles: float
     mode: str = "layer_by_layer"
     clock_hz: float = 1.0e9
-    stage_energy_pj: list[float] = field(init=False)
-    stage_latency_cycles: list[float] = field(init=False)
+    voltage_scale: float = 1.0
+    static_power_w: float = 0.0
+    schedule: Any = field(default=None, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        n = len(self.exit_labels)
-        self.stage_energy_pj = [0.0] * n
-        self.stage_latency_cycles = [0.0] * n
-        for layer in self.layers:
-            self.stage_energy_pj[layer.stage] += layer.cost.energy_pj
-            self.stage_latency_cycles[layer.stage] += layer.cost.latency_cycles
+    @classmethod
+    def from_layers(cls, system: str, exit_labels: list[str], layers: list[LayerResult], clock_hz: float = 1.0e9,
+                    mode: str = "layer_by_layer") -> NetworkCost:
+        """One layer at a time, in stage order: E_cum and L_cum are cumulative stage sums."""
+        n = len(exit_labels)
+        energy, latency = [0.0] * n, [0.0] * n
+        for layer in layers:
+            energy[layer.stage] += layer.cost.energy_pj
+            latency[layer.stage] += layer.cost.latency_cycles
+        cum_e, cum_l = _cumsum(energy), _cumsum(latency)
+        return cls(system, exit_labels, layers, cum_e, cum_l, cum_e[-1], cum_l[-1], mode, clock_hz)
+
+    def _energy_j(self, dynamic_pj: float, cycles: float) -> float:
+        static = self.static_power_w * cycles / self.clock_hz * 1e12
+        return (dynamic_pj * self.voltage_scale + static) * PJ
 
     @property
     def energy_j(self) -> float:
-        """Energy of the path through every exit (J)."""
-        return sum(self.stage_energy_pj) * PJ
+        """Energy of the whole schedule, i.e. of a sample that runs every exit (J)."""
+        return self._energy_j(self.total_energy_pj, self.total_latency_cycles)
 
     @property
     def latency_cycles(self) -> float:
-        """Latency of the path through every exit (cycles)."""
-        return sum(self.stage_latency_cycles)
+        """Latency of the whole schedule (cycles)."""
+        return self.total_latency_cycles
 
     @property
     def edp(self) -> float:
-        """Energy-delay product of the full path (J x cycles)."""
+        """Energy-delay product of the whole schedule (J x cycles)."""
         return self.energy_j * self.latency_cycles
 
     @property
     def cumulative_energy_j(self) -> list[float]:
-        """E_cum(i) in J."""
-        return _cumsum([e * PJ for e in self.stage_energy_pj])
+        """E_cum(i) in J: energy spent by the time exit i's classifier finishes."""
+        return [self._energy_j(e, t) for e, t in zip(self.cumulative_energy_pj, self.cumulative_latency_cycles)]
 
     @property
-    def cumulative_latency_cycles(self) -> list[float]:
-        """L_cum(i) in cycles."""
-        return _cumsum(self.stage_latency_cycles)
+    def stage_energy_pj(self) -> list[float]:
+        """Energy between consecutive exits (pJ, at this operating point)."""
+        cum = [e / PJ for e in self.cumulative_energy_j]
+        return [b - a for a, b in zip([0.0, *cum], cum)]
+
+    @property
+    def stage_latency_cycles(self) -> list[float]:
+        """Time between consecutive exits (cycles)."""
+        cum = self.cumulative_latency_cycles
+        return [b - a for a, b in zip([0.0, *cum], cum)]
 
     @property
     def et(self) -> list[float]:
@@ -91,25 +119,17 @@ class NetworkCost:
 
     @property
     def latency_s(self) -> float:
-        """Latency of the full path in seconds at this cost's clock."""
+        """Latency of the whole schedule in seconds at this cost's clock."""
         return self.latency_cycles / self.clock_hz
 
     def at(self, point: OperatingPoint, reference_voltage_v: float) -> NetworkCost:
         """The same schedule at a DVFS point: dynamic energy x (V/V_ref)^2, plus static power x time,
-        with the point's clock (cycle counts unchanged). See :mod:`hwmodel.dvfs`."""
-        s = voltage_scale(point, reference_voltage_v)
-        layers = []
-        for r in self.layers:
-            c = r.cost
-            static = static_energy_pj(c.latency_cycles, point)
-            dynamic = (c.energy_pj - c.static_energy_pj) * s
-            cost = replace(c, energy_pj=dynamic + static, mac_energy_pj=c.mac_energy_pj * s,
-                           mem_energy_pj=c.mem_energy_pj * s, static_energy_pj=static)
-            layers.append(replace(r, cost=cost))
-        return NetworkCost(self.system, self.exit_labels, layers, self.mode, point.frequency_hz)
+        with the point's clock (cycle counts unchanged). Idempotent. See :mod:`hwmodel.dvfs`."""
+        return replace(self, clock_hz=point.frequency_hz, voltage_scale=voltage_scale(point, reference_voltage_v),
+                       static_power_w=point.static_power_w)
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready per-stage figures."""
+        """JSON-ready per-exit figures."""
         return {
             "system": self.system,
             "mode": self.mode,
@@ -127,7 +147,7 @@ class NetworkCost:
         }
 
     def layer_table(self) -> list[dict[str, Any]]:
-        """One JSON-ready row per layer."""
+        """One JSON-ready row per layer (energies at the reference voltage, static energy excluded)."""
         return [{"name": r.name, "op": r.op, "stage": r.stage, "branch": r.branch, "macs": r.macs, **asdict(r.cost)}
                 for r in self.layers]
 

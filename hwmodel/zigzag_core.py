@@ -61,6 +61,7 @@ class LayerCost:
     spatial_utilization: float
     core: str
     static_energy_pj: float = 0.0
+    offchip_energy_pj: float = 0.0  # part of mem_energy_pj spent at the off-chip level
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -203,15 +204,54 @@ def array_dimensions(core_path: str | Path) -> list[str]:
     return list(core_description(core_path)["operational_array"]["dimensions"])
 
 
+UNBOUNDED_BITS = 2**40  # on-chip top levels in the fused-schedule variant: capacity is the scheduler's job
+
+
+def offchip_level(core: dict[str, Any]) -> str:
+    """The memory that stands for off-chip DRAM: the outermost level, which must hold I1, I2 and O."""
+    name, mem = list(core["memories"].items())[-1]
+    if set(mem["operands"]) != {"I1", "I2", "O"}:
+        raise ValueError(f"core {core['name']!r}: the outermost memory {name!r} must hold I1, I2 and O to act as "
+                         f"the off-chip port")
+    return name
+
+
+def onchip_capacities(core_path: str | Path) -> dict[str, int]:
+    """On-chip capacity (bits) per operand: the size of the outermost on-chip level holding it."""
+    core = core_description(core_path)
+    top = offchip_level(core)
+    caps: dict[str, int] = {}
+    for name, mem in core["memories"].items():
+        if name != top:
+            for operand in mem["operands"]:
+                caps[operand] = int(mem["size"])
+    return caps
+
+
+def _onchip_variant(core: dict[str, Any]) -> dict[str, Any]:
+    """The core without its off-chip level, outermost on-chip levels unbounded (fused schedules)."""
+    top = offchip_level(core)
+    memories = {k: v for k, v in core["memories"].items() if k != top}
+    outermost: dict[str, str] = {}
+    for name, mem in memories.items():
+        for operand in mem["operands"]:
+            outermost[operand] = name
+    for name in set(outermost.values()):
+        memories[name]["size"] = UNBOUNDED_BITS
+    return {**core, "memories": memories}
+
+
 class ZigZagCore:
     """One compute core, parsed once, costing layers given as ZigZag layer dicts.
 
     ``widen=(dimension, factor)`` builds the variant whose array dimension is ``factor`` times larger:
-    how a precision-scalable array is modelled at low operand precision.
+    how a precision-scalable array is modelled at low operand precision. ``onchip=True`` builds the
+    variant used by fused schedules: data starts and ends in on-chip memory; off-chip traffic,
+    transfers and capacity are accounted by the scheduler.
     """
 
     def __init__(self, name: str, core_path: str | Path, mapping_path: str | Path, settings: ZigZagSettings,
-                 widen: tuple[str, int] | None = None) -> None:
+                 widen: tuple[str, int] | None = None, onchip: bool = False) -> None:
         from zigzag.parser.accelerator_factory import AcceleratorFactory
 
         self.name = name if not widen or widen[1] == 1 else f"{name} (x{widen[1]} {widen[0]})"
@@ -220,6 +260,12 @@ class ZigZagCore:
         if widen and widen[1] != 1:
             dims = core["operational_array"]["dimensions"]
             core["operational_array"]["sizes"][dims.index(widen[0])] *= widen[1]
+        if onchip:
+            core = _onchip_variant(core)
+        try:
+            self.has_offchip = not onchip and bool(offchip_level(core))
+        except ValueError:
+            self.has_offchip = False
         self.mapping = _normalized_mapping(Path(mapping_path), core)
         with quiet_zigzag():
             self.accelerator = AcceleratorFactory(core).create()
@@ -272,6 +318,7 @@ class ZigZagCore:
                 (cme, _extra), *_ = stage.run()
         except Exception as exc:  # noqa: BLE001 - ZigZag raises asserts, StopIteration, ValueError...
             raise MappingError(label, self.name, f"{type(exc).__name__}: {exc}") from None
+        offchip = sum(levels[-1] for levels in cme.mem_energy_breakdown.values()) if self.has_offchip else 0.0
         return LayerCost(
             energy_pj=float(cme.energy_total),
             latency_cycles=float(cme.latency_total2),
@@ -280,4 +327,5 @@ class ZigZagCore:
             ideal_cycles=float(cme.ideal_temporal_cycle),
             spatial_utilization=float(cme.mac_spatial_utilization),
             core=self.name,
+            offchip_energy_pj=float(offchip),
         )

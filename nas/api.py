@@ -21,6 +21,7 @@ import torch
 from optuna.trial import FrozenTrial
 
 from hwmodel import CostModel, ZigZagSettings
+from hwmodel.scheduling import ScheduleSettings
 from nas.config import RunConfig
 from nas.data import Splits, load_dataset
 from nas.network_io import ExportedNetwork, export_network, load_network
@@ -87,6 +88,12 @@ def cost_model(cfg: RunConfig, *, progress: bool = True) -> CostModel:
                      progress=progress)
 
 
+def schedule_settings(cfg: RunConfig) -> ScheduleSettings:
+    """The configured schedule (mode, tiles, allocation, order)."""
+    return ScheduleSettings(mode=cfg.cost.mode, tile_rows=cfg.cost.tile_rows, allocation=cfg.cost.allocation,
+                            order=cfg.cost.order, seed=cfg.search.seed)
+
+
 def search(cfg: RunConfig, supernet: Supernet | None = None, *, storage: str | None = None, progress: bool = True,
            data: tuple[Splits, SearchSpace] | None = None) -> optuna.Study:
     """Run (or resume) the study until ``search.n_trials`` trials have finished."""
@@ -101,7 +108,7 @@ def search(cfg: RunConfig, supernet: Supernet | None = None, *, storage: str | N
     study.set_user_attr("space", space.config)
     with cost_model(cfg, progress=progress) as cm:
         evaluator = CandidateEvaluator(space, supernet, splits.val, cm, cfg.constraints, cfg.search.eval_batch_size,
-                                       cfg.cost.operating_point)
+                                       cfg.cost.operating_point, schedule_settings(cfg))
         run_study(study, space, evaluator, cfg.search.n_trials, progress=progress)
     return study
 

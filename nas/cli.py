@@ -138,6 +138,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 def cmd_warm_cache(args: argparse.Namespace) -> int:
     import time
 
+    from hwmodel.scheduling import layer_tiles
     from nas import api
     from search_spaces import create_space
 
@@ -147,8 +148,10 @@ def cmd_warm_cache(args: argparse.Namespace) -> int:
     layers = space.all_layer_specs()
     t0 = time.perf_counter()
     with api.cost_model(cfg, progress=True) as cm:
-        counts = cm.fill(layers)
-    print(f"{space.name} on {cfg.cost.accelerator}: {len(layers)} distinct layers, {counts['pairs']} (layer, core) "
+        items = layer_tiles(layers, cm, api.schedule_settings(cfg))
+        counts = cm.fill(items, onchip=cfg.cost.mode == "fused")
+    print(f"{space.name} on {cfg.cost.accelerator} ({cfg.cost.mode}, tile_rows={cfg.cost.tile_rows}): "
+          f"{len(layers)} distinct layers, {len(items)} distinct tiles, {counts['pairs']} (tile, core) "
           f"pairs; {counts['cached_before']} were cached, {counts['computed']} computed "
           f"({counts['unmappable']} unmappable) in {time.perf_counter() - t0:.0f} s with {cfg.cost.workers} workers; "
           f"cache: {cm.cache.path or 'memory'}")

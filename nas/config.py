@@ -61,9 +61,19 @@ class TrainConfig:
 
 @dataclass
 class CostConfig:
-    """Hardware cost model: accelerator (shipped name or path) and ZigZag mapper settings."""
+    """Hardware cost model: accelerator (shipped name or path), schedule and ZigZag mapper settings.
+
+    ``mode``: ``fused`` (row tiles, concurrent cores, activations kept on chip; see
+    ``hwmodel.scheduling``) or ``layer_by_layer`` (the reference's: one layer at a time through
+    off-chip memory). ``tile_rows``: output rows per tile (null: whole layers). ``allocation``:
+    ``auto``, ``contiguous``, ``single``, ``round_robin``, ``best_kind`` or ``genetic``.
+    """
 
     accelerator: str = "edge_tpu_quad"
+    mode: Literal["layer_by_layer", "fused"] = "fused"
+    tile_rows: int | None = 8
+    allocation: Literal["auto", "contiguous", "single", "round_robin", "best_kind", "genetic"] = "auto"
+    order: Literal["depth_first", "breadth_first"] = "depth_first"
     lpf_limit: int = 4
     optimize: Literal["energy", "latency", "EDP"] = "EDP"
     spatial_mappings: int = 3

@@ -16,7 +16,10 @@ from typing import Any
 
 import torch
 
+import networkx as nx
+
 from hwmodel import CostModel, ExpectedCost, NetworkCost, expected_cost
+from hwmodel.scheduling import ScheduleSettings, scheduled_cost
 from nas.calibrate import ExitStats, exit_outputs, exit_stats
 from nas.config import ConstraintConfig
 from nas.data import Split
@@ -101,6 +104,7 @@ class Evaluation:
             "constraints": self.constraints,
             "feasible": self.feasible,
             "cost_model_mode": self.network.mode,
+            "tile_rows": self.network.schedule.tile_rows if self.network.schedule else None,
             "accelerator": self.network.system,
         }
 
@@ -109,12 +113,18 @@ class CandidateEvaluator:
     """Scores genotypes with the trained supernet on a held-out split and the cost model."""
 
     def __init__(self, space: SearchSpace, supernet: Supernet, split: Split, cost_model: CostModel,
-                 limits: ConstraintConfig, batch_size: int = 500, operating_point: str | None = None) -> None:
+                 limits: ConstraintConfig, batch_size: int = 500, operating_point: str | None = None,
+                 schedule: ScheduleSettings | None = None) -> None:
         self.space, self.supernet, self.split = space, supernet.eval(), split
         self.cost_model, self.limits, self.batch_size = cost_model, limits, batch_size
         self.operating_point = operating_point
+        self.schedule = schedule or ScheduleSettings(mode="layer_by_layer")
         self._outputs_key: Genotype | None = None
         self._outputs = None
+
+    def cost(self, graph: nx.DiGraph) -> NetworkCost:
+        """The network's cost under the configured schedule and operating point."""
+        return scheduled_cost(graph, self.cost_model, self.schedule, self.operating_point)
 
     @torch.no_grad()
     def stats(self, genotype: Genotype) -> ExitStats:
@@ -130,9 +140,8 @@ class CandidateEvaluator:
         """Costs first (cheap when cached, and an unmappable layer fails fast), then accuracy."""
         self.space.validate(genotype)
         graph = self.space.layer_graph(genotype)
-        network = self.cost_model.evaluate(graph, self.operating_point)
-        static = self.cost_model.evaluate(self.space.layer_graph(self.space.static_genotype(genotype)),
-                                          self.operating_point)
+        network = self.cost(graph)
+        static = self.cost(self.space.layer_graph(self.space.static_genotype(genotype)))
         stats = self.stats(genotype)
         expected = expected_cost(network, static, stats.ratios)
         return Evaluation(genotype, self.space.exit_labels(genotype), stats, network, static, expected,

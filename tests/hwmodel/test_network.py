@@ -9,7 +9,7 @@ from hwmodel.zigzag_core import LayerCost
 def _network(energies_pj, latencies, labels):
     layers = [LayerResult(f"l{i}", "conv", i, False, 1, LayerCost(e, lat, 0.0, e, lat, 1.0, "c"))
               for i, (e, lat) in enumerate(zip(energies_pj, latencies))]
-    return NetworkCost("sys", labels, layers)
+    return NetworkCost.from_layers("sys", labels, layers)
 
 
 def test_expected_edp_follows_the_reference_definition():
@@ -40,9 +40,9 @@ def test_dvfs_scales_dynamic_energy_with_v_squared_and_adds_static_power():
     assert scaled.latency_s == pytest.approx(seconds)
     assert scaled.energy_j == pytest.approx(3.0 * 0.25 + 0.25 * seconds)
     assert scaled.cumulative_energy_j[0] == pytest.approx(1.0 * 0.25 + 0.25 * 1e6 / 0.5e9)
-    # scaling twice from the scaled cost keeps static energy separate
-    back = scaled.at(OperatingPoint("ref", 1e9, 1.0, 0.0), reference_voltage_v=0.5)
-    assert back.energy_j == pytest.approx(3.0)
+    # idempotent: the operating point applies to the reference-voltage energies
+    assert scaled.at(point, reference_voltage_v=1.0).energy_j == pytest.approx(scaled.energy_j)
+    assert scaled.at(OperatingPoint("ref", 1e9, 1.0, 0.0), reference_voltage_v=1.0).energy_j == pytest.approx(3.0)
 
 
 def test_edp_has_an_interior_optimum_when_voltage_follows_frequency():

@@ -95,6 +95,9 @@ def test_warm_cache_fills_every_layer_a_search_can_meet(tmp_path, monkeypatch):
     import random
 
     from hwmodel import CostModel
+    from hwmodel.scheduling import scheduled_cost
+    from nas.api import schedule_settings
+    from nas.config import load_config
     from search_spaces import create_space
 
     cache_dir = tmp_path / "cache"
@@ -104,10 +107,12 @@ def test_warm_cache_fills_every_layer_a_search_can_meet(tmp_path, monkeypatch):
                    "cost: {workers: 1}\n")
     assert main(["warm-cache", "--config", str(cfg)]) == 0
     space = create_space("mobilenetv2_cifar", width_mult=0.25, bits_choices=(4, 8), exit_points=(2, 6))
+    settings = schedule_settings(load_config(cfg))
+    assert settings.mode == "fused"
     with CostModel("edge_tpu_quad", cache=cache_dir / "costs.sqlite") as cm:
         rng = random.Random(0)
         for _ in range(15):
             g = space.sample(rng)
-            cm.evaluate(space.layer_graph(g))
-            cm.evaluate(space.layer_graph(space.static_genotype(g)))
+            scheduled_cost(space.layer_graph(g), cm, settings)
+            scheduled_cost(space.layer_graph(space.static_genotype(g)), cm, settings)
         assert cm.stats["misses"] == 0 and cm.stats["hits"] > 0

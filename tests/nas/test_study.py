@@ -34,7 +34,7 @@ def test_study_records_objectives_attributes_and_constraints(tiny_run):
         assert a["constraints"]["final_exit_ratio"] == pytest.approx(a["exit_ratios"][-1] - 0.5)
         assert a["feasible"] == all(v <= 0 for v in a["constraints"].values())
         assert len(a["bits"]) == len(space.backbone_layer_names()) + len(a["exit_labels"])
-        assert a["exit_labels"][-1] == "K" and a["cost_model_mode"] == "layer_by_layer"
+        assert a["exit_labels"][-1] == "K" and a["cost_model_mode"] == "fused"
         # Optuna's own constraint record, which the dashboard shows
         assert t.system_attrs["constraints"] == list(a["constraints"].values())
 

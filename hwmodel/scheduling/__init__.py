@@ -1,0 +1,214 @@
+"""Stream-style scheduling on top of the per-layer engine: tiles, allocation, list scheduling.
+
+    settings = ScheduleSettings(mode="fused", tile_rows=4, allocation="contiguous")
+    schedule = schedule_network(graph, cost_model, settings)      # a Schedule (ops, exits, memory)
+    cost = scheduled_cost(graph, cost_model, settings)             # a NetworkCost read off it
+
+``mode="layer_by_layer"`` with one compute core reproduces :meth:`CostModel.evaluate` exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import networkx as nx
+
+from hwmodel.cost_model import COMPUTE_OPS, CostModel, simple_core_cost
+from hwmodel.network import LayerResult, NetworkCost
+from hwmodel.scheduling.allocation import (
+    HEURISTICS,
+    LayerInfo,
+    check_allocation,
+    genetic_allocation,
+    heuristic_allocation,
+)
+from hwmodel.scheduling.platform import POOLING, Platform
+from hwmodel.scheduling.result import Op, Schedule
+from hwmodel.scheduling.scheduler import TileCost, list_schedule, simple_tile_cost
+from hwmodel.scheduling.tiles import Tile, build_tiles
+from hwmodel.zigzag_core import LayerCost, MappingError
+
+__all__ = ["Op", "Platform", "Schedule", "ScheduleSettings", "schedule_network", "scheduled_cost"]
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """How to schedule.
+
+    ``mode``: ``layer_by_layer`` (the reference: whole layers, one at a time, through off-chip memory)
+    or ``fused`` (row tiles, concurrent cores, on-chip reuse). ``tile_rows``: output rows per tile in
+    fused mode (None: one tile per layer). ``allocation``: ``auto`` (``best_kind`` for layer-by-layer,
+    ``contiguous`` for fused), a heuristic (``contiguous``, ``single``, ``round_robin``,
+    ``best_kind``), ``genetic`` (search, fitness = the schedule's EDP) or a layer -> instance map.
+    ``order``: ``depth_first`` (tiles by relative row position: streaming) or ``breadth_first``.
+    """
+
+    mode: Literal["layer_by_layer", "fused"] = "fused"
+    tile_rows: int | None = 4
+    allocation: Any = "auto"
+    order: Literal["depth_first", "breadth_first"] = "depth_first"
+    genetic_generations: int = 8
+    genetic_population: int = 12
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("layer_by_layer", "fused"):
+            raise ValueError(f"mode: expected 'layer_by_layer' or 'fused', got {self.mode!r}")
+        if self.tile_rows is not None and self.tile_rows < 1:
+            raise ValueError(f"tile_rows: expected a positive integer or null, got {self.tile_rows}")
+        if isinstance(self.allocation, str) and self.allocation not in (*HEURISTICS, "genetic", "auto"):
+            raise ValueError(f"allocation: expected one of {['auto', *HEURISTICS, 'genetic']} or a layer -> core "
+                             f"map, got {self.allocation!r}")
+
+
+def platform_of(cost_model: CostModel) -> Platform:
+    """The platform of a cost model's system (built once per cost model)."""
+    platform = getattr(cost_model, "_platform", None)
+    if platform is None:
+        platform = Platform(cost_model.system)
+        cost_model._platform = platform  # type: ignore[attr-defined]
+    return platform
+
+
+def _tile_costs(tiles: list[Tile], cost_model: CostModel, fused: bool) -> list[dict[str, LayerCost | str]]:
+    """Each compute tile's cost on every allowed core kind (interior tiles share one lookup)."""
+    unique: dict[tuple, int] = {}
+    items = []
+    index = []
+    for tile in tiles:
+        if tile.spec.op not in COMPUTE_OPS:
+            index.append(-1)
+            continue
+        key = tile.shape_key()
+        if key not in unique:
+            unique[key] = len(items)
+            items.append((tile.spec, tile.zigzag() if fused else None))
+        index.append(unique[key])
+    costs = cost_model.kind_costs(items, onchip=fused)
+    return [costs[i] if i >= 0 else {} for i in index]
+
+
+def layer_tiles(specs: list, cost_model: CostModel, settings: ScheduleSettings) -> list[tuple[Any, dict | None]]:
+    """(spec, ZigZag dict) of every distinct tile the given layers split into under ``settings``
+    (the whole layer, dict None, for layer-by-layer): what a schedule will ask the cache for."""
+    if settings.mode != "fused":
+        return [(spec, None) for spec in specs]
+    weight_room = min((i.weight_bits for i in platform_of(cost_model).compute), default=None)
+    out: dict[tuple, tuple[Any, dict]] = {}
+    for spec in specs:
+        graph = nx.DiGraph(exit_labels=[], exit_outputs=[])
+        graph.add_node(spec.name or "layer", spec=spec)
+        for tile in build_tiles(graph, settings.tile_rows, weight_room):
+            out.setdefault(tile.shape_key(), (spec, tile.zigzag()))
+    return list(out.values())
+
+
+def _anchor(graph: nx.DiGraph, name: str) -> str | None:
+    """For an exit-branch layer, the backbone layer its branch hangs off."""
+    node = name
+    while graph.nodes[node]["spec"].branch:
+        node = next(iter(graph.predecessors(node)))
+    return None if node == name else node
+
+
+def _layer_infos(graph: nx.DiGraph, tiles: list[Tile], by_kind: list[dict[str, LayerCost | str]],
+                 platform: Platform) -> list[LayerInfo]:
+    per_layer: dict[str, dict[str, float]] = {}
+    energy: dict[str, dict[str, float]] = {}
+    reasons: dict[str, dict[str, str]] = {}
+    for tile, costs in zip(tiles, by_kind):
+        est = per_layer.setdefault(tile.layer, {})
+        en = energy.setdefault(tile.layer, {})
+        for kind, cost in costs.items():
+            if isinstance(cost, LayerCost):
+                est[kind] = est.get(kind, 0.0) + cost.latency_cycles
+                en[kind] = en.get(kind, 0.0) + cost.energy_pj
+            else:
+                reasons.setdefault(tile.layer, {})[kind] = cost
+    infos = []
+    for name in nx.lexicographical_topological_sort(graph):
+        spec = graph.nodes[name]["spec"]
+        kinds = {k: v for k, v in per_layer.get(name, {}).items() if k not in reasons.get(name, {})}
+        if spec.op in COMPUTE_OPS and not kinds:
+            bad = reasons.get(name, {})
+            raise MappingError(name, "/".join(bad), "; ".join(f"{k}: {r}" for k, r in bad.items()))
+        allowed = tuple(i.name for i in platform.instances_of(list(kinds)))
+        estimate = {i: kinds[platform.instances[i].kind] for i in allowed}
+        edp = {i: kinds[platform.instances[i].kind] * energy[name][platform.instances[i].kind] for i in allowed}
+        infos.append(LayerInfo(name, spec.op, allowed, estimate, edp, _anchor(graph, name)))
+    return infos
+
+
+def _costs_for(tiles: list[Tile], by_kind: list[dict[str, LayerCost | str]], allocation: dict[str, str],
+               platform: Platform, cost_model: CostModel, fused: bool) -> list[TileCost]:
+    out = []
+    for tile, costs in zip(tiles, by_kind):
+        inst = allocation[tile.layer]
+        if tile.spec.op in COMPUTE_OPS:
+            c = costs[platform.instances[inst].kind]
+            assert isinstance(c, LayerCost)
+            out.append(TileCost(c.latency_cycles, c.mac_energy_pj, c.mem_energy_pj - c.offchip_energy_pj,
+                                c.offchip_energy_pj))
+        elif fused:
+            out.append(simple_tile_cost(tile, platform, inst))
+        else:
+            core = cost_model.system.pooling_core if inst == POOLING else cost_model.system.simd_core
+            c = simple_core_cost(tile.spec, core, cost_model.system, inst)
+            out.append(TileCost(c.latency_cycles, c.mac_energy_pj, c.mem_energy_pj - c.offchip_energy_pj,
+                                c.offchip_energy_pj))
+    return out
+
+
+def schedule_network(graph: nx.DiGraph, cost_model: CostModel, settings: ScheduleSettings | None = None
+                     ) -> Schedule:
+    """Tile, allocate and list-schedule a layer graph on the cost model's system."""
+    settings = settings or ScheduleSettings()
+    fused = settings.mode == "fused"
+    platform = platform_of(cost_model)
+    weight_room = min((i.weight_bits for i in platform.compute), default=None)
+    tiles = build_tiles(graph, settings.tile_rows if fused else None, weight_room)
+    by_kind = _tile_costs(tiles, cost_model, fused)
+    infos = _layer_infos(graph, tiles, by_kind, platform)
+    stage_of = {n: graph.nodes[n]["spec"].stage for n in graph.nodes}
+    exits = list(graph.graph["exit_outputs"])
+
+    def run(allocation: dict[str, str]) -> Schedule:
+        costs = _costs_for(tiles, by_kind, allocation, platform, cost_model, fused)
+        return list_schedule(tiles, platform, allocation, costs, mode=settings.mode, stage_of=stage_of,
+                             exit_layers=exits, exit_labels=graph.graph["exit_labels"], tile_rows=settings.tile_rows
+                             if fused else None, order=settings.order)
+
+    if isinstance(settings.allocation, dict):
+        allocation = check_allocation(settings.allocation, infos)
+    elif settings.allocation == "genetic":
+        def fitness(m: dict[str, str]) -> float:
+            s = run(m)
+            return s.energy_pj * s.makespan
+
+        allocation, _score = genetic_allocation(infos, platform, fitness, generations=settings.genetic_generations,
+                                                population=settings.genetic_population, seed=settings.seed)
+    else:
+        strategy = settings.allocation
+        if strategy == "auto":
+            strategy = "contiguous" if fused else "best_kind"
+        allocation = heuristic_allocation(strategy, infos, platform)
+    return run(allocation)
+
+
+def scheduled_cost(graph: nx.DiGraph, cost_model: CostModel, settings: ScheduleSettings | None = None,
+                   operating_point: str | None = None) -> NetworkCost:
+    """:func:`schedule_network`, read as a :class:`NetworkCost` (per-exit accounting, DVFS applied)."""
+    schedule = schedule_network(graph, cost_model, settings)
+    busy: dict[str, LayerResult] = {r.name: r for r in schedule.layer_results()}
+    layers = []
+    for name in nx.lexicographical_topological_sort(graph):
+        spec = graph.nodes[name]["spec"]
+        cost = busy[name].cost
+        layers.append(LayerResult(name, spec.op, spec.stage, spec.branch, spec.macs, cost))
+    network = schedule.network_cost(cost_model.system.clock_hz, layers)
+    system = cost_model.system
+    if system.dvfs is None and operating_point in (None, "nominal"):
+        return network
+    return network.at(system.operating_point(operating_point), system.reference_voltage_v)
+
