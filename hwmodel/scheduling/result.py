@@ -48,6 +48,7 @@ class Schedule:
     tile_count: int
     stored: dict[str, list[tuple[float, float, int]]] = field(default_factory=dict)  # instance -> (from, to, bits)
     capacity: dict[str, int] = field(default_factory=dict)  # instance -> activation bits
+    producers: dict[int, list[int]] = field(default_factory=dict)  # tile -> the tiles it reads
 
     @property
     def makespan(self) -> float:

@@ -188,7 +188,8 @@ def list_schedule(
     stored = {name: mem.done + [(s, max(end), b) for s, _e, b in mem.live.values()]  # type: ignore[misc]
               for name, mem in memory.items()}
     return Schedule(mode, platform.system.name, list(exit_labels), ops, exit_times, dict(allocation), tile_rows,
-                    len(tiles), stored, {name: mem.capacity for name, mem in memory.items()})
+                    len(tiles), stored, {name: mem.capacity for name, mem in memory.items()},
+                    {t.index: [d.src for d in t.preds] for t in tiles})
 
 
 def _weights(tile: Tile, inst: str, instance, resident: OrderedDict, prefetch_from: float, offchip) -> float:  # noqa: ANN001
