@@ -136,7 +136,8 @@ def _layer_infos(graph: nx.DiGraph, tiles: list[Tile], by_kind: list[dict[str, L
         allowed = tuple(i.name for i in platform.instances_of(list(kinds)))
         estimate = {i: kinds[platform.instances[i].kind] for i in allowed}
         edp = {i: kinds[platform.instances[i].kind] * energy[name][platform.instances[i].kind] for i in allowed}
-        infos.append(LayerInfo(name, spec.op, allowed, estimate, edp, _anchor(graph, name)))
+        out_bits = spec.out_channels * spec.out_hw[0] * spec.out_hw[1] * spec.o_bits
+        infos.append(LayerInfo(name, spec.op, allowed, estimate, edp, _anchor(graph, name), out_bits))
     return infos
 
 

@@ -4,7 +4,8 @@ Heuristics (fast, the default is ``contiguous``):
 
 - ``contiguous``: backbone layers in order, cut into contiguous chunks of about equal estimated
   compute time, one chunk per compute instance, so consecutive layers mostly share a core and fused
-  tiles stream between neighbours (a pipeline across cores);
+  tiles stream between neighbours (a pipeline across cores). Each cut is placed, within a few layers
+  of the balance point, after the layer with the smallest output, so little data crosses cores;
 - ``single``: every compute layer on the first allowed instance (no concurrency, no transfers);
 - ``round_robin``: compute layers cycle through the instances (maximum spreading);
 - ``best_kind``: every compute layer on an instance of the core kind that gives it the lowest EDP
@@ -39,6 +40,7 @@ class LayerInfo:
     estimate: dict[str, float]  # instance -> estimated compute cycles
     edp: dict[str, float]  # instance -> estimated energy x cycles of the whole layer
     anchor: str | None  # for exit-branch layers: the backbone layer the branch hangs off
+    out_bits: int = 0  # size of the layer's output
 
 
 def _fixed(layer: LayerInfo) -> str | None:
@@ -54,15 +56,7 @@ def heuristic_allocation(strategy: str, layers: list[LayerInfo], platform: Platf
     backbone = [la for la in layers if la.anchor is None and not _fixed(la)]
     instances = [i.name for i in platform.compute]
     if strategy == "contiguous":
-        total = sum(min(la.estimate.values()) for la in backbone) or 1.0
-        share, acc, chunk = total / len(instances), 0.0, 0
-        wanted = {}
-        for la in backbone:
-            cost = min(la.estimate.values())
-            if acc + cost / 2 > share * (chunk + 1) and chunk < len(instances) - 1:
-                chunk += 1
-            wanted[la.name] = instances[chunk]
-            acc += cost
+        wanted = {la.name: instances[c] for la, c in zip(backbone, _chunks(backbone, len(instances)))}
     elif strategy == "single":
         wanted = {la.name: la.allowed[0] for la in backbone}
     elif strategy == "best_kind":
@@ -81,6 +75,30 @@ def heuristic_allocation(strategy: str, layers: list[LayerInfo], platform: Platf
             want = min(la.allowed, key=lambda i: load[i])
         out[la.name] = want
         load[want] += la.estimate[want]
+    return out
+
+
+def _chunks(backbone: list[LayerInfo], parts: int, window: int = 3) -> list[int]:
+    """Chunk index of each backbone layer: balanced estimated time, cuts after small outputs."""
+    costs = [min(la.estimate.values()) if la.estimate else 0.0 for la in backbone]
+    total = sum(costs) or 1.0
+    prefix, acc = [], 0.0
+    for c in costs:
+        acc += c
+        prefix.append(acc)
+    cuts: list[int] = []  # cut after these positions
+    for k in range(1, min(parts, len(backbone))):
+        ideal = next((i for i, p in enumerate(prefix) if p >= total * k / parts), len(backbone) - 1)
+        lo = max(cuts[-1] + 1 if cuts else 0, ideal - window)
+        hi = min(len(backbone) - 2, ideal + window)
+        if lo > hi:
+            continue
+        cuts.append(min(range(lo, hi + 1), key=lambda j: (backbone[j].out_bits, abs(j - ideal))))
+    out, chunk = [], 0
+    for i in range(len(backbone)):
+        out.append(chunk)
+        if chunk < len(cuts) and i == cuts[chunk]:
+            chunk += 1
     return out
 
 
