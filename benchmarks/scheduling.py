@@ -6,7 +6,7 @@
    hardware, not accuracy): 25 / 20 / 20 / 35 % at the four exits, inside the ranges of the
    reference's published four-exit models (10-40 % per early exit, 25-45 % at the final one).
 2. Time to schedule one candidate warm (every tile cached): median and 95th percentile, at
-   row-level tiles (tile_rows=1) and at the default (8).
+   row-level tiles (tile_rows=1) and at the default (16).
 3. Growth: tiles, distinct ZigZag tiles, schedule time and EDP against tile size; schedule time
    against network depth (the backbone cut after block b, with its exit).
 
@@ -38,8 +38,8 @@ CONFIGS = {"static (K)": (), "exits D,F,I,K": (3, 5, 8), "exits B,E,H,K": (1, 4,
 MODES = {
     "layer-by-layer": ScheduleSettings(mode="layer_by_layer"),
     "fused, whole layers": ScheduleSettings(mode="fused", tile_rows=None),
-    "fused, 8-row tiles": ScheduleSettings(mode="fused", tile_rows=8),
-    "fused, 8-row tiles, genetic allocation": ScheduleSettings(mode="fused", tile_rows=8, allocation="genetic"),
+    "fused, 16-row tiles (default)": ScheduleSettings(mode="fused", tile_rows=16),
+    "fused, 16-row tiles, genetic allocation": ScheduleSettings(mode="fused", tile_rows=16, allocation="genetic"),
 }
 
 
@@ -81,7 +81,7 @@ def main() -> None:
                              [t / 1e3 for t in net.cumulative_latency_cycles]})
                 print(rows[-1], flush=True)
         graph = space.layer_graph(space.uniform(exits=(3, 5, 8), bits=8))
-        for tile_rows in (1, 8):
+        for tile_rows in (1, 16):
             settings = ScheduleSettings(mode="fused", tile_rows=tile_rows)
             schedule_network(graph, cm, settings)  # warm the cache
             median, p95 = timed(lambda s=settings: schedule_network(graph, cm, s), 30)
@@ -106,8 +106,8 @@ def main() -> None:
             depth.append({"blocks": block + 1, "layers": g.number_of_nodes(), "tiles": s.tile_count,
                           "schedule_ms": median})
             print(depth[-1], flush=True)
-        s = schedule_network(graph, cm, ScheduleSettings(mode="fused", tile_rows=8))
-        gantt(s, RESULTS / "scheduling_gantt.png", "reference backbone, exits D,F,I,K: fused, 8-row tiles")
+        s = schedule_network(graph, cm, ScheduleSettings(mode="fused", tile_rows=16))
+        gantt(s, RESULTS / "scheduling_gantt.png", "reference backbone, exits D,F,I,K: fused, 16-row tiles")
         memory_plot(s, RESULTS / "scheduling_memory.png")
         lbl = schedule_network(graph, cm, ScheduleSettings(mode="layer_by_layer"))
         gantt(lbl, RESULTS / "scheduling_gantt_lbl.png", "reference backbone, exits D,F,I,K: layer by layer")

@@ -71,7 +71,7 @@ class CostConfig:
 
     accelerator: str = "edge_tpu_quad"
     mode: Literal["layer_by_layer", "fused"] = "fused"
-    tile_rows: int | None = 8
+    tile_rows: int | None = 16
     allocation: Literal["auto", "contiguous", "single", "round_robin", "best_kind", "genetic"] = "auto"
     order: Literal["depth_first", "breadth_first"] = "depth_first"
     lpf_limit: int = 4

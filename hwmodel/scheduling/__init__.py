@@ -45,7 +45,7 @@ class ScheduleSettings:
     """
 
     mode: Literal["layer_by_layer", "fused"] = "fused"
-    tile_rows: int | None = 4
+    tile_rows: int | None = 16
     allocation: Any = "auto"
     order: Literal["depth_first", "breadth_first"] = "depth_first"
     genetic_generations: int = 8
