@@ -118,6 +118,17 @@ class NetworkCost:
         return sum(layer.macs for layer in self.layers)
 
     @property
+    def branch_energy_share(self) -> list[float]:
+        """Per exit: its classifier branch's share of its stage's layer energy (backbone + branch)."""
+        n = len(self.exit_labels)
+        branch, stage = [0.0] * n, [0.0] * n
+        for layer in self.layers:
+            stage[layer.stage] += layer.cost.energy_pj
+            if layer.branch:
+                branch[layer.stage] += layer.cost.energy_pj
+        return [b / s if s else 0.0 for b, s in zip(branch, stage)]
+
+    @property
     def latency_s(self) -> float:
         """Latency of the whole schedule in seconds at this cost's clock."""
         return self.latency_cycles / self.clock_hz
@@ -144,6 +155,7 @@ class NetworkCost:
             "latency_s": self.latency_s,
             "clock_hz": self.clock_hz,
             "macs": self.macs,
+            "branch_energy_share": self.branch_energy_share,
         }
 
     def layer_table(self) -> list[dict[str, Any]]:

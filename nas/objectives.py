@@ -101,6 +101,7 @@ class Evaluation:
             "reduction_factor": self.expected.reduction_factor,
             "normalized_expected_edp": self.expected.normalized_expected_edp,
             "exit_overhead": self.expected.exit_overhead,
+            "branch_energy_share": self.network.branch_energy_share,
             "constraints": self.constraints,
             "feasible": self.feasible,
             "cost_model_mode": self.network.mode,

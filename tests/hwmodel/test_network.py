@@ -78,3 +78,11 @@ def test_cost_model_reports_at_the_default_operating_point():
     static_low = 0.02 * low.latency_s
     dynamic = nominal.energy_j - static_nominal
     assert low.energy_j == pytest.approx(dynamic * 0.82**2 + static_low, rel=1e-9)
+
+
+def test_branch_energy_share():
+    layers = [LayerResult("b", "conv", 0, False, 1, LayerCost(3.0, 1, 0, 3, 1, 1, "c")),
+              LayerResult("e", "fc", 0, True, 1, LayerCost(1.0, 1, 0, 1, 1, 1, "c")),
+              LayerResult("k", "conv", 1, False, 1, LayerCost(5.0, 1, 0, 5, 1, 1, "c"))]
+    net = NetworkCost.from_layers("sys", ["A", "K"], layers)
+    assert net.branch_energy_share == pytest.approx([0.25, 0.0])
