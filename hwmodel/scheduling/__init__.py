@@ -9,6 +9,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -161,10 +164,27 @@ def _costs_for(tiles: list[Tile], by_kind: list[dict[str, LayerCost | str]], all
     return out
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: a schedule allocates thousands of small acyclic objects,
+    and full collections triggered by them made 1 in 15 schedules 7x slower (refcounting frees them)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def schedule_network(graph: nx.DiGraph, cost_model: CostModel, settings: ScheduleSettings | None = None
                      ) -> Schedule:
     """Tile, allocate and list-schedule a layer graph on the cost model's system."""
-    settings = settings or ScheduleSettings()
+    with _gc_paused():
+        return _schedule_network(graph, cost_model, settings or ScheduleSettings())
+
+
+def _schedule_network(graph: nx.DiGraph, cost_model: CostModel, settings: ScheduleSettings) -> Schedule:
     fused = settings.mode == "fused"
     platform = platform_of(cost_model)
     weight_room = min((i.weight_bits for i in platform.compute), default=None)
