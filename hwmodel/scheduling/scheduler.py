@@ -26,10 +26,10 @@ from __future__ import annotations
 import heapq
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from hwmodel.scheduling.platform import POOLING, SIMD, Platform
+from hwmodel.scheduling.platform import POOLING, SIMD, Instance, Platform
 from hwmodel.scheduling.result import Op, Schedule
 from hwmodel.scheduling.tiles import Tile
 
@@ -192,7 +192,8 @@ def list_schedule(
                     {t.index: [d.src for d in t.preds] for t in tiles})
 
 
-def _weights(tile: Tile, inst: str, instance, resident: OrderedDict, prefetch_from: float, offchip) -> float:  # noqa: ANN001
+def _weights(tile: Tile, inst: str, instance: Instance, resident: OrderedDict[str, tuple[int, float]],
+             prefetch_from: float, offchip: Callable[[str, int, float, float, Tile], float]) -> float:
     """When the tile's weights are on its core: resident (once per core), loaded (LRU) or streamed."""
     bits = tile.weight_bits
     pj = bits * instance.weight_write_pj_per_bit
