@@ -25,7 +25,7 @@ from hwmodel.scheduling import ScheduleSettings
 from nas.config import RunConfig
 from nas.data import Splits, load_dataset
 from nas.network_io import ExportedNetwork, export_network, load_network
-from nas.objectives import CandidateEvaluator
+from nas.objectives import CandidateEvaluator, candidate_network
 from nas.report import choose_trial
 from nas.study import open_study, run_study, sqlite_url
 from nas.training import load_supernet, train_supernet
@@ -88,6 +88,12 @@ def cost_model(cfg: RunConfig, *, progress: bool = True) -> CostModel:
                      progress=progress)
 
 
+def calibration_images(cfg: RunConfig, splits: Splits) -> torch.Tensor | None:
+    """The training images each candidate's batch-norm statistics are re-estimated on (None: off)."""
+    n = cfg.search.bn_recalibration_samples
+    return splits.train.images[:n] if n > 0 else None
+
+
 def schedule_settings(cfg: RunConfig) -> ScheduleSettings:
     """The configured schedule (mode, tiles, allocation, order)."""
     return ScheduleSettings(mode=cfg.cost.mode, tile_rows=cfg.cost.tile_rows, allocation=cfg.cost.allocation,
@@ -108,7 +114,8 @@ def search(cfg: RunConfig, supernet: Supernet | None = None, *, storage: str | N
     study.set_user_attr("space", space.config)
     with cost_model(cfg, progress=progress) as cm:
         evaluator = CandidateEvaluator(space, supernet, splits.val, cm, cfg.constraints, cfg.search.eval_batch_size,
-                                       cfg.cost.operating_point, schedule_settings(cfg))
+                                       cfg.cost.operating_point, schedule_settings(cfg), calibration_images(cfg, splits),
+                                       cfg.search.threshold, cfg.search.max_accuracy_loss)
         run_study(study, space, evaluator, cfg.search.n_trials, progress=progress)
     return study
 
@@ -123,14 +130,15 @@ def export(cfg: RunConfig, study: optuna.Study, trial: int | FrozenTrial | None 
         trial = study.trials[trial]
     if "genotype" not in trial.user_attrs or "accuracy" not in trial.user_attrs:
         raise ValueError(f"trial {trial.number} of study {study.study_name!r} has no evaluated candidate to export")
-    _splits, space = data or data_and_space(cfg)
+    splits, space = data or data_and_space(cfg)
     if supernet is None:
         supernet = load_supernet(space, p.checkpoint)
     genotype = Genotype.from_dict(trial.user_attrs["genotype"])
     metrics = {"trial": trial.number, "values": list(trial.values or []), **trial.user_attrs,
                "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     out = Path(out_dir) if out_dir else p.exports / f"trial_{trial.number}"
-    return export_network(space, supernet, genotype, out, metrics)
+    network = candidate_network(supernet, genotype, calibration_images(cfg, splits))
+    return export_network(space, network, genotype, out, metrics)
 
 
 def load(path: str | Path) -> ExportedNetwork:

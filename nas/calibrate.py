@@ -6,6 +6,7 @@ is >= epsilon; the final exit takes whatever remains. Top-1 = sum_i r_i * acc_i 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -58,10 +59,13 @@ def exit_outputs(net: EarlyExitNet, split: Split, batch_size: int = 500) -> Exit
     return ExitOutputs(predictions, logits, split.labels)
 
 
-def exit_stats(outputs: ExitOutputs, threshold: float) -> ExitStats:
-    """Ratios, per-exit accuracy and top-1 at ``threshold`` (same rule as :meth:`EarlyExitNet.early_exit`)."""
+def exit_stats(outputs: ExitOutputs, threshold: float | Sequence[float]) -> ExitStats:
+    """Ratios, per-exit accuracy and top-1 at ``threshold`` (one for every early exit, or a list with
+    one per early exit): the rule of :meth:`EarlyExitNet.early_exit`."""
     n_exits, n = outputs.predictions.shape
-    taken = torch.stack([exit_taken(lg, threshold) for lg in outputs.logits[:-1]] + [torch.ones(n, dtype=torch.bool)])
+    thresholds = [float(threshold)] * (n_exits - 1) if isinstance(threshold, (int, float)) else list(threshold)
+    taken = torch.stack([exit_taken(lg, t) for lg, t in zip(outputs.logits[:-1], thresholds)]
+                        + [torch.ones(n, dtype=torch.bool)])
     first = taken.int().argmax(0)  # index of the first exit taken by each sample
     correct = outputs.predictions == outputs.labels.unsqueeze(0)
     ratios, accs, right = [], [], 0
@@ -72,13 +76,51 @@ def exit_stats(outputs: ExitOutputs, threshold: float) -> ExitStats:
         accs.append(hits / count if count else 0.0)
         right += hits
     return ExitStats(
-        threshold=float(threshold),
+        threshold=float(thresholds[0]) if thresholds and len(set(thresholds)) == 1 else float("nan"),
         ratios=tuple(ratios),
         exit_accuracy=tuple(accs),
         accuracy=right / n,  # = sum_i r_i acc_i, computed exactly so that equal accuracies compare equal
         exit_accuracy_all=tuple(float(c.float().mean()) for c in correct),
         samples=n,
     )
+
+
+def rule_threshold(outputs: ExitOutputs, grid: Sequence[float], max_accuracy_loss: float) -> float:
+    """The lowest threshold of ``grid`` whose top-1 is within ``max_accuracy_loss`` (absolute) of the
+    final exit's accuracy on every sample; the highest of the grid if none is."""
+    target = float((outputs.predictions[-1] == outputs.labels).float().mean()) - max_accuracy_loss
+    for t in sorted(grid):
+        if exit_stats(outputs, t).accuracy >= target:
+            return float(t)
+    return float(max(grid))
+
+
+def accuracy_target_thresholds(train_accuracy: Sequence[float], target: float, beta1: float = 0.8,
+                               beta2: float = 1.1) -> list[float]:
+    """The accuracy-target exit rule of the related studies, as per-exit thresholds: at early exit i
+    every sample leaves when beta1 * (mean training accuracy of exit i) >= target; otherwise a sample
+    leaves when its confidence >= beta2 * target (beta1 = 0.8, beta2 = 1.1 in the study)."""
+    return [0.0 if beta1 * acc >= target else min(1.0, beta2 * target) for acc in train_accuracy[:-1]]
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(net: torch.nn.Module, images: torch.Tensor, batch_size: int = 250) -> None:
+    """Re-estimate every batch-norm layer's statistics on ``images`` (cumulative average, in order,
+    deterministic): statistics accumulated while training many subnets do not fit any one of them."""
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns or len(images) == 0:
+        return
+    net.eval()
+    saved = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None
+        bn.train()
+    for start in range(0, len(images), batch_size):
+        net(images[start : start + batch_size])
+    for bn, momentum in zip(bns, saved):
+        bn.momentum = momentum
+    net.eval()
 
 
 @torch.no_grad()
@@ -88,7 +130,7 @@ def early_exit_stats(net: EarlyExitNet, split: Split, threshold: float | None = 
     thr = net.threshold if threshold is None else threshold
     exits, correct = [], []
     for x, y in split.batches(batch_size):
-        logits, idx = net.early_exit(x, thr)
+        logits, idx = net.early_exit(x, threshold)
         exits.append(idx)
         correct.append(logits.argmax(1) == y)
     idx, ok = torch.cat(exits), torch.cat(correct)

@@ -51,12 +51,22 @@ class TrainConfig:
     augment: bool = True
     seed: int = 0
     threads: int | None = None  # torch threads; None = all cores
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    sandwich: bool = True  # largest + smallest + random subnets per step
+    random_subnets: int = 2  # random subnets per step (with or without the sandwich)
+    distill: bool = True  # in-place distillation from the largest subnet (needs the sandwich)
+    exit_weights: dict[str, float] = field(default_factory=dict)  # loss weight per exit label (default 1)
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.batch_size < 1:
             raise ValueError("epochs: expected >= 0 and batch_size >= 1")
         if self.lr <= 0:
             raise ValueError(f"lr: expected a positive number, got {self.lr}")
+        if self.random_subnets < 0 or (not self.sandwich and self.random_subnets < 1):
+            raise ValueError("random_subnets: expected >= 0, and >= 1 without the sandwich rule")
+        bad = {k: v for k, v in self.exit_weights.items() if v < 0}
+        if bad:
+            raise ValueError(f"exit_weights: expected non-negative weights, got {bad}")
 
 
 @dataclass
@@ -101,6 +111,9 @@ class SearchConfig:
     seed: int = 0
     study_name: str = "eenas"
     eval_batch_size: int = 500
+    bn_recalibration_samples: int = 1000  # training images that re-estimate batch-norm statistics per candidate
+    threshold: Literal["searched", "rule"] = "searched"  # searched on the space's grid, or chosen by the rule
+    max_accuracy_loss: float = 0.01  # the rule: lowest threshold within this of the final exit's accuracy
 
     def __post_init__(self) -> None:
         if self.n_trials < 1:

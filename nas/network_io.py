@@ -13,7 +13,6 @@ half-written export.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
@@ -24,7 +23,7 @@ from typing import Any
 import torch
 
 from nas.training import CheckpointError
-from search_spaces import EarlyExitNet, Genotype, GenotypeError, SearchSpace, Supernet, space_from_config
+from search_spaces import EarlyExitNet, Genotype, GenotypeError, SearchSpace, space_from_config
 
 FORMAT_VERSION = 1
 
@@ -40,11 +39,11 @@ class ExportedNetwork:
     path: Path
 
 
-def export_network(space: SearchSpace, supernet: Supernet, genotype: Genotype, out_dir: str | Path,
+def export_network(space: SearchSpace, network: EarlyExitNet, genotype: Genotype, out_dir: str | Path,
                    metrics: dict[str, Any] | None = None) -> Path:
-    """Write the genotype's network (weights copied from the supernet) to ``out_dir``."""
+    """Write a genotype's standalone network (see :func:`nas.objectives.candidate_network`) to ``out_dir``."""
     out = Path(out_dir)
-    network = copy.deepcopy(supernet.subnet(genotype)).eval()
+    network = network.eval()
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)

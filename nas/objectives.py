@@ -20,10 +20,10 @@ import networkx as nx
 
 from hwmodel import CostModel, ExpectedCost, NetworkCost, expected_cost
 from hwmodel.scheduling import ScheduleSettings, scheduled_cost
-from nas.calibrate import ExitStats, exit_outputs, exit_stats
+from nas.calibrate import ExitOutputs, ExitStats, exit_outputs, exit_stats, recalibrate_batchnorm, rule_threshold
 from nas.config import ConstraintConfig
 from nas.data import Split
-from search_spaces import Genotype, SearchSpace, Supernet, stage_macs
+from search_spaces import EarlyExitNet, Genotype, SearchSpace, Supernet, stage_macs
 
 
 def constraint_values(stats: ExitStats, expected: ExpectedCost, limits: ConstraintConfig) -> dict[str, float]:
@@ -110,16 +110,34 @@ class Evaluation:
         }
 
 
+def candidate_network(supernet: Supernet, genotype: Genotype, calibration: torch.Tensor | None) -> EarlyExitNet:
+    """The genotype's standalone network as scored and exported: extracted from the supernet, with
+    batch-norm statistics re-estimated on ``calibration`` images (deterministic)."""
+    with torch.no_grad():
+        net = supernet.eval().extract(genotype)
+        if calibration is not None and len(calibration):
+            recalibrate_batchnorm(net, calibration)
+    return net.eval()
+
+
 class CandidateEvaluator:
-    """Scores genotypes with the trained supernet on a held-out split and the cost model."""
+    """Scores genotypes with the trained supernet on a held-out split and the cost model.
+
+    ``calibration``: training images for batch-norm recalibration of each candidate (None: off).
+    ``threshold``: ``searched`` (the genotype's) or ``rule`` (the lowest threshold of the space's grid
+    within ``max_accuracy_loss`` of the final exit's accuracy).
+    """
 
     def __init__(self, space: SearchSpace, supernet: Supernet, split: Split, cost_model: CostModel,
                  limits: ConstraintConfig, batch_size: int = 500, operating_point: str | None = None,
-                 schedule: ScheduleSettings | None = None) -> None:
+                 schedule: ScheduleSettings | None = None, calibration: torch.Tensor | None = None,
+                 threshold: str = "searched", max_accuracy_loss: float = 0.01) -> None:
         self.space, self.supernet, self.split = space, supernet.eval(), split
         self.cost_model, self.limits, self.batch_size = cost_model, limits, batch_size
         self.operating_point = operating_point
         self.schedule = schedule or ScheduleSettings(mode="layer_by_layer")
+        self.calibration = calibration
+        self.threshold, self.max_accuracy_loss = threshold, max_accuracy_loss
         self._outputs_key: Genotype | None = None
         self._outputs = None
 
@@ -128,14 +146,26 @@ class CandidateEvaluator:
         return scheduled_cost(graph, self.cost_model, self.schedule, self.operating_point)
 
     @torch.no_grad()
-    def stats(self, genotype: Genotype) -> ExitStats:
-        """Exit statistics of ``genotype`` at its threshold (outputs reused across thresholds)."""
+    def outputs(self, genotype: Genotype) -> ExitOutputs:
+        """Every exit's logits on the split (reused across thresholds of the same network)."""
         key = replace(genotype, threshold=1.0)  # the logits do not depend on the threshold
         if key != self._outputs_key:
-            self._outputs = exit_outputs(self.supernet.subnet(genotype), self.split, self.batch_size)
+            net = candidate_network(self.supernet, genotype, self.calibration)
+            self._outputs = exit_outputs(net, self.split, self.batch_size)
             self._outputs_key = key
         assert self._outputs is not None
-        return exit_stats(self._outputs, genotype.threshold)
+        return self._outputs
+
+    def settle_threshold(self, genotype: Genotype) -> Genotype:
+        """The genotype with its threshold chosen by the configured rule (unchanged when searched)."""
+        if self.threshold != "rule":
+            return genotype
+        grid = getattr(self.space.options, "thresholds", (genotype.threshold,))
+        return replace(genotype, threshold=rule_threshold(self.outputs(genotype), grid, self.max_accuracy_loss))
+
+    def stats(self, genotype: Genotype) -> ExitStats:
+        """Exit statistics of ``genotype`` at its threshold."""
+        return exit_stats(self.outputs(genotype), genotype.threshold)
 
     def __call__(self, genotype: Genotype) -> Evaluation:
         """Costs first (cheap when cached, and an unmappable layer fails fast), then accuracy."""
@@ -143,6 +173,7 @@ class CandidateEvaluator:
         graph = self.space.layer_graph(genotype)
         network = self.cost(graph)
         static = self.cost(self.space.layer_graph(self.space.static_genotype(genotype)))
+        genotype = self.settle_threshold(genotype)
         stats = self.stats(genotype)
         expected = expected_cost(network, static, stats.ratios)
         return Evaluation(genotype, self.space.exit_labels(genotype), stats, network, static, expected,

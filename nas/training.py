@@ -1,14 +1,25 @@
-"""Supernet training with quantisation-aware training over randomly sampled genotypes.
+"""Supernet training with quantisation-aware training over sampled subnets.
 
-Every step samples a genotype (its per-layer bits drive the backbone's fake quantisers; every exit
-head gets one of its bit pairs) and minimises the mean cross-entropy over *all* exit heads (every
-mounting point, every branch depth): joint training of all exits. Sampling, shuffling and
-augmentation are seeded per (seed, epoch, step), so a run resumed from its last checkpoint replays
-exactly what an uninterrupted run would have done.
+Each step trains several subnets on the same batch and applies one optimiser step:
+
+- sandwich rule (``sandwich``): the largest subnet (widest choices, highest bits), the smallest, and
+  ``random_subnets`` random ones; otherwise ``random_subnets`` random ones;
+- in-place distillation (``distill``): the largest subnet learns from the labels, the others from
+  its (detached) predictions at every exit head (KL divergence);
+- joint loss over every exit head (all mounting points and branch depths), weighted per exit label
+  by ``exit_weights`` (default 1): joint training of all exits.
+
+A genotype's per-layer bits drive the fake quantisers; every exit head gets one of its bit pairs.
+Sampling, shuffling and augmentation are seeded per (seed, epoch, step), so a run resumed from its
+last checkpoint replays exactly what an uninterrupted run would have done. Under ``torchrun`` (gloo,
+several processes) every rank trains on its share of each epoch, gradients are averaged by
+DistributedDataParallel, rank 0 writes the checkpoints, and the ranks' weights are checked equal at
+the end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -23,9 +34,9 @@ from torch.nn import functional as F
 
 from nas.config import TrainConfig
 from nas.data import Splits, augment
-from search_spaces import SearchSpace, Supernet
+from search_spaces import Genotype, SearchSpace, Supernet
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 
 
 class CheckpointError(ValueError):
@@ -57,7 +68,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         if not isinstance(ckpt, dict) or key not in ckpt:
             raise CheckpointError(f"{path}: {key}: expected a key of a supernet checkpoint")
     if ckpt["version"] != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path}: version: expected {CHECKPOINT_VERSION}, got {ckpt['version']}")
+        raise CheckpointError(f"{path}: version: expected {CHECKPOINT_VERSION}, got {ckpt['version']} (retrain)")
     return ckpt
 
 
@@ -78,12 +89,41 @@ def _lr_at(step: int, total: int, warmup: int, peak: float) -> float:
     return 0.5 * peak * (1.0 + math.cos(math.pi * progress))
 
 
-def _apply_random_genotype(space: SearchSpace, net: Supernet, rng: random.Random) -> None:
-    g = space.sample(rng)
-    net.apply_bits(g.weight_bits, g.act_bits)
-    pairs = list(zip(g.exit_weight_bits, g.exit_act_bits))
+def _subnets(space: SearchSpace, cfg: TrainConfig, rng: random.Random) -> list[Genotype]:
+    picks = [space.extreme(True), space.extreme(False)] if cfg.sandwich else []
+    return picks + [space.sample(rng) for _ in range(cfg.random_subnets)]
+
+
+def _configure(net: Supernet, genotype: Genotype, rng: random.Random) -> None:
+    """Set the genotype's backbone and bits; every exit head gets one of its bit pairs."""
+    net.configure(genotype)
+    pairs = list(zip(genotype.exit_weight_bits, genotype.exit_act_bits))
     for head in net.heads.values():
         head.set_bits(*rng.choice(pairs))
+
+
+def head_weights(space: SearchSpace, net: Supernet, cfg: TrainConfig) -> dict[str, float]:
+    """Loss weight of each supernet head from ``exit_weights`` (by exit label), normalised to sum 1."""
+    label = getattr(space, "head_label", None)
+    weights = {key: float(cfg.exit_weights.get(label(key) if label else key, 1.0)) for key in net.heads}
+    total = sum(weights.values()) or 1.0
+    return {k: v / total for k, v in weights.items()}
+
+
+def _ddp_context() -> tuple[int, int]:
+    """(rank, world size), initialising gloo when launched by torchrun with several processes."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("gloo")
+    if torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def params_checksum(net: torch.nn.Module) -> float:
+    """Sum of every parameter and buffer (a cheap equality check across processes)."""
+    with torch.no_grad():
+        return float(sum(t.double().sum() for t in [*net.parameters(), *net.buffers()] if t.is_floating_point()))
 
 
 def train_supernet(
@@ -100,11 +140,16 @@ def train_supernet(
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    rank, world = _ddp_context()
+    progress = progress and rank == 0
     checkpoint = Path(checkpoint)
     torch.manual_seed(cfg.seed)
     net = space.build_supernet().to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                                nesterov=True)
+    if cfg.optimizer == "sgd":
+        optimizer: torch.optim.Optimizer = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                                           weight_decay=cfg.weight_decay, nesterov=True)
+    else:
+        optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start_epoch = 0
     if checkpoint.is_file():
         ckpt = load_checkpoint(checkpoint)
@@ -114,7 +159,12 @@ def train_supernet(
         if "optimizer" in ckpt:
             optimizer.load_state_dict(ckpt["optimizer"])
         start_epoch = int(ckpt["epoch"])
-    steps_per_epoch = math.ceil(len(splits.train) / cfg.batch_size)
+    model: torch.nn.Module = net
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(net, find_unused_parameters=True)
+    weights = head_weights(space, net, cfg)
+    global_batch = cfg.batch_size * world
+    steps_per_epoch = math.ceil(len(splits.train) / global_batch)
     total, warmup = cfg.epochs * steps_per_epoch, max(1, int(cfg.warmup_epochs * steps_per_epoch))
     log = Path(log_path) if log_path else None
     for epoch in range(start_epoch, cfg.epochs):
@@ -123,38 +173,67 @@ def train_supernet(
         bar = tqdm(total=steps_per_epoch, desc=f"train epoch {epoch + 1}/{cfg.epochs}", unit="step",
                    disable=not progress, leave=False)
         loss_sum, correct, seen, t0 = 0.0, 0, 0, time.time()
-        for step, (x, y) in enumerate(splits.train.batches(cfg.batch_size, shuffle=True, generator=gen)):
+        for step, (xg, yg) in enumerate(splits.train.batches(global_batch, shuffle=True, generator=gen)):
             global_step = epoch * steps_per_epoch + step
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(global_step, total, warmup, cfg.lr)
             if cfg.augment:
-                x = augment(x, gen)
-            x = x.contiguous(memory_format=torch.channels_last)
-            _apply_random_genotype(space, net, random.Random(f"{cfg.seed}-{epoch}-{step}"))
-            outputs = net(x)
-            loss = sum(F.cross_entropy(o, y, label_smoothing=cfg.label_smoothing) for o in outputs.values())
-            loss = loss / len(outputs)
+                xg = augment(xg, gen)
+            x, y = xg[rank::world].contiguous(memory_format=torch.channels_last), yg[rank::world]
+            rng = random.Random(f"{cfg.seed}-{epoch}-{step}")
+            subnets = _subnets(space, cfg, rng)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            teacher: dict[str, torch.Tensor] | None = None
+            for k, genotype in enumerate(subnets):
+                _configure(net, genotype, rng)
+                sync = k == len(subnets) - 1 or world == 1
+                with contextlib.nullcontext() if sync else model.no_sync():  # type: ignore[operator]
+                    outputs = model(x)
+                    if teacher is not None:
+                        loss = sum(w * F.kl_div(F.log_softmax(outputs[h], 1), teacher[h], reduction="batchmean")
+                                   for h, w in weights.items())
+                    else:
+                        loss = sum(w * F.cross_entropy(outputs[h], y, label_smoothing=cfg.label_smoothing)
+                                   for h, w in weights.items())
+                    (loss / len(subnets)).backward()
+                if k == 0:
+                    final = outputs[max(outputs, key=lambda h: (int(h.split("_")[0]), h))]
+                    correct += int((final.argmax(1) == y).sum())
+                    seen += len(y)
+                    loss_sum += float(loss.detach()) * len(y)
+                    if cfg.sandwich and cfg.distill:
+                        teacher = {h: F.softmax(o.detach(), 1) for h, o in outputs.items()}
             optimizer.step()
-            final = outputs[max(outputs, key=lambda k: (int(k.split("_")[0]), k))]
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((final.argmax(1) == y).sum())
-            seen += len(y)
             bar.update()
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", final_acc=f"{correct / seen:.3f}")
+            bar.set_postfix(loss=f"{loss_sum / max(1, seen):.3f}", acc=f"{correct / max(1, seen):.3f}")
         bar.close()
+        seconds = time.time() - t0
         record = {"epoch": epoch + 1, "loss": loss_sum / max(1, seen), "train_final_exit_acc": correct / max(1, seen),
-                  "seconds": time.time() - t0, "lr": optimizer.param_groups[0]["lr"]}
-        atomic_save({"version": CHECKPOINT_VERSION, "state_dict": net.state_dict(), "optimizer": optimizer.state_dict(),
-                     "epoch": epoch + 1, "space": space.config, "train_config": asdict(cfg)}, checkpoint)
-        if log is not None:
-            with log.open("a") as fh:
-                fh.write(json.dumps(record) + "\n")
-        if progress:
-            print(f"  epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.3f}, final-exit train acc "
-                  f"{record['train_final_exit_acc']:.3f} ({record['seconds']:.0f} s)", flush=True)
-    if start_epoch >= cfg.epochs and not checkpoint.is_file():
+                  "seconds": seconds, "lr": optimizer.param_groups[0]["lr"], "world_size": world,
+                  "subnets_per_step": len(_subnets(space, cfg, random.Random(0))),
+                  "images_per_s": world * seen / max(seconds, 1e-9)}
+        if rank == 0:
+            atomic_save({"version": CHECKPOINT_VERSION, "state_dict": net.state_dict(),
+                         "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "space": space.config,
+                         "train_config": asdict(cfg)}, checkpoint)
+            if log is not None:
+                with log.open("a") as fh:
+                    fh.write(json.dumps(record) + "\n")
+            if progress:
+                print(f"  epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.3f}, largest-subnet final-exit train "
+                      f"acc {record['train_final_exit_acc']:.3f} ({seconds:.0f} s)", flush=True)
+        if world > 1:
+            torch.distributed.barrier()
+    if start_epoch >= cfg.epochs and not checkpoint.is_file() and rank == 0:
         atomic_save({"version": CHECKPOINT_VERSION, "state_dict": net.state_dict(), "epoch": 0, "space": space.config,
                      "train_config": asdict(cfg)}, checkpoint)
+    if world > 1:
+        sums = [torch.zeros(1, dtype=torch.float64) for _ in range(world)]
+        torch.distributed.all_gather(sums, torch.tensor([params_checksum(net)], dtype=torch.float64))
+        in_sync = all(float(s) == float(sums[0]) for s in sums)
+        if rank == 0 and log is not None:
+            with log.open("a") as fh:
+                fh.write(json.dumps({"ranks": world, "ranks_in_sync": in_sync}) + "\n")
+        if not in_sync:
+            raise RuntimeError(f"ranks ended with different weights: checksums {[float(s) for s in sums]}")
     return net.to(memory_format=torch.contiguous_format).eval()

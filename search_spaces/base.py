@@ -59,9 +59,14 @@ class SearchSpace(ABC):
         """A freshly initialised weight-sharing supernet."""
 
     def build_network(self, genotype: Genotype) -> EarlyExitNet:
-        """A standalone network for ``genotype`` (fresh weights; load a state dict into it)."""
+        """A standalone network for ``genotype`` with the modules an extract has (fresh weights: load an
+        exported state dict into it)."""
         self.validate(genotype)
-        return self.build_supernet().subnet(genotype)
+        return self.build_supernet().extract(genotype)
+
+    @abstractmethod
+    def extreme(self, largest: bool) -> Genotype:
+        """The largest or smallest genotype of the space (bounds of the sandwich rule)."""
 
     @abstractmethod
     def layer_graph(self, genotype: Genotype) -> nx.DiGraph:

@@ -33,6 +33,8 @@ class Genotype:
         exit_act_bits: input-activation bit-width of each exit branch.
         threshold: exit confidence threshold epsilon: a sample leaves at the first exit whose top
             softmax probability is >= threshold (dimensionless, in (0, 1]).
+        backbone: the space's per-block choices (e.g. kernel, expansion, skip for each block),
+            flattened; empty means the space's reference backbone.
     """
 
     exits: tuple[int, ...]
@@ -42,6 +44,7 @@ class Genotype:
     exit_weight_bits: tuple[int, ...]
     exit_act_bits: tuple[int, ...]
     threshold: float
+    backbone: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -87,14 +90,15 @@ class Genotype:
         if not isinstance(data, dict):
             raise GenotypeError(f"expected a mapping, got {type(data).__name__}")
         names = {f.name for f in fields(cls)}
+        optional = {"backbone"}
         unknown = sorted(set(data) - names)
-        missing = sorted(names - set(data))
+        missing = sorted(names - set(data) - optional)
         if unknown:
             raise GenotypeError(f"unknown key(s) {unknown}; expected {sorted(names)}")
         if missing:
             raise GenotypeError(f"missing key(s) {missing}")
         kwargs: dict[str, Any] = {}
-        for name in names:
+        for name in names & set(data):
             value = data[name]
             if name == "threshold":
                 kwargs[name] = value

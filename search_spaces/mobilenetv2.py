@@ -1,12 +1,17 @@
 """The reference space: CIFAR MobileNetV2 with 12 blocks, exits A-J and the final exit K.
 
-Facts from arXiv 2512.04705 (see ``shared/notes/reference-system.md``): 32x32 input, 3x3 stem to 32
-channels, 12 inverted-residual blocks, no final 1x1 conv; 195.3 M MACs at width 1.0. An exit can
-be mounted after blocks 0..9 (A..J); K after block 11 is always present.
+Facts from arXiv 2512.04705 (see ``shared/notes/reference-system.md``); the backbone table lives in
+``specs/mobilenetv2_cifar.yaml``. With the default options the backbone is the reference's, fixed.
+Options extend it (Once-for-All style, weights shared): a depthwise kernel per block
+(``kernel_choices``, e.g. 3/5/7, centre-cropped), an expansion ratio per block
+(``expansion_choices``, e.g. 3/4/6, leading channels) and skippable residual blocks
+(``skippable``, proportional layer skipping). Genotypes then carry ``backbone`` = (kernel,
+expansion, skip) per block.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,26 +23,19 @@ from search_spaces.graph import LayerSpec
 from search_spaces.modules.blocks import ConvBNAct, InvertedResidual
 from search_spaces.modules.early_exit import ExitHead, Supernet
 from search_spaces.registry import register_space
+from search_spaces.specs import load_spec
 
-STEM_CHANNELS = 32
-# (expansion, out channels, depthwise kernel, stride, residual) per block, from the reference table.
-BLOCKS: tuple[tuple[int, int, int, int, bool], ...] = (
-    (1, 16, 3, 1, False),
-    (6, 24, 3, 1, False),
-    (6, 24, 3, 1, True),
-    (6, 32, 3, 1, False),
-    (6, 32, 3, 1, True),
-    (6, 64, 3, 2, False),
-    (6, 64, 3, 1, True),
-    (6, 96, 7, 1, False),
-    (6, 96, 7, 1, True),
-    (6, 160, 7, 2, False),
-    (6, 160, 7, 1, True),
-    (6, 320, 7, 1, False),
+SPEC = load_spec("mobilenetv2_cifar")
+STEM_CHANNELS = SPEC.stem.channels
+# (expansion, out channels, depthwise kernel, stride, residual) per block, from the spec
+BLOCKS: tuple[tuple[int, int, int, int, bool], ...] = tuple(
+    (b.expansion, b.channels, b.kernel, b.stride, b.stride == 1 and cin == b.channels)
+    for b, cin in zip(SPEC.blocks, [SPEC.stem.channels, *(x.channels for x in SPEC.blocks)])
 )
-EXIT_POINT_LABELS = "ABCDEFGHIJ"  # exits after blocks 0..9
-FINAL_LABEL = "K"
-POOL_OUT = 4  # exit branches max-pool to 4x4
+EXIT_POINT_LABELS = "".join(b.exit or "" for b in SPEC.blocks[:-1])  # exits after blocks 0..9
+FINAL_LABEL = SPEC.blocks[-1].exit or "K"
+POOL_OUT = SPEC.pool_to
+BlockChoice = tuple[int, int, bool]  # (depthwise kernel, expansion ratio, skipped)
 
 
 def scale_channels(channels: int, width_mult: float, divisor: int = 8) -> int:
@@ -55,7 +53,8 @@ class MobileNetV2Options:
 
     ``width_mult`` scales every channel count; ``bits_choices`` are the bit-widths searched
     (32 = float); with ``per_layer_bits`` False one (weight, activation) pair is chosen for the
-    backbone and one for all classifiers (the reference's uniform precision).
+    backbone and one for all classifiers (the reference's uniform precision). ``kernel_choices``,
+    ``expansion_choices`` and ``skippable`` make the backbone searchable (empty / False: fixed).
     """
 
     width_mult: float = 1.0
@@ -67,6 +66,9 @@ class MobileNetV2Options:
     exit_points: tuple[int, ...] = tuple(range(10))
     branch_depths: tuple[int, ...] = (1, 2)
     thresholds: tuple[float, ...] = (0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+    kernel_choices: tuple[int, ...] = ()
+    expansion_choices: tuple[int, ...] = ()
+    skippable: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 < self.width_mult <= 4.0:
@@ -78,11 +80,19 @@ class MobileNetV2Options:
             raise ValueError(f"bits_choices: expected values in 2..16 or 32, got {list(self.bits_choices)}")
         bad = [p for p in self.exit_points if not 0 <= p < len(EXIT_POINT_LABELS)]
         if bad:
-            raise ValueError(f"exit_points: expected block indices in 0..9, got {bad}")
+            raise ValueError(f"exit_points: expected block indices in 0..{len(EXIT_POINT_LABELS) - 1}, got {bad}")
         if not set(self.branch_depths) <= {1, 2} or not self.branch_depths:
             raise ValueError(f"branch_depths: expected a subset of [1, 2], got {list(self.branch_depths)}")
         if not self.thresholds or not all(0.0 < t <= 1.0 for t in self.thresholds):
             raise ValueError(f"thresholds: expected values in (0, 1], got {list(self.thresholds)}")
+        if any(k < 1 or k % 2 == 0 for k in self.kernel_choices):
+            raise ValueError(f"kernel_choices: expected odd kernel sizes, got {list(self.kernel_choices)}")
+        if any(e < 2 for e in self.expansion_choices):
+            raise ValueError(f"expansion_choices: expected ratios >= 2, got {list(self.expansion_choices)}")
+
+    @property
+    def elastic(self) -> bool:
+        return bool(self.kernel_choices or self.expansion_choices or self.skippable)
 
 
 def exit_label(block: int) -> str:
@@ -90,29 +100,71 @@ def exit_label(block: int) -> str:
     return FINAL_LABEL if block == len(BLOCKS) - 1 else EXIT_POINT_LABELS[block]
 
 
+class MobileNetV2Supernet(Supernet):
+    """The elastic MobileNetV2 supernet: configures each block from a genotype's backbone choices."""
+
+    def __init__(self, space: MobileNetV2Space, stem, blocks, heads) -> None:  # noqa: ANN001
+        super().__init__(stem, blocks, heads)
+        self._choices = space.block_choices
+
+    def configure_backbone(self, genotype: Genotype) -> None:
+        for block, (kernel, expansion, skip) in zip(self.blocks, self._choices(genotype)):
+            block.configure(expansion, kernel, skip)
+
+
 @register_space
 class MobileNetV2Space(SearchSpace):
-    """Reference CIFAR MobileNetV2 early-exit space (exits, branch depths, bits, threshold)."""
+    """Reference CIFAR MobileNetV2 early-exit space (exits, branch depths, bits, threshold, backbone)."""
 
     name = "mobilenetv2_cifar"
     Options = MobileNetV2Options
     options: MobileNetV2Options
 
+    # --- per-block choices ------------------------------------------------------------------------
+    def kernels(self, block: int) -> tuple[int, ...]:
+        return tuple(self.options.kernel_choices) or (BLOCKS[block][2],)
+
+    def expansions(self, block: int) -> tuple[int, ...]:
+        ref = BLOCKS[block][0]
+        return (1,) if ref == 1 else (tuple(self.options.expansion_choices) or (ref,))
+
+    def skippable(self, block: int) -> bool:
+        return self.options.skippable and BLOCKS[block][4]
+
+    def reference_choices(self) -> list[BlockChoice]:
+        return [(k, t, False) for t, _c, k, _s, _r in BLOCKS]
+
+    def block_choices(self, genotype: Genotype) -> list[BlockChoice]:
+        """(kernel, expansion, skipped) of every block."""
+        if not genotype.backbone:
+            return self.reference_choices()
+        b = genotype.backbone
+        return [(b[3 * i], b[3 * i + 1], bool(b[3 * i + 2])) for i in range(len(BLOCKS))]
+
+    def _backbone(self, choices: Sequence[BlockChoice]) -> tuple[int, ...]:
+        return tuple(v for k, e, s in choices for v in (k, e, int(s))) if self.options.elastic else ()
+
     # --- geometry -------------------------------------------------------------------------------
-    def _plan(self) -> list[tuple[str, int, int, int, int, int, int, bool]]:
-        """Per backbone conv layer: (name, cin, cout, kernel, stride, groups, in_hw, relu)."""
+    def _plan(self, choices: Sequence[BlockChoice] | None = None) -> list[tuple[str, int, int, int, int, int, int, bool]]:
+        """Per backbone conv layer: (name, cin, cout, kernel, stride, groups, in_hw, relu); skipped
+        blocks are left out. Without ``choices``: the largest layers (every potential layer)."""
         w = self.options.width_mult
         hw = self.options.input_size
         cin = scale_channels(STEM_CHANNELS, w)
-        plan = [("stem", self.options.in_channels, cin, 3, 1, 1, hw, True)]
-        for i, (t, c, k, s, _res) in enumerate(BLOCKS):
+        plan = [("stem", self.options.in_channels, cin, SPEC.stem.kernel, SPEC.stem.stride, 1, hw, True)]
+        for i, (_t, c, _k, s, _res) in enumerate(BLOCKS):
             cout = scale_channels(c, w)
-            hidden = cin * t
-            if t != 1:
-                plan.append((f"b{i}.expand", cin, hidden, 1, 1, 1, hw, True))
-            plan.append((f"b{i}.dw", hidden, hidden, k, s, hidden, hw, True))
+            if choices is None:
+                k, t, skip = max(self.kernels(i)), max(self.expansions(i)), False
+            else:
+                k, t, skip = choices[i]
+            if not skip:
+                hidden = cin * t
+                if t != 1:
+                    plan.append((f"b{i}.expand", cin, hidden, 1, 1, 1, hw, True))
+                plan.append((f"b{i}.dw", hidden, hidden, k, s, hidden, hw, True))
+                plan.append((f"b{i}.project", hidden, cout, 1, 1, 1, hw // s, False))
             hw //= s
-            plan.append((f"b{i}.project", hidden, cout, 1, 1, 1, hw, False))
             cin = cout
         return plan
 
@@ -136,6 +188,13 @@ class MobileNetV2Space(SearchSpace):
     # --- genotypes ------------------------------------------------------------------------------
     def decode(self, choose: Choose) -> Genotype:
         o = self.options
+        choices: list[BlockChoice] = []
+        for i in range(len(BLOCKS)):
+            ks, es = self.kernels(i), self.expansions(i)
+            k = int(choose(f"kernel_b{i}", ks)) if len(ks) > 1 else ks[0]
+            e = int(choose(f"expand_b{i}", es)) if len(es) > 1 else es[0]
+            skip = bool(choose(f"skip_b{i}", (False, True))) if self.skippable(i) else False
+            choices.append((k, e, skip))
         exits = tuple(p for p in o.exit_points if choose(f"exit_{exit_label(p)}", (False, True)))
         mounts = [*o.exit_points, self.final_block]
         depth_of = {m: int(choose(f"depth_{exit_label(m)}", o.branch_depths)) for m in mounts}
@@ -162,17 +221,40 @@ class MobileNetV2Space(SearchSpace):
             exit_weight_bits=tuple(ebits[m][0] for m in used),
             exit_act_bits=tuple(ebits[m][1] for m in used),
             threshold=float(choose("threshold", o.thresholds)),
+            backbone=self._backbone(choices),
         )
 
     def uniform(self, exits: Sequence[int] = (), depth: int = 1, bits: int = 8, classifier_bits: int | None = None,
-                threshold: float = 0.9) -> Genotype:
-        """A genotype with uniform bits (the reference's setting): handy for baselines and tests."""
+                threshold: float = 0.9, kernel: int | None = None, expansion: int | None = None,
+                skip: bool = False) -> Genotype:
+        """A genotype with uniform bits (the reference's setting) and, in an elastic space, the same
+        kernel / expansion / skip in every block where that choice exists (default: the reference)."""
         n = len(self.backbone_layer_names())
         cb = bits if classifier_bits is None else classifier_bits
         k = len(exits) + 1
-        g = Genotype(tuple(sorted(exits)), (depth,) * k, (bits,) * n, (bits,) * n, (cb,) * k, (cb,) * k, threshold)
+        choices = []
+        for i, (kk, ee, _s) in enumerate(self.reference_choices()):
+            kk = kernel if kernel is not None and kernel in self.kernels(i) else kk
+            ee = expansion if expansion is not None and expansion in self.expansions(i) else ee
+            choices.append((kk, ee, skip and self.skippable(i)))
+        g = Genotype(tuple(sorted(exits)), (depth,) * k, (bits,) * n, (bits,) * n, (cb,) * k, (cb,) * k, threshold,
+                     self._backbone(choices))
         self.validate(g)
         return g
+
+    def extreme(self, largest: bool) -> Genotype:
+        """The largest (widest kernels and expansions, nothing skipped, highest bits) or smallest
+        genotype of the space (the sandwich rule's bounds); every exit mounted, deepest branches."""
+        quantised = [b for b in self.options.bits_choices if b < FLOAT_BITS] or [FLOAT_BITS]
+        bits = max(quantised) if largest else min(quantised)
+        pick = max if largest else min
+        choices = [(pick(self.kernels(i)), pick(self.expansions(i)), not largest and self.skippable(i))
+                   for i in range(len(BLOCKS))]
+        n = len(self.backbone_layer_names())
+        k = len(self.options.exit_points) + 1
+        depth = pick(self.options.branch_depths)
+        return Genotype(tuple(self.options.exit_points), (depth,) * k, (bits,) * n, (bits,) * n, (bits,) * k,
+                        (bits,) * k, max(self.options.thresholds), self._backbone(choices))
 
     def validate(self, genotype: Genotype) -> None:
         n = len(self.backbone_layer_names())
@@ -180,12 +262,23 @@ class MobileNetV2Space(SearchSpace):
             raise GenotypeError(f"weight_bits: expected {n} values for {self.name}, got {len(genotype.weight_bits)}")
         bad = [e for e in genotype.exits if e not in range(len(EXIT_POINT_LABELS))]
         if bad:
-            raise GenotypeError(f"exits: expected block indices in 0..9, got {bad}")
+            raise GenotypeError(f"exits: expected block indices in 0..{len(EXIT_POINT_LABELS) - 1}, got {bad}")
         if not set(genotype.branch_depths) <= {1, 2}:
             raise GenotypeError(f"branch_depths: expected 1 or 2, got {list(genotype.branch_depths)}")
         bits = {*genotype.weight_bits, *genotype.act_bits, *genotype.exit_weight_bits, *genotype.exit_act_bits}
         if not all(2 <= b <= 16 or b == FLOAT_BITS for b in bits):
             raise GenotypeError(f"bits: expected values in 2..16 or 32, got {sorted(bits)}")
+        if genotype.backbone:
+            if len(genotype.backbone) != 3 * len(BLOCKS):
+                raise GenotypeError(f"backbone: expected {3 * len(BLOCKS)} values (kernel, expansion, skip per "
+                                    f"block), got {len(genotype.backbone)}")
+            for i, (k, e, s) in enumerate(self.block_choices(genotype)):
+                if k not in self.kernels(i) or e not in self.expansions(i) or (s and not self.skippable(i)):
+                    raise GenotypeError(f"backbone: block {i} choice (kernel {k}, expansion {e}, skip {s}) is not in "
+                                        f"this space (kernels {self.kernels(i)}, expansions {self.expansions(i)}, "
+                                        f"skippable {self.skippable(i)})")
+        elif self.options.elastic:
+            raise GenotypeError("backbone: expected per-block choices for this elastic space")
 
     def static_genotype(self, genotype: Genotype) -> Genotype:
         return Genotype(
@@ -196,44 +289,53 @@ class MobileNetV2Space(SearchSpace):
             exit_weight_bits=genotype.exit_weight_bits[-1:],
             exit_act_bits=genotype.exit_act_bits[-1:],
             threshold=genotype.threshold,
+            backbone=genotype.backbone,
         )
-
-    def covering_genotypes(self) -> list[Genotype]:
-        b = self.options.bits_choices[0]
-        return [self.uniform(exits=self.options.exit_points, depth=d, bits=b) for d in self.options.branch_depths]
 
     def exit_labels(self, genotype: Genotype) -> list[str]:
         return [exit_label(m) for m in (*genotype.exits, self.final_block)]
 
+    def head_label(self, key: str) -> str:
+        """Exit label of a supernet head key ("<mount>_<depth>")."""
+        return exit_label(int(key.split("_")[0]))
+
+    def covering_genotypes(self) -> list[Genotype]:
+        b = self.options.bits_choices[0]
+        kernels = self.options.kernel_choices or (None,)
+        expansions = self.options.expansion_choices or (None,)
+        return [self.uniform(exits=self.options.exit_points, depth=d, bits=b, kernel=k, expansion=e)
+                for d, k, e in itertools.product(self.options.branch_depths, kernels, expansions)]
+
     # --- modules --------------------------------------------------------------------------------
     def build_supernet(self) -> Supernet:
         o = self.options
-        plan = self._plan()
-        stem = ConvBNAct(o.in_channels, plan[0][2], 3)
+        bits = o.bits_choices
+        stem_out = scale_channels(STEM_CHANNELS, o.width_mult)
+        stem = ConvBNAct(o.in_channels, stem_out, SPEC.stem.kernel, SPEC.stem.stride, bits_choices=bits, act_signed=True)
         blocks = []
-        cin = plan[0][2]
-        for (t, _c, k, s, res), (cout, _hw) in zip(BLOCKS, self.block_outputs()):
-            blocks.append(InvertedResidual(cin, cout, t, k, s, res))
+        cin = stem_out
+        for i, ((_t, _c, _k, s, res), (cout, _hw)) in enumerate(zip(BLOCKS, self.block_outputs())):
+            blocks.append(InvertedResidual(cin, cout, self.expansions(i), self.kernels(i), s, res, bits))
             cin = cout
         outs = self.block_outputs()
         heads = {
-            f"{m}_{d}": ExitHead(outs[m][0], outs[m][1], o.num_classes, d, POOL_OUT)
+            f"{m}_{d}": ExitHead(outs[m][0], outs[m][1], o.num_classes, d, POOL_OUT, bits)
             for m in (*o.exit_points, self.final_block)
             for d in o.branch_depths
         }
-        return Supernet(stem, blocks, heads)
+        return MobileNetV2Supernet(self, stem, blocks, heads)
 
     # --- layer graph ----------------------------------------------------------------------------
     def layer_graph(self, genotype: Genotype) -> nx.DiGraph:
         self.validate(genotype)
         o = self.options
+        choices = self.block_choices(genotype)
         mounts = [*genotype.exits, self.final_block]
         stage_of_block = [next(s for s, m in enumerate(mounts) if m >= b) for b in range(len(BLOCKS))]
         labels = self.exit_labels(genotype)
         graph = nx.DiGraph(exit_labels=labels, exit_outputs=[], input_shape=(o.in_channels, o.input_size, o.input_size))
         bits = dict(zip(self.backbone_layer_names(), zip(genotype.weight_bits, genotype.act_bits)))
-
-        plan = {p[0]: p for p in self._plan()}
+        plan = {p[0]: p for p in self._plan(choices)}
 
         def conv(name: str, stage: int, pred: str | None) -> str:
             _n, cin, cout, k, s, g, hw, _relu = plan[name]
@@ -246,17 +348,19 @@ class MobileNetV2Space(SearchSpace):
         outs = self.block_outputs()
         for i, (t, _c, _k, _s, res) in enumerate(BLOCKS):
             st = stage_of_block[i]
-            block_in = prev
-            x = conv(f"b{i}.expand", st, prev) if t != 1 else prev
-            x = conv(f"b{i}.dw", st, x)
-            x = conv(f"b{i}.project", st, x)
-            if res:
-                c, hw = outs[i]
-                x = _add_layer(graph, LayerSpec(f"b{i}.add", "add", c, c, (hw, hw), (hw, hw), stage=st), block_in, x)
-            prev = x
+            _kk, _e, skipped = choices[i]
+            if not skipped:
+                block_in = prev
+                x = conv(f"b{i}.expand", st, prev) if t != 1 else prev
+                x = conv(f"b{i}.dw", st, x)
+                x = conv(f"b{i}.project", st, x)
+                if res:
+                    c, hw = outs[i]
+                    x = _add_layer(graph, LayerSpec(f"b{i}.add", "add", c, c, (hw, hw), (hw, hw), stage=st), block_in, x)
+                prev = x
             if i in mounts:
                 e = mounts.index(i)
-                graph.graph["exit_outputs"].append(self._exit_branch(graph, genotype, e, i, x))
+                graph.graph["exit_outputs"].append(self._exit_branch(graph, genotype, e, i, prev))
         _assign_output_bits(graph)
         return graph
 
@@ -268,14 +372,14 @@ class MobileNetV2Space(SearchSpace):
         x = src
         if hw > POOL_OUT:
             k = hw // POOL_OUT
-            x = _add_layer(graph, LayerSpec(f"exit_{label}.pool", "maxpool", c, c, (hw, hw), (POOL_OUT, POOL_OUT), (k, k), (k, k),
-                              w_bits=ab, a_bits=ab, o_bits=ab, stage=e, branch=True), x)
+            x = _add_layer(graph, LayerSpec(f"exit_{label}.pool", "maxpool", c, c, (hw, hw), (POOL_OUT, POOL_OUT), (k, k),
+                                            (k, k), w_bits=ab, a_bits=ab, o_bits=ab, stage=e, branch=True), x)
         features = c * POOL_OUT * POOL_OUT
         widths = [features, self.options.num_classes] if genotype.branch_depths[e] == 1 else \
             [features, features // 2, self.options.num_classes]
         for j, (fin, fout) in enumerate(zip(widths, widths[1:]), start=1):
-            x = _add_layer(graph, LayerSpec(f"exit_{label}.fc{j}", "fc", fin, fout, (1, 1), (1, 1), w_bits=wb, a_bits=ab, o_bits=ab,
-                              stage=e, branch=True), x)
+            x = _add_layer(graph, LayerSpec(f"exit_{label}.fc{j}", "fc", fin, fout, (1, 1), (1, 1), w_bits=wb, a_bits=ab,
+                                            o_bits=ab, stage=e, branch=True), x)
         return x
 
 

@@ -1,41 +1,97 @@
-"""Backbone building blocks with switchable fake quantisation."""
+"""Backbone building blocks: quantised, elastic, and able to produce their static copy."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from search_spaces.modules.quant import QConv2d
+from search_spaces.modules.quant import ElasticBatchNorm2d, QConv2d
 
 
-class ConvBNAct(nn.Sequential):
-    """Quantised conv -> BatchNorm -> optional ReLU6 (padding k//2)."""
+class ConvBNAct(nn.Module):
+    """Quantised conv -> batch-norm -> optional ReLU6 (padding kernel // 2)."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True) -> None:
-        layers: list[nn.Module] = [
-            QConv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
-            nn.BatchNorm2d(cout),
-        ]
-        if act:
-            layers.append(nn.ReLU6(inplace=True))
-        super().__init__(*layers)
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, depthwise: bool = False, act: bool = True,
+                 bits_choices: Sequence[int] = (8,), act_signed: bool = True) -> None:
+        super().__init__()
+        self.conv = QConv2d(cin, cout, kernel, stride, depthwise, bits_choices, act_signed)
+        self.bn = ElasticBatchNorm2d(cout)
+        self.relu = nn.ReLU6(inplace=True) if act else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn(self.conv(x))
+        return self.relu(x) if self.relu is not None else x
+
+    def static_copy(self, in_channels: int) -> ConvBNAct:
+        dst = ConvBNAct.__new__(ConvBNAct)
+        nn.Module.__init__(dst)
+        dst.conv = self.conv.static_copy(in_channels)
+        dst.bn = self.bn.static_copy(dst.conv.out_channels)
+        dst.relu = nn.ReLU6(inplace=True) if self.relu is not None else None
+        return dst
 
 
 class InvertedResidual(nn.Module):
-    """MobileNetV2 block: [1x1 expand] -> kxk depthwise -> 1x1 project [+ input]."""
+    """MobileNetV2 block, elastic: [1x1 expand] -> kxk depthwise -> 1x1 project [+ input].
 
-    def __init__(self, cin: int, cout: int, expansion: int, kernel: int, stride: int, residual: bool) -> None:
+    The supernet block holds the largest expansion and kernel. :meth:`configure` picks the active
+    expansion ratio, depthwise kernel (centre crop) and whether a skippable (residual) block is
+    skipped. ``expansions == (1,)`` means no expand layer (the first MobileNetV2 block).
+    """
+
+    def __init__(self, cin: int, cout: int, expansions: Sequence[int], kernels: Sequence[int], stride: int,
+                 residual: bool, bits_choices: Sequence[int] = (8,)) -> None:
         super().__init__()
-        hidden = cin * expansion
-        layers: list[nn.Module] = []
-        if expansion != 1:
-            layers.append(ConvBNAct(cin, hidden, 1))
-        layers += [ConvBNAct(hidden, hidden, kernel, stride, groups=hidden), ConvBNAct(hidden, cout, 1, act=False)]
-        self.body = nn.Sequential(*layers)
         if residual and (stride != 1 or cin != cout):
             raise ValueError(f"a residual block needs stride 1 and cin == cout, got {stride}, {cin}->{cout}")
-        self.residual = residual
+        if 1 in expansions and len(set(expansions)) > 1:
+            raise ValueError("expansion 1 (no expand layer) cannot be mixed with other expansion ratios")
+        self.cin, self.cout, self.residual = cin, cout, residual
+        self.expansions, self.kernels = tuple(expansions), tuple(kernels)
+        hidden = cin * max(expansions)
+        self.expand = ConvBNAct(cin, hidden, 1, bits_choices=bits_choices, act_signed=True) \
+            if max(expansions) > 1 else None
+        self.dw = ConvBNAct(hidden, hidden, max(kernels), stride, depthwise=True, bits_choices=bits_choices,
+                            act_signed=False)
+        self.project = ConvBNAct(hidden, cout, 1, act=False, bits_choices=bits_choices, act_signed=False)
+        self.configure(max(expansions), max(kernels), False)
+
+    def configure(self, expansion: int, kernel: int, skip: bool) -> None:
+        """Active expansion ratio, depthwise kernel size and skip flag (skip needs a residual block)."""
+        if expansion not in self.expansions or kernel not in self.kernels:
+            raise ValueError(f"block choices: expansion {expansion} of {self.expansions}, kernel {kernel} of "
+                             f"{self.kernels}")
+        if skip and not self.residual:
+            raise ValueError("only a residual block can be skipped")
+        self.expansion, self.kernel, self.skip = expansion, kernel, skip
+        if self.expand is not None:
+            self.expand.conv.active_out = self.cin * expansion
+        self.dw.conv.active_kernel = kernel
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.body(x)
-        return x + out if self.residual else out
+        if self.skip:
+            return x
+        h = self.expand(x) if self.expand is not None else x
+        h = self.project(self.dw(h))
+        return x + h if self.residual else h
+
+    def quant_layers(self) -> list[QConv2d]:
+        """Quantised layers in genotype order: expand (if any), depthwise, project."""
+        return [m.conv for m in (self.expand, self.dw, self.project) if m is not None]
+
+    def static_copy(self) -> nn.Module:
+        """The active block as a standalone block (an identity when skipped)."""
+        if self.skip:
+            return nn.Identity()
+        hidden = self.cin * self.expansion
+        dst = InvertedResidual.__new__(InvertedResidual)
+        nn.Module.__init__(dst)
+        dst.cin, dst.cout, dst.residual = self.cin, self.cout, self.residual
+        dst.expansions, dst.kernels = (self.expansion,), (self.kernel,)
+        dst.expand = self.expand.static_copy(self.cin) if self.expand is not None else None
+        dst.dw = self.dw.static_copy(hidden)
+        dst.project = self.project.static_copy(hidden)
+        dst.expansion, dst.kernel, dst.skip = self.expansion, self.kernel, False
+        return dst

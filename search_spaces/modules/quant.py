@@ -1,104 +1,155 @@
-"""Switchable fake quantisation with a straight-through estimator.
+"""Quantised layers with weight sharing: elastic convolutions, elastic batch-norm, linear layers.
 
-Weights: symmetric, per output channel, scale = max|w| / (2^(b-1) - 1).
-Activations: uniform, asymmetric per tensor (zero point on the grid) over a range tracked by an
-exponential moving average of batch minima/maxima during training and frozen in eval mode.
-Both use PyTorch's fused ``fake_quantize_*`` kernels (straight-through gradient inside the range). The bit-width of every quantiser
-can be switched between forward passes (a genotype chooses it); ``bits >= 32`` disables it.
+An elastic layer owns the weights of its largest shape and runs any smaller one: the leading output
+and input channels and the centre of the kernel (Once-for-All style weight sharing). Inputs and
+weights are fake-quantised with LSQ at bit-widths chosen per forward pass (``set_bits``; 32 =
+float). :meth:`static_copy` returns a layer of the same class whose largest shape is the active one
+and which holds only the chosen bit-widths' steps: the building block of an extracted subnet, whose
+outputs equal the supernet's bit for bit.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from search_spaces.genotype import FLOAT_BITS
-
-
-def fake_quant_weight(weight: torch.Tensor, bits: int) -> torch.Tensor:
-    """Quantise-dequantise ``weight`` per output channel to ``bits``; gradients pass straight through."""
-    if bits >= FLOAT_BITS:
-        return weight
-    if bits < 2:
-        raise ValueError(f"weight bits must be >= 2, got {bits}")
-    qmax = 2 ** (bits - 1) - 1
-    dims = tuple(range(1, weight.dim()))
-    scale = (weight.detach().abs().amax(dim=dims).clamp_min(1e-8) / qmax).float()
-    zero = torch.zeros(scale.shape, dtype=torch.int32, device=weight.device)
-    return torch.fake_quantize_per_channel_affine(weight, scale, zero, 0, -qmax, qmax)
-
-
-class ActQuant(nn.Module):
-    """Fake-quantises activations to ``self.bits`` over an EMA-tracked range [lo, hi]."""
-
-    def __init__(self, momentum: float = 0.1) -> None:
-        super().__init__()
-        self.bits = FLOAT_BITS
-        self.momentum = momentum
-        self.register_buffer("lo", torch.zeros(()))
-        self.register_buffer("hi", torch.zeros(()))
-        self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            with torch.no_grad():
-                lo, hi = x.min(), x.max()
-                if not bool(self.initialized):
-                    self.lo.copy_(lo)
-                    self.hi.copy_(hi)
-                    self.initialized.fill_(True)
-                else:
-                    self.lo.lerp_(lo, self.momentum)
-                    self.hi.lerp_(hi, self.momentum)
-        if self.bits >= FLOAT_BITS:
-            return x
-        if bool(self.initialized):
-            lo, hi = self.lo, self.hi
-        else:
-            lo, hi = x.detach().min(), x.detach().max()
-        levels = 2**self.bits - 1
-        scale = ((hi - lo).clamp_min(1e-8) / levels).reshape(1).float()
-        zero = torch.clamp(torch.round(-lo / scale), 0, levels).reshape(1).to(torch.int32)
-        return torch.fake_quantize_per_tensor_affine(x, scale, zero, 0, levels)
-
-    def extra_repr(self) -> str:
-        return f"bits={self.bits}"
+from search_spaces.modules.lsq import LSQAct, LSQWeight
 
 
 class _Switchable:
-    """Mixin: a weight bit-width plus an input-activation quantiser, switchable between passes."""
+    """Mixin: weight bits plus an input-activation quantiser, switchable between passes."""
 
     w_bits: int
-    act: ActQuant
-
-    def _init_quant(self) -> None:
-        self.w_bits = FLOAT_BITS
-        self.act = ActQuant()
+    act: LSQAct
+    wq: LSQWeight
 
     def set_bits(self, w_bits: int, a_bits: int) -> None:
-        """Choose weight and input-activation bit-widths for the following forward passes."""
+        """Weight and input-activation bit-widths for the following forward passes."""
         self.w_bits = int(w_bits)
         self.act.bits = int(a_bits)
 
+    def _copy_quantisers(self, dst: _Switchable, out_channels: int) -> None:
+        """Give ``dst`` this layer's steps for its current bits (leading ``out_channels``)."""
+        dst.set_bits(self.w_bits, self.act.bits)
+        if self.w_bits < FLOAT_BITS:
+            i = self.wq._index[self.w_bits]
+            dst.wq.steps[str(self.w_bits)].data.copy_(self.wq.steps[str(self.w_bits)].data[:out_channels])
+            dst.wq.ready[0] = self.wq.ready[i]
+        if self.act.bits < FLOAT_BITS:
+            i = self.act._index[self.act.bits]
+            dst.act.steps[str(self.act.bits)].data.copy_(self.act.steps[str(self.act.bits)].data)
+            dst.act.ready[0] = self.act.ready[i]
 
-class QConv2d(_Switchable, nn.Conv2d):
-    """Conv2d whose input activations and weights are fake-quantised at switchable bit-widths."""
 
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - same signature as Conv2d
-        super().__init__(*args, **kwargs)
-        self._init_quant()
+class QConv2d(_Switchable, nn.Module):
+    """Elastic, quantised 2-D convolution (no bias; padding = kernel // 2).
+
+    ``depthwise``: groups = channels. Active shape: ``active_out`` output channels (depthwise: the
+    input's channels), ``active_kernel`` (odd, <= the largest), input channels from the input.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int = 1, depthwise: bool = False,
+                 bits_choices: Sequence[int] = (8,), act_signed: bool = True) -> None:
+        super().__init__()
+        if depthwise and in_channels != out_channels:
+            raise ValueError("a depthwise convolution needs in_channels == out_channels")
+        self.in_channels, self.out_channels, self.kernel = in_channels, out_channels, kernel
+        self.stride, self.depthwise = stride, depthwise
+        self.weight = nn.Parameter(torch.empty(out_channels, 1 if depthwise else in_channels, kernel, kernel))
+        nn.init.kaiming_normal_(self.weight, mode="fan_out")
+        self.wq = LSQWeight(out_channels, bits_choices)
+        self.act = LSQAct(bits_choices, act_signed)
+        self.w_bits = FLOAT_BITS
+        self.active_out = out_channels
+        self.active_kernel = kernel
+
+    def active_weight(self, in_channels: int) -> torch.Tensor:
+        """The weights of the active shape (contiguous, so shapes equal to a static layer's compute alike)."""
+        out = in_channels if self.depthwise else self.active_out
+        k, trim = self.active_kernel, (self.kernel - self.active_kernel) // 2
+        w = self.weight[:out, : (1 if self.depthwise else in_channels)]
+        if trim:
+            w = w[:, :, trim : trim + k, trim : trim + k]
+        return w.contiguous()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(self.act(x), fake_quant_weight(self.weight, self.w_bits), self.bias)
+        if self.w_bits < FLOAT_BITS:
+            self.wq.init_steps(self.weight, self.w_bits)
+        w = self.wq(self.active_weight(x.shape[1]), self.w_bits)
+        groups = x.shape[1] if self.depthwise else 1
+        return F.conv2d(self.act(x), w, None, self.stride, self.active_kernel // 2, 1, groups)
+
+    def static_copy(self, in_channels: int) -> QConv2d:
+        """The active shape as a standalone layer with this layer's weights and steps."""
+        out = in_channels if self.depthwise else self.active_out
+        bits = [b for b in (self.w_bits, self.act.bits) if b < FLOAT_BITS] or [8]
+        dst = QConv2d(in_channels, out, self.active_kernel, self.stride, self.depthwise, bits, self.act.signed)
+        dst.weight.data.copy_(self.active_weight(in_channels).data)
+        dst.wq = LSQWeight(out, [self.w_bits] if self.w_bits < FLOAT_BITS else [])
+        dst.act = LSQAct([self.act.bits] if self.act.bits < FLOAT_BITS else [], self.act.signed)
+        self._copy_quantisers(dst, out)
+        return dst
+
+    def extra_repr(self) -> str:
+        kind = "depthwise " if self.depthwise else ""
+        return (f"{kind}{self.in_channels}->{self.out_channels}, k={self.kernel}, s={self.stride}, "
+                f"active=({self.active_out}, k{self.active_kernel}), w_bits={self.w_bits}")
 
 
-class QLinear(_Switchable, nn.Linear):
-    """Linear layer with fake-quantised input activations and weights."""
-
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - same signature as Linear
-        super().__init__(*args, **kwargs)
-        self._init_quant()
+class ElasticBatchNorm2d(nn.BatchNorm2d):
+    """Batch-norm over the leading channels of its input (statistics and affine parameters sliced)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(self.act(x), fake_quant_weight(self.weight, self.w_bits), self.bias)
+        c = x.shape[1]
+        if c == self.num_features:
+            return super().forward(x)
+        if self.training and self.num_batches_tracked is not None:
+            self.num_batches_tracked.add_(1)
+        momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+        return F.batch_norm(x, self.running_mean[:c], self.running_var[:c], self.weight[:c], self.bias[:c],
+                            self.training or not self.track_running_stats, momentum, self.eps)
+
+    def static_copy(self, channels: int) -> ElasticBatchNorm2d:
+        dst = ElasticBatchNorm2d(channels, eps=self.eps, momentum=self.momentum)
+        for name in ("weight", "bias"):
+            getattr(dst, name).data.copy_(getattr(self, name).data[:channels])
+        for name in ("running_mean", "running_var"):
+            getattr(dst, name).copy_(getattr(self, name)[:channels])
+        dst.num_batches_tracked.copy_(self.num_batches_tracked)
+        return dst
+
+
+class QLinear(_Switchable, nn.Module):
+    """Quantised linear layer (with bias)."""
+
+    def __init__(self, in_features: int, out_features: int, bits_choices: Sequence[int] = (8,),
+                 act_signed: bool = True) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.bias = nn.Parameter(torch.zeros(out_features))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        self.wq = LSQWeight(out_features, bits_choices)
+        self.act = LSQAct(bits_choices, act_signed)
+        self.w_bits = FLOAT_BITS
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(self.act(x), self.wq(self.weight, self.w_bits), self.bias)
+
+    def static_copy(self) -> QLinear:
+        bits = [b for b in (self.w_bits, self.act.bits) if b < FLOAT_BITS]
+        dst = QLinear(self.in_features, self.out_features, bits, self.act.signed)
+        dst.weight.data.copy_(self.weight.data)
+        dst.bias.data.copy_(self.bias.data)
+        dst.wq = LSQWeight(self.out_features, [self.w_bits] if self.w_bits < FLOAT_BITS else [])
+        dst.act = LSQAct([self.act.bits] if self.act.bits < FLOAT_BITS else [], self.act.signed)
+        self._copy_quantisers(dst, self.out_features)
+        return dst
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}->{self.out_features}, w_bits={self.w_bits}"

@@ -15,9 +15,10 @@ def tiny_config(run_dir: Path, **sections: Any) -> RunConfig:
         "run_dir": str(run_dir),
         "data": {"name": "synthetic", "n_train": 1024, "n_val": 256, "n_test": 256},
         "space": {"name": "mobilenetv2_cifar", "options": {"width_mult": 0.25, "bits_choices": [8],
-                                                          "exit_points": [1, 3, 5, 8], "thresholds": [0.3, 0.5, 0.7]}},
-        "train": {"epochs": 2, "batch_size": 64, "augment": False},
-        "search": {"n_trials": 6, "population_size": 4, "study_name": "tiny", "eval_batch_size": 256},
+                                                          "exit_points": [1, 3, 5, 8], "thresholds": [0.2, 0.3, 0.4]}},
+        "train": {"epochs": 3, "batch_size": 64, "augment": False, "sandwich": False, "random_subnets": 1},
+        "search": {"n_trials": 6, "population_size": 4, "study_name": "tiny", "eval_batch_size": 256,
+                   "bn_recalibration_samples": 256},
         "cost": {"accelerator": "edge_tpu_quad", "workers": 1},
     }
     for key, value in sections.items():

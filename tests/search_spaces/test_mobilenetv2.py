@@ -9,6 +9,7 @@ from torch import nn
 
 import search_spaces as ss
 from search_spaces.mobilenetv2 import BLOCKS, scale_channels
+from search_spaces.modules.quant import QConv2d, QLinear
 
 # Cumulative backbone MACs after the stem and each block, from the reference notes (millions).
 REFERENCE_CUMULATIVE_MMACS = [0.885, 1.70, 6.52, 14.93, 24.51, 38.86, 48.74, 62.21, 82.76, 118.29, 140.15, 162.82,
@@ -131,18 +132,18 @@ def test_invalid_options_are_rejected():
 
 
 def count_macs(net: nn.Module, x: torch.Tensor) -> int:
-    """MACs of every Conv2d / Linear, counted with forward hooks during a real forward pass."""
+    """MACs of every quantised conv / linear layer, counted with forward hooks during a real forward pass."""
     total = 0
 
     def hook(module, _inputs, output):
         nonlocal total
-        if isinstance(module, nn.Conv2d):
-            kh, kw = module.kernel_size
-            total += output[0].numel() * (module.in_channels // module.groups) * kh * kw
+        if isinstance(module, QConv2d):
+            per_output = (1 if module.depthwise else module.in_channels) * module.active_kernel ** 2
+            total += output[0].numel() * per_output
         else:
             total += output[0].numel() * module.in_features
 
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (QConv2d, QLinear))]
     with torch.no_grad():
         net(x)
     for h in handles:
@@ -150,17 +151,42 @@ def count_macs(net: nn.Module, x: torch.Tensor) -> int:
     return total
 
 
-@pytest.mark.parametrize("width", [0.25, 1.0])
-def test_module_macs_and_params_equal_the_layer_graph(width):
-    space = ss.create_space("mobilenetv2_cifar", width_mult=width)
+SPACES = {
+    "reference": dict(width_mult=0.25),
+    "reference full width": dict(width_mult=1.0),
+    "elastic": dict(width_mult=0.25, kernel_choices=(3, 5, 7), expansion_choices=(3, 4, 6), skippable=True,
+                    bits_choices=(2, 4, 8)),
+}
+
+
+@pytest.mark.parametrize("label", list(SPACES))
+def test_module_macs_and_params_equal_the_layer_graph(label):
+    space = ss.create_space("mobilenetv2_cifar", **SPACES[label])
     rng = random.Random(7)
-    for _ in range(3):
+    for _ in range(3 if label == "reference full width" else 12):
         g = space.sample(rng)
         net = space.build_network(g).eval()
         graph = space.layer_graph(g)
         assert count_macs(net, torch.randn(1, 3, 32, 32)) == ss.total_macs(graph)
-        weights = sum(m.weight.numel() for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+        weights = sum(m.weight.numel() for m in net.modules() if isinstance(m, (QConv2d, QLinear)))
         assert weights == sum(s.params for s in ss.specs(graph))
+
+
+def test_elastic_choices_and_reference_defaults():
+    elastic = ss.create_space("mobilenetv2_cifar", kernel_choices=(3, 5, 7), expansion_choices=(3, 4, 6),
+                              skippable=True)
+    asked = []
+    g = elastic.decode(lambda name, options: (asked.append(name), list(options)[0])[1])
+    assert "kernel_b0" in asked and "expand_b0" not in asked and "expand_b1" in asked
+    assert "skip_b2" in asked and "skip_b1" not in asked  # block 1 changes channels: not skippable
+    assert len(g.backbone) == 36
+    largest, smallest = elastic.extreme(True), elastic.extreme(False)
+    assert ss.total_macs(elastic.layer_graph(largest)) > ss.total_macs(elastic.layer_graph(smallest))
+    assert elastic.block_choices(smallest)[2] == (3, 3, True)
+    ref = ss.create_space("mobilenetv2_cifar")
+    assert ref.sample(random.Random(0)).backbone == ()
+    with pytest.raises(ss.GenotypeError, match="backbone"):
+        elastic.validate(ref.uniform())
 
 
 def test_space_config_round_trip():

@@ -1,45 +1,54 @@
 from __future__ import annotations
 
-import pytest
 import torch
+from torch.nn import functional as F
 
-from search_spaces.modules.quant import ActQuant, QConv2d, fake_quant_weight
-
-
-def test_weight_quantisation_levels_and_straight_through_gradient():
-    w = torch.randn(6, 5, 3, 3, requires_grad=True)
-    for bits in (2, 4, 8):
-        q = fake_quant_weight(w, bits)
-        for row_q, row_w in zip(q, w):
-            scale = row_w.detach().abs().max() / (2 ** (bits - 1) - 1)
-            levels = torch.round(row_q.detach() / scale)
-            assert torch.allclose(levels * scale, row_q.detach(), atol=1e-6)
-            assert levels.abs().max() <= 2 ** (bits - 1) - 1
-        assert (q - w).abs().max() <= w.detach().abs().max() / (2 ** (bits - 1) - 1)
-    q = fake_quant_weight(w, 4)
-    q.sum().backward()
-    assert torch.equal(w.grad, torch.ones_like(w))
-    assert fake_quant_weight(w, 32) is w
+from search_spaces.modules.quant import ElasticBatchNorm2d, QConv2d, QLinear
 
 
-def test_activation_quantiser_tracks_range_and_freezes_in_eval():
-    aq = ActQuant()
-    aq.bits = 4
-    aq.train()
-    aq(torch.linspace(0, 6, 100))
-    assert float(aq.lo) == 0.0 and float(aq.hi) == pytest.approx(6.0)
-    aq.eval()
-    y = aq(torch.linspace(-1, 10, 50))
-    assert float(aq.hi) == pytest.approx(6.0)  # frozen
-    assert y.max() <= 6.0 + 1e-6 and y.min() >= -1e-6
-    assert len(torch.unique(y)) <= 16
+def test_elastic_conv_runs_leading_channels_and_centre_kernel():
+    torch.manual_seed(0)
+    conv = QConv2d(8, 16, 7, bits_choices=(8,))
+    conv.active_out, conv.active_kernel = 6, 3
+    x = torch.randn(2, 5, 10, 10)
+    ref = F.conv2d(x, conv.weight[:6, :5, 2:5, 2:5], padding=1)
+    assert torch.allclose(conv(x), ref)  # float (32-bit) by default
 
 
-def test_qconv_at_32_bits_is_a_plain_conv():
-    conv = QConv2d(3, 4, 3, padding=1, bias=False)
-    x = torch.randn(2, 3, 8, 8)
-    ref = torch.nn.functional.conv2d(x, conv.weight, padding=1)
-    assert torch.allclose(conv(x), ref)
-    conv.set_bits(4, 4)
-    conv.eval()
-    assert not torch.allclose(conv(x), ref)
+def test_static_copies_equal_the_elastic_layers_bit_for_bit():
+    torch.manual_seed(1)
+    conv = QConv2d(8, 16, 5, stride=2, bits_choices=(4, 8), act_signed=False)
+    bn = ElasticBatchNorm2d(16)
+    conv.train(), bn.train()
+    x = torch.rand(4, 6, 12, 12)
+    conv.set_bits(4, 8)
+    conv.active_out, conv.active_kernel = 10, 3
+    bn(conv(x))  # initialise steps and statistics
+    conv.eval(), bn.eval()
+    static_conv, static_bn = conv.static_copy(6), bn.static_copy(10)
+    static_conv.eval(), static_bn.eval()
+    assert static_conv.weight.shape == (10, 6, 3, 3)
+    assert torch.equal(static_bn(static_conv(x)), bn(conv(x)))
+    dw = QConv2d(12, 12, 7, depthwise=True, bits_choices=(2,))
+    dw.set_bits(2, 2)
+    dw.active_kernel = 5
+    y = torch.randn(2, 9, 8, 8)
+    dw.train()
+    dw(y)
+    dw.eval()
+    static = dw.static_copy(9).eval()
+    assert static.weight.shape == (9, 1, 5, 5) and torch.equal(static(y), dw(y))
+    fc = QLinear(20, 7, (4, 8))
+    fc.set_bits(8, 4)
+    z = torch.randn(3, 20)
+    fc.train()
+    fc(z)
+    fc.eval()
+    assert torch.equal(fc.static_copy().eval()(z), fc(z))
+
+
+def test_elastic_batch_norm_updates_only_active_channels():
+    bn = ElasticBatchNorm2d(8)
+    bn.train()
+    bn(torch.randn(4, 3, 5, 5) + 10)
+    assert (bn.running_mean[:3] > 0.5).all() and torch.equal(bn.running_mean[3:], torch.zeros(5))

@@ -1,0 +1,114 @@
+"""LSQ fake quantisation with one learned step size per bit-width (Esser et al., ICLR 2020).
+
+q(x) = round(clamp(x / s, Qn, Qp)) * s, with a straight-through estimator for round() and the
+step's gradient scaled by 1 / sqrt(N * Qp). Weights: signed, one step per output channel.
+Activations: one step per tensor, unsigned after a ReLU6 and signed elsewhere. Each quantiser keeps
+a step (and an "initialised" flag) for every bit-width it may run at, so switching bits between
+forward passes switches steps. Steps start at 2 * mean|x| / sqrt(Qp) on first use of a bit-width
+(weights: from the weights; activations: from the first batch, averaged over processes when
+``torch.distributed`` is initialised, so every rank starts from the same step).
+
+In eval mode the step is used as is (no gradient-scaling arithmetic), so a static network that
+copies the step gives bit-identical outputs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from search_spaces.genotype import FLOAT_BITS
+
+
+def qrange(bits: int, signed: bool) -> tuple[int, int]:
+    """(Qn, Qp) integer range of a bit-width."""
+    if signed:
+        return -(2 ** (bits - 1)) + 1, 2 ** (bits - 1) - 1
+    return 0, 2**bits - 1
+
+
+def _round_ste(x: torch.Tensor) -> torch.Tensor:
+    return x + (torch.round(x) - x).detach()
+
+
+def _grad_scale(s: torch.Tensor, scale: float) -> torch.Tensor:
+    return (s - s * scale).detach() + s * scale
+
+
+def lsq(x: torch.Tensor, step: torch.Tensor, bits: int, signed: bool, training: bool) -> torch.Tensor:
+    """Quantise-dequantise ``x`` with ``step`` (broadcastable to x)."""
+    qn, qp = qrange(bits, signed)
+    if training:
+        step = _grad_scale(step, 1.0 / math.sqrt(max(1, x.numel() // max(1, step.numel())) * qp))
+    return _round_ste(torch.clamp(x / step, qn, qp)) * step
+
+
+class LSQWeight(nn.Module):
+    """Per-output-channel LSQ for weights, one step vector per bit-width."""
+
+    def __init__(self, channels: int, bits_choices: Sequence[int]) -> None:
+        super().__init__()
+        bits = sorted({int(b) for b in bits_choices if b < FLOAT_BITS})
+        self.steps = nn.ParameterDict({str(b): nn.Parameter(torch.ones(channels)) for b in bits})
+        self.register_buffer("ready", torch.zeros(len(bits), dtype=torch.bool))
+        self._index = {b: i for i, b in enumerate(bits)}
+
+    def init_steps(self, full_weight: torch.Tensor, bits: int) -> None:
+        """Initialise the step of ``bits`` from the full (all channels) weight, once."""
+        if bits >= FLOAT_BITS or bool(self.ready[self._index[bits]]):
+            return
+        with torch.no_grad():
+            _, qp = qrange(bits, True)
+            mean_abs = full_weight.detach().abs().reshape(full_weight.shape[0], -1).mean(dim=1)
+            self.steps[str(bits)].copy_((2 * mean_abs / math.sqrt(qp)).clamp_min(1e-8))
+            self.ready[self._index[bits]] = True
+
+    def forward(self, w: torch.Tensor, bits: int) -> torch.Tensor:
+        """Quantise ``w`` (its leading output channels use the leading steps); call :meth:`init_steps` first."""
+        if bits >= FLOAT_BITS:
+            return w
+        if bits not in self._index:
+            raise ValueError(f"no weight step for {bits}-bit; this quantiser knows {sorted(self._index)}")
+        if not bool(self.ready[self._index[bits]]):
+            self.init_steps(w, bits)
+        out = w.shape[0]
+        s = self.steps[str(bits)][:out].reshape(out, *([1] * (w.dim() - 1)))
+        return lsq(w, s, bits, True, self.training)
+
+
+class LSQAct(nn.Module):
+    """Per-tensor LSQ for activations at a switchable bit-width (``self.bits``; 32 = float)."""
+
+    def __init__(self, bits_choices: Sequence[int], signed: bool) -> None:
+        super().__init__()
+        bits = sorted({int(b) for b in bits_choices if b < FLOAT_BITS})
+        self.signed = signed
+        self.bits = FLOAT_BITS
+        self.steps = nn.ParameterDict({str(b): nn.Parameter(torch.ones(())) for b in bits})
+        self.register_buffer("ready", torch.zeros(len(bits), dtype=torch.bool))
+        self._index = {b: i for i, b in enumerate(bits)}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bits = self.bits
+        if bits >= FLOAT_BITS:
+            return x
+        if bits not in self._index:
+            raise ValueError(f"no activation step for {bits}-bit; this quantiser knows {sorted(self._index)}")
+        step = self.steps[str(bits)]
+        i = self._index[bits]
+        if not bool(self.ready[i]):
+            with torch.no_grad():
+                _, qp = qrange(bits, self.signed)
+                init = (2 * x.detach().abs().mean() / math.sqrt(qp)).clamp_min(1e-8)
+                if torch.distributed.is_available() and torch.distributed.is_initialized():
+                    torch.distributed.all_reduce(init)
+                    init /= torch.distributed.get_world_size()
+                step.copy_(init)
+                self.ready[i] = True
+        return lsq(x, step, bits, self.signed, self.training)
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}, signed={self.signed}, steps={sorted(self._index)}"
