@@ -17,9 +17,10 @@ CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 @dataclass
 class DataConfig:
-    """Dataset: ``synthetic`` (built in) or ``fashion_mnist`` / ``mnist`` / ``cifar10`` from ``root``."""
+    """Dataset: ``synthetic`` (built in), ``fashion_mnist`` / ``mnist`` (idx files in ``root``),
+    ``cifar10`` (the python batches folder ``root``) or ``npz`` (``root`` = an .npz file)."""
 
-    name: Literal["synthetic", "fashion_mnist", "mnist", "cifar10"] = "synthetic"
+    name: Literal["synthetic", "fashion_mnist", "mnist", "cifar10", "npz"] = "synthetic"
     root: str | None = None
     n_train: int = 8000  # synthetic only
     n_val: int = 2000  # synthetic: generated; files: held out from the training files

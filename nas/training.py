@@ -121,9 +121,9 @@ def _ddp_context() -> tuple[int, int]:
 
 
 def params_checksum(net: torch.nn.Module) -> float:
-    """Sum of every parameter and buffer (a cheap equality check across processes)."""
+    """Sum of every parameter (a cheap equality check across processes)."""
     with torch.no_grad():
-        return float(sum(t.double().sum() for t in [*net.parameters(), *net.buffers()] if t.is_floating_point()))
+        return float(sum(p.double().sum() for p in net.parameters()))
 
 
 def train_supernet(
@@ -228,6 +228,8 @@ def train_supernet(
         atomic_save({"version": CHECKPOINT_VERSION, "state_dict": net.state_dict(), "epoch": 0, "space": space.config,
                      "train_config": asdict(cfg)}, checkpoint)
     if world > 1:
+        for buffer in net.buffers():  # batch-norm statistics are per rank: take rank 0's, which it saved
+            torch.distributed.broadcast(buffer, 0)
         sums = [torch.zeros(1, dtype=torch.float64) for _ in range(world)]
         torch.distributed.all_gather(sums, torch.tensor([params_checksum(net)], dtype=torch.float64))
         in_sync = all(float(s) == float(sums[0]) for s in sums)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from search_spaces import mobilenetv2 as _mobilenetv2  # noqa: F401  (registers the reference space)
+from search_spaces import resnet as _resnet  # noqa: F401  (registers the ResNet space)
 from search_spaces.base import Choose, SearchSpace
 from search_spaces.genotype import FLOAT_BITS, Genotype, GenotypeError
 from search_spaces.graph import LayerSpec, specs, stage_macs, total_macs

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from nas.data.base import DatasetError, Split, Splits, augment, hold_out, normalise, pad_to
 from nas.data.cifar10 import load_cifar10_split
 from nas.data.idx import load_idx_split
+from nas.data.npz import load_npz_split
 from nas.data.synthetic import make_synthetic
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ FILE_DATASETS: dict[str, tuple[FileLoader, int, int | None]] = {
     "fashion_mnist": (load_idx_split, 10, 32),
     "mnist": (load_idx_split, 10, 32),
     "cifar10": (load_cifar10_split, 10, None),
+    "npz": (load_npz_split, 0, None),  # classes: from the labels
 }
 DATASETS = ("synthetic", *FILE_DATASETS)
 
@@ -47,4 +49,6 @@ def load_dataset(cfg: DataConfig, source: str = "<config>") -> Splits:
         raise DatasetError(source, "data.n_val", f"0 < n_val < {len(train)} (the training images in {root}), "
                            f"got {cfg.n_val}")
     train, val = hold_out(train, cfg.n_val, cfg.seed)
+    if not num_classes:
+        num_classes = int(max(train.labels.max(), test.labels.max())) + 1
     return normalise(Splits(train, val, test, num_classes, cfg.name))

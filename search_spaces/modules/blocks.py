@@ -95,3 +95,51 @@ class InvertedResidual(nn.Module):
         dst.project = self.project.static_copy(hidden)
         dst.expansion, dst.kernel, dst.skip = self.expansion, self.kernel, False
         return dst
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block: 3x3 conv -> 3x3 conv, plus the input (or a 1x1 projection), then ReLU6.
+
+    A block whose shortcut is the identity can be skipped (:meth:`configure`).
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int, bits_choices: Sequence[int] = (8,)) -> None:
+        super().__init__()
+        self.cin, self.cout, self.stride = cin, cout, stride
+        self.conv1 = ConvBNAct(cin, cout, 3, stride, bits_choices=bits_choices, act_signed=False)
+        self.conv2 = ConvBNAct(cout, cout, 3, act=False, bits_choices=bits_choices, act_signed=False)
+        self.shortcut = ConvBNAct(cin, cout, 1, stride, act=False, bits_choices=bits_choices, act_signed=False) \
+            if stride != 1 or cin != cout else None
+        self.relu = nn.ReLU6(inplace=True)
+        self.skip = False
+
+    @property
+    def skippable(self) -> bool:
+        return self.shortcut is None
+
+    def configure(self, skip: bool) -> None:
+        if skip and not self.skippable:
+            raise ValueError("only a block with an identity shortcut can be skipped")
+        self.skip = skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.skip:
+            return x
+        shortcut = self.shortcut(x) if self.shortcut is not None else x
+        return self.relu(self.conv2(self.conv1(x)) + shortcut)
+
+    def quant_layers(self) -> list[QConv2d]:
+        """Quantised layers in genotype order: conv1, conv2, shortcut (if any)."""
+        return [m.conv for m in (self.conv1, self.conv2, self.shortcut) if m is not None]
+
+    def static_copy(self) -> nn.Module:
+        if self.skip:
+            return nn.Identity()
+        dst = BasicBlock.__new__(BasicBlock)
+        nn.Module.__init__(dst)
+        dst.cin, dst.cout, dst.stride, dst.skip = self.cin, self.cout, self.stride, False
+        dst.conv1 = self.conv1.static_copy(self.cin)
+        dst.conv2 = self.conv2.static_copy(self.cout)
+        dst.shortcut = self.shortcut.static_copy(self.cin) if self.shortcut is not None else None
+        dst.relu = nn.ReLU6(inplace=True)
+        return dst

@@ -43,3 +43,32 @@ def test_searched_stats_equal_real_early_exit(tiny_run):
     assert real.ratios == pytest.approx(searched.ratios)
     assert real.accuracy == pytest.approx(searched.accuracy)
     assert sum(searched.ratios) == pytest.approx(1.0)
+
+
+def test_rule_threshold_is_the_lowest_within_the_allowed_loss():
+    from nas.calibrate import rule_threshold
+
+    # final exit right on all 4 samples; the early exit is right on samples 0, 1 and confident on 0, 1, 2
+    out = outputs_from(confidences=[[0.95, 0.85, 0.75, 0.6], [0.6] * 4], predictions=[[0, 1, 1, 1], [0, 1, 0, 0]],
+                       labels=[0, 1, 0, 0])
+    assert rule_threshold(out, [0.7, 0.8, 0.9], max_accuracy_loss=0.0) == 0.8  # 0.7 lets sample 2 out wrongly
+    assert rule_threshold(out, [0.7, 0.8, 0.9], max_accuracy_loss=0.3) == 0.7
+
+
+def test_accuracy_target_rule():
+    from nas.calibrate import accuracy_target_thresholds
+
+    # exit 0 is accurate enough on the training data to take every sample; exit 1 needs confidence
+    assert accuracy_target_thresholds([0.95, 0.5, 0.97], target=0.7) == pytest.approx([0.0, 0.77])
+
+
+def test_batchnorm_recalibration_is_deterministic_and_changes_statistics(tiny_run):
+    from nas.objectives import candidate_network
+
+    cfg, supernet, _study, (splits, space) = tiny_run
+    g = space.uniform(exits=(3,), bits=8)
+    plain = candidate_network(supernet, g, None)
+    a = candidate_network(supernet, g, splits.train.images[:128])
+    b = candidate_network(supernet, g, splits.train.images[:128])
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(plain.stem.bn.running_mean, a.stem.bn.running_mean)

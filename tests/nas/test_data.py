@@ -726,3 +726,34 @@ def test_n_val_too_large_names_the_key(tmp_path: Path, idx_data) -> None:
     write_idx_folder(tmp_path, idx_data, gz=False)
     with pytest.raises(DatasetError, match="data.n_val"):
         load_dataset(DataConfig(name="mnist", root=str(tmp_path), n_val=50))
+
+
+# --------------------------------------------------------------------------------------------
+# 7. generic .npz
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layout", ["NHW", "NHWC", "NCHW"])
+def test_npz_dataset(tmp_path: Path, layout: str) -> None:
+    rng = np.random.default_rng(0)
+    shape = {"NHW": (30, 32, 32), "NHWC": (30, 32, 32, 3), "NCHW": (30, 3, 32, 32)}[layout]
+    x = rng.integers(0, 256, shape, dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=np.arange(30) % 4, x_test=x[:6], y_test=np.arange(6) % 4)
+    splits = load_dataset(DataConfig(name="npz", root=str(tmp_path / "d.npz"), n_val=5))
+    channels = 1 if layout == "NHW" else 3
+    assert splits.image_shape == (channels, 32, 32) and splits.num_classes == 4
+    assert len(splits.train) == 25 and len(splits.val) == 5 and len(splits.test) == 6
+
+
+def test_npz_errors(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="d.npz: root"):
+        load_dataset(DataConfig(name="npz", root=str(tmp_path / "d.npz"), n_val=1))
+    np.savez(tmp_path / "d.npz", x_train=np.zeros((4, 8, 8), np.uint8), y_train=np.zeros(4, np.int64))
+    with pytest.raises(DatasetError, match="x_test: expected an array named x_test"):
+        load_dataset(DataConfig(name="npz", root=str(tmp_path / "d.npz"), n_val=1))
+    np.savez(tmp_path / "e.npz", x_train=np.zeros((4, 8, 8), np.uint8), y_train=np.zeros(3, np.int64),
+             x_test=np.zeros((2, 8, 8), np.uint8), y_test=np.zeros(2, np.int64))
+    with pytest.raises(DatasetError, match="y_train"):
+        load_dataset(DataConfig(name="npz", root=str(tmp_path / "e.npz"), n_val=1))
+    (tmp_path / "f.npz").write_bytes(b"not a zip")
+    with pytest.raises(DatasetError, match="f.npz: file"):
+        load_dataset(DataConfig(name="npz", root=str(tmp_path / "f.npz"), n_val=1))
