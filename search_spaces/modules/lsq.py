@@ -1,7 +1,7 @@
 """LSQ fake quantisation with one learned step size per bit-width (Esser et al., ICLR 2020).
 
 q(x) = round(clamp(x / s, Qn, Qp)) * s, with a straight-through estimator for round() and the
-step's gradient scaled by 1 / sqrt(N * Qp). Weights: signed, one step per output channel.
+step's gradient scaled by 1 / sqrt(N * Qp) (PyTorch's fused learnable fake-quantisation kernels). Weights: signed, one step per output channel.
 Activations: one step per tensor, unsigned after a ReLU6 and signed elsewhere. Each quantiser keeps
 a step (and an "initialised" flag) for every bit-width it may run at, so switching bits between
 forward passes switches steps. Steps start at 2 * mean|x| / sqrt(Qp) on first use of a bit-width
@@ -30,20 +30,21 @@ def qrange(bits: int, signed: bool) -> tuple[int, int]:
     return 0, 2**bits - 1
 
 
-def _round_ste(x: torch.Tensor) -> torch.Tensor:
-    return x + (torch.round(x) - x).detach()
+def lsq(x: torch.Tensor, step: torch.Tensor, bits: int, signed: bool, training: bool = True) -> torch.Tensor:
+    """Quantise-dequantise ``x`` with ``step`` (a scalar, or one per output channel along dim 0).
 
-
-def _grad_scale(s: torch.Tensor, scale: float) -> torch.Tensor:
-    return (s - s * scale).detach() + s * scale
-
-
-def lsq(x: torch.Tensor, step: torch.Tensor, bits: int, signed: bool, training: bool) -> torch.Tensor:
-    """Quantise-dequantise ``x`` with ``step`` (broadcastable to x)."""
+    Uses PyTorch's fused learnable fake-quantisation kernels (the LSQ implementation behind
+    ``torch.ao``'s learnable fake quantiser): straight-through gradient for ``x`` inside the range,
+    the LSQ gradient for the step, scaled by 1 / sqrt(N * Qp).
+    """
     qn, qp = qrange(bits, signed)
-    if training:
-        step = _grad_scale(step, 1.0 / math.sqrt(max(1, x.numel() // max(1, step.numel())) * qp))
-    return _round_ste(torch.clamp(x / step, qn, qp)) * step
+    per = max(1, x.numel() // max(1, step.numel()))
+    grad_factor = 1.0 / math.sqrt(per * qp) if training else 1.0
+    if step.numel() == 1:
+        return torch._fake_quantize_learnable_per_tensor_affine(
+            x, step.reshape(1), torch.zeros(1, device=x.device), qn, qp, grad_factor)
+    return torch._fake_quantize_learnable_per_channel_affine(
+        x, step.reshape(-1), torch.zeros(step.numel(), device=x.device), 0, qn, qp, grad_factor)
 
 
 class LSQWeight(nn.Module):
@@ -74,9 +75,7 @@ class LSQWeight(nn.Module):
             raise ValueError(f"no weight step for {bits}-bit; this quantiser knows {sorted(self._index)}")
         if not bool(self.ready[self._index[bits]]):
             self.init_steps(w, bits)
-        out = w.shape[0]
-        s = self.steps[str(bits)][:out].reshape(out, *([1] * (w.dim() - 1)))
-        return lsq(w, s, bits, True, self.training)
+        return lsq(w, self.steps[str(bits)][: w.shape[0]], bits, True, self.training)
 
 
 class LSQAct(nn.Module):
