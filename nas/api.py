@@ -12,22 +12,31 @@ Scripts that set ``cost.workers > 1`` must guard their entry point with
 
 from __future__ import annotations
 
+import json
+import shutil
+import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 import torch
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.trial import FrozenTrial
 
 from hwmodel import CostModel, ZigZagSettings
-from hwmodel.scheduling import ScheduleSettings
+from hwmodel.scheduling import ScheduleSettings, scheduled_cost
 from nas.config import RunConfig
 from nas.data import Splits, load_dataset
+from nas.calibrate import exit_outputs
+from nas.modes import GRID, mode_table, named_modes
 from nas.network_io import ExportedNetwork, export_network, load_network
+from nas.onnx_export import export_onnx
+from nas.plots import plot_exit_costs, plot_ribbon
 from nas.objectives import CandidateEvaluator, candidate_network
 from nas.report import choose_trial
-from nas.study import open_study, run_study, sqlite_url
+from nas.study import enqueue_baselines, open_study, run_study, sqlite_url
 from nas.training import load_supernet, train_supernet
 from search_spaces import Genotype, SearchSpace, Supernet, create_space
 
@@ -112,11 +121,13 @@ def search(cfg: RunConfig, supernet: Supernet | None = None, *, storage: str | N
     study = open_study(cfg.search, storage or sqlite_url(p.root))
     study.set_user_attr("run_dir", str(p.root.resolve()))
     study.set_user_attr("space", space.config)
+    enqueue_baselines(study, space, cfg.search.enqueue)
     with cost_model(cfg, progress=progress) as cm:
         evaluator = CandidateEvaluator(space, supernet, splits.val, cm, cfg.constraints, cfg.search.eval_batch_size,
                                        cfg.cost.operating_point, schedule_settings(cfg), calibration_images(cfg, splits),
                                        cfg.search.threshold, cfg.search.max_accuracy_loss)
-        run_study(study, space, evaluator, cfg.search.n_trials, progress=progress)
+        run_study(study, space, evaluator, cfg.search.n_trials, progress=progress, objectives=cfg.search.objectives,
+                  artifacts=artifact_store(cfg) if cfg.search.trial_plots else None)
     return study
 
 
@@ -138,7 +149,57 @@ def export(cfg: RunConfig, study: optuna.Study, trial: int | FrozenTrial | None 
                "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     out = Path(out_dir) if out_dir else p.exports / f"trial_{trial.number}"
     network = candidate_network(supernet, genotype, calibration_images(cfg, splits))
-    return export_network(space, network, genotype, out, metrics)
+    a = trial.user_attrs
+    grid = sorted({*GRID, *getattr(space.options, "thresholds", ())})
+    modes = mode_table(exit_outputs(network, splits.val, cfg.search.eval_batch_size), a["cumulative_energy_j"],
+                       a["cumulative_latency_cycles"], a["clock_hz"], grid)
+    with cost_model(cfg, progress=False) as cm:
+        network_cost = scheduled_cost(space.layer_graph(genotype), cm, schedule_settings(cfg), cfg.cost.operating_point)
+
+    def extras(folder: Path) -> None:
+        named = {k: m.threshold for k, m in named_modes(modes).items()}
+        (folder / "modes.json").write_text(json.dumps({"split": "validation", "named": named,
+                                                      "modes": [m.to_dict() for m in modes]}, indent=2))
+        export_onnx(network, folder / "model.onnx", splits.image_shape,
+                    {"layer_bits": a["bits"], "exit_labels": a["exit_labels"], "threshold": genotype.threshold,
+                     "space": space.config, "genotype": genotype.to_dict()}, a["exit_labels"])
+        plot_ribbon(network_cost, a["bits"], folder / "ribbon.png", f"trial {trial.number}: architecture ribbon")
+        plot_exit_costs([{**a, "name": f"trial {trial.number}"}], folder / "exit_costs.png")
+
+    path = export_network(space, network, genotype, out, metrics, extras)
+    if study is not None:
+        attach_artifacts(study, trial, path)
+    return path
+
+
+def artifact_store(cfg: RunConfig) -> FileSystemArtifactStore:
+    """The run's artifact store (files attached to trials; optuna-dashboard shows them)."""
+    root = paths(cfg).root / "artifacts"
+    root.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(root))
+
+
+def attach_artifacts(study: optuna.Study, trial: FrozenTrial, folder: Path) -> list[str]:
+    """Upload an export folder's files to the study in the run's artifact store, named
+    ``trial_<n>-<file>`` (Optuna only attaches files to running trials; optuna-dashboard lists study
+    artifacts on the study page), and record the folder in the study's ``exports`` attribute.
+    Returns the artifact ids."""
+    run_dir = study.user_attrs.get("run_dir")
+    if not run_dir:
+        return []
+    store = FileSystemArtifactStore(str(Path(run_dir) / "artifacts"))
+    (Path(run_dir) / "artifacts").mkdir(parents=True, exist_ok=True)
+    ids = []
+    with warnings.catch_warnings(), tempfile.TemporaryDirectory() as tmp:
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        for f in sorted(folder.iterdir()):
+            named = Path(tmp) / f"trial_{trial.number}-{f.name}"
+            shutil.copyfile(f, named)
+            ids.append(upload_artifact(artifact_store=store, file_path=str(named), study_or_trial=study))
+    exports = dict(study.user_attrs.get("exports", {}))
+    exports[str(trial.number)] = {"folder": str(folder.resolve()), "artifact_ids": ids}
+    study.set_user_attr("exports", exports)
+    return ids
 
 
 def load(path: str | Path) -> ExportedNetwork:

@@ -123,15 +123,17 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from nas import api
     from nas.study import sqlite_url, storage_for
 
-    if args.storage:
+    store = None
+    if args.storage and not (args.config or args.run_dir):
         url = args.storage
     else:
         cfg = _config(args)
-        url = sqlite_url(api.paths(cfg).root)
+        url = args.storage or sqlite_url(api.paths(cfg).root)
+        store = api.artifact_store(cfg)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving the dashboard on {args.host}, reachable from other machines", file=sys.stderr)
     print(f"optuna-dashboard on http://{args.host}:{args.port}/ (storage {url}); Ctrl-C stops it", flush=True)
-    optuna_dashboard.run_server(storage_for(url), host=args.host, port=args.port)
+    optuna_dashboard.run_server(storage_for(url), host=args.host, port=args.port, artifact_store=store)
     return 0
 
 

@@ -107,7 +107,10 @@ class SearchConfig:
     """The Optuna study."""
 
     n_trials: int = 100
-    sampler: Literal["nsga2", "tpe", "random"] = "nsga2"
+    objectives: tuple[str, ...] = ("accuracy", "expected_edp")  # see nas.study.OBJECTIVES
+    sampler: Literal["nsga2", "nsga3", "tpe", "random"] = "nsga2"
+    enqueue: tuple[str, ...] = ("static",)  # baselines tried first on a new study (the space's baselines())
+    trial_plots: bool = True  # attach each candidate's ribbon plot to its trial (run_dir/artifacts)
     population_size: int = 20
     seed: int = 0
     study_name: str = "eenas"
@@ -121,6 +124,11 @@ class SearchConfig:
             raise ValueError(f"n_trials: expected a positive integer, got {self.n_trials}")
         if self.population_size < 2:
             raise ValueError(f"population_size: expected >= 2, got {self.population_size}")
+        from nas.study import OBJECTIVES
+
+        unknown = [o for o in self.objectives if o not in OBJECTIVES]
+        if unknown or len(self.objectives) < 1:
+            raise ValueError(f"objectives: expected names from {sorted(OBJECTIVES)}, got {list(self.objectives)}")
 
 
 @dataclass

@@ -5,7 +5,12 @@ An export folder holds:
 - ``weights.pt``: the network's state dict (tensors only; loads with ``weights_only=True``);
 - ``architecture.json``: the search space (name + options) and the genotype, enough to rebuild the
   modules without the supernet;
-- ``metrics.json``: what the study measured (accuracy, exit ratios, costs, constraints, ...).
+- ``metrics.json``: what the study measured (accuracy, exit ratios, costs, constraints, ...);
+- ``modes.json``: operating modes, threshold -> validation accuracy, expected energy and latency
+  (see :mod:`nas.modes`);
+- ``model.onnx``: every exit's logits with the fake quantisation as explicit ops, per-layer
+  precision in the metadata (see :mod:`nas.onnx_export`);
+- ``ribbon.png`` and ``exit_costs.png``: the architecture ribbon and the per-exit-stage costs.
 
 The folder is written under a temporary name and renamed into place, so a crash never leaves a
 half-written export.
@@ -16,12 +21,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from nas.modes import Mode, named_modes, select_mode
 from nas.training import CheckpointError
 from search_spaces import EarlyExitNet, Genotype, GenotypeError, SearchSpace, space_from_config
 
@@ -30,18 +37,40 @@ FORMAT_VERSION = 1
 
 @dataclass
 class ExportedNetwork:
-    """A reloaded export: the network (eval mode) with its genotype, space and recorded metrics."""
+    """A reloaded export: the network (eval mode) with its genotype, space, recorded metrics and its
+    table of operating modes (threshold -> accuracy, expected energy and latency)."""
 
     network: EarlyExitNet
     genotype: Genotype
     space: SearchSpace
     metrics: dict[str, Any]
     path: Path
+    modes: list[Mode] = field(default_factory=list)
+
+    def named_modes(self) -> dict[str, Mode]:
+        """The high-accuracy, balanced and energy-saving modes."""
+        return named_modes(self.modes)
+
+    def set_mode(self, mode: str | float | Mode) -> Mode:
+        """Run at a named mode, a threshold of the table or a :class:`Mode`; returns the mode."""
+        if isinstance(mode, str):
+            chosen = self.named_modes()[mode]
+        elif isinstance(mode, Mode):
+            chosen = mode
+        else:
+            chosen = min(self.modes, key=lambda m: abs(m.threshold - float(mode)))
+        self.network.threshold, self.network.thresholds = chosen.threshold, None
+        return chosen
+
+    def select_mode(self, energy_budget_j: float | None = None, latency_budget_s: float | None = None) -> Mode:
+        """Run at the most accurate mode within the budgets (ValueError if none fits)."""
+        return self.set_mode(select_mode(self.modes, energy_budget_j, latency_budget_s))
 
 
 def export_network(space: SearchSpace, network: EarlyExitNet, genotype: Genotype, out_dir: str | Path,
-                   metrics: dict[str, Any] | None = None) -> Path:
-    """Write a genotype's standalone network (see :func:`nas.objectives.candidate_network`) to ``out_dir``."""
+                   metrics: dict[str, Any] | None = None, extras: Callable[[Path], None] | None = None) -> Path:
+    """Write a genotype's standalone network (see :func:`nas.objectives.candidate_network`) to
+    ``out_dir``; ``extras(folder)`` may add files (ONNX, modes, plots) before the folder goes live."""
     out = Path(out_dir)
     network = network.eval()
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
@@ -53,6 +82,8 @@ def export_network(space: SearchSpace, network: EarlyExitNet, genotype: Genotype
                     "exit_labels": space.exit_labels(genotype)}
     (tmp / "architecture.json").write_text(json.dumps(architecture, indent=2))
     (tmp / "metrics.json").write_text(json.dumps(metrics or {}, indent=2, default=float))
+    if extras is not None:
+        extras(tmp)
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)
@@ -98,4 +129,8 @@ def load_network(path: str | Path) -> ExportedNetwork:
     except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt or mismatched files
         raise CheckpointError(f"{weights}: expected weights matching {arch_path} ({type(exc).__name__}: {exc})") from None
     metrics = _read_json(folder / "metrics.json") if (folder / "metrics.json").exists() else {}
-    return ExportedNetwork(network.eval(), genotype, space, metrics, folder)
+    modes = []
+    if (folder / "modes.json").exists():
+        table = _read_json(folder / "modes.json")
+        modes = [Mode(**{**m, "exit_ratios": tuple(m["exit_ratios"])}) for m in table.get("modes", [])]
+    return ExportedNetwork(network.eval(), genotype, space, metrics, folder, modes)

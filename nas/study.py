@@ -9,21 +9,42 @@ infeasible trials). A candidate that cannot be costed or evaluated becomes a FAI
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.artifacts import upload_artifact
+from optuna.artifacts._protocol import ArtifactStore
+from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages.journal import JournalFileBackend
+from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from hwmodel import MappingError
 from nas.config import SearchConfig
-from nas.objectives import CandidateEvaluator
+from nas.objectives import CandidateEvaluator, Evaluation
+from nas.plots import plot_ribbon
 from search_spaces import GenotypeError, SearchSpace
 
-METRIC_NAMES = ("accuracy", "expected_edp_j_cycles")
-DIRECTIONS = ("maximize", "minimize")
+@dataclass(frozen=True)
+class Objective:
+    """A study objective: its direction and the candidate attribute it reads."""
+
+    direction: str
+    metric: str  # also the user attribute holding the value
+
+
+OBJECTIVES = {
+    "accuracy": Objective("maximize", "accuracy"),
+    "expected_edp": Objective("minimize", "expected_edp_j_cycles"),
+    "expected_energy": Objective("minimize", "expected_energy_j"),
+    "expected_latency": Objective("minimize", "expected_latency_s"),
+    "expected_macs": Objective("minimize", "expected_macs"),
+}
+METRIC_NAMES = ("accuracy", "expected_edp_j_cycles")  # the default objectives'
 
 
 class CandidateError(RuntimeError):
@@ -51,13 +72,27 @@ def make_sampler(cfg: SearchConfig) -> optuna.samplers.BaseSampler:
         if cfg.sampler == "nsga2":
             return optuna.samplers.NSGAIISampler(population_size=cfg.population_size, seed=cfg.seed,
                                                  constraints_func=constraints_of)
+        if cfg.sampler == "nsga3":
+            return optuna.samplers.NSGAIIISampler(population_size=cfg.population_size, seed=cfg.seed,
+                                                  constraints_func=constraints_of)
         if cfg.sampler == "tpe":
             return optuna.samplers.TPESampler(seed=cfg.seed, constraints_func=constraints_of, multivariate=True)
     return optuna.samplers.RandomSampler(seed=cfg.seed)
 
 
-def storage_for(url: str) -> RDBStorage:
-    """An RDB storage with heartbeats, so trials of a killed worker are failed and retried."""
+def storage_for(url: str) -> optuna.storages.BaseStorage:
+    """The storage of a URL.
+
+    ``sqlite:///file.db`` or ``postgresql://user@host/db``: an RDB storage with heartbeats, so the
+    trials of a worker that died are failed and retried. ``journal:///path/file.log``: Optuna's
+    journal file storage, for several processes on one host without a database (no heartbeats).
+    """
+    if url.startswith("journal:"):
+        path = url[len("journal:"):].removeprefix("//")
+        try:
+            return JournalStorage(JournalFileBackend(path))
+        except OSError as exc:
+            raise StorageError(f"{url}: expected a writable journal file path ({exc})") from None
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and the supported way
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -74,23 +109,62 @@ def sqlite_url(run_dir: str | Path) -> str:
 
 
 def open_study(cfg: SearchConfig, storage: str, *, create: bool = True) -> optuna.Study:
-    """Create or resume the study named ``cfg.study_name`` in ``storage``."""
+    """Create or resume the study named ``cfg.study_name`` in ``storage`` (objectives must match)."""
     store = storage_for(storage)
     if not create:
-        return optuna.load_study(study_name=cfg.study_name, storage=store, sampler=make_sampler(cfg))
-    study = optuna.create_study(study_name=cfg.study_name, storage=store, sampler=make_sampler(cfg),
-                                directions=list(DIRECTIONS), load_if_exists=True)
+        try:
+            return optuna.load_study(study_name=cfg.study_name, storage=store, sampler=make_sampler(cfg))
+        except KeyError:
+            raise StorageError(f"{storage}: expected a study named {cfg.study_name!r}") from None
+    objectives = [OBJECTIVES[o] for o in cfg.objectives]
+    try:
+        study = optuna.create_study(study_name=cfg.study_name, storage=store, sampler=make_sampler(cfg),
+                                    directions=[o.direction for o in objectives], load_if_exists=True)
+    except ValueError as exc:
+        raise StorageError(f"{storage}: study {cfg.study_name!r} exists with other objectives than "
+                           f"{list(cfg.objectives)} ({exc})") from None
+    metrics = [o.metric for o in objectives]
     if study.metric_names is None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(list(METRIC_NAMES))
+            study.set_metric_names(metrics)
+    elif list(study.metric_names) != metrics:
+        raise StorageError(f"{storage}: study {cfg.study_name!r} optimises {study.metric_names}; the configuration "
+                           f"asks for {metrics} (use another search.study_name)")
     return study
 
 
-def make_objective(space: SearchSpace, evaluator: CandidateEvaluator):  # noqa: ANN201 - Optuna callable
-    """The objective: decode, evaluate, record, return (accuracy, expected EDP)."""
+def enqueue_baselines(study: optuna.Study, space: SearchSpace, names: Sequence[str]) -> list[str]:
+    """On a study without trials, enqueue the space's named baselines (static network, published
+    exit sets, ...) so they are evaluated first; returns the names enqueued."""
+    if study.get_trials(deepcopy=False):
+        return []
+    available = space.baselines()
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ValueError(f"search.enqueue: expected baselines from {sorted(available)}, got {unknown}")
+    for name in names:
+        study.enqueue_trial(space.encode(available[name]), user_attrs={"baseline": name}, skip_if_exists=True)
+    return list(names)
 
-    def objective(trial: optuna.Trial) -> tuple[float, float]:
+
+def attach_ribbon(trial: optuna.Trial, ev: Evaluation, bits: dict[str, str], store: ArtifactStore) -> None:
+    """Upload the candidate's architecture ribbon to its trial (shown by optuna-dashboard)."""
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        path = plot_ribbon(ev.network, bits, Path(tmp) / f"ribbon_trial_{trial.number}.png",
+                           f"trial {trial.number}: architecture ribbon")
+        upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)
+
+
+def make_objective(space: SearchSpace, evaluator: CandidateEvaluator,
+                   objectives: Sequence[str] = ("accuracy", "expected_edp"),
+                   artifacts: ArtifactStore | None = None):  # noqa: ANN201 - Optuna callable
+    """The objective: decode, evaluate, record, return the configured objectives' values (and, with an
+    artifact store, attach the candidate's ribbon plot to its trial)."""
+    metrics = [OBJECTIVES[o].metric for o in objectives]
+
+    def objective(trial: optuna.Trial) -> tuple[float, ...]:
         genotype = space.decode(trial.suggest_categorical)
         trial.set_user_attr("genotype", genotype.to_dict())
         try:
@@ -99,9 +173,15 @@ def make_objective(space: SearchSpace, evaluator: CandidateEvaluator):  # noqa: 
             reason = f"{type(exc).__name__}: {exc}"
             trial.set_user_attr("fail_reason", reason)
             raise CandidateError(reason) from exc
-        for key, value in ev.attributes(space).items():
+        attributes = ev.attributes(space)
+        for key, value in attributes.items():
             trial.set_user_attr(key, value)
-        return ev.stats.accuracy, ev.expected.expected_edp
+        if artifacts is not None:
+            try:
+                attach_ribbon(trial, ev, attributes["bits"], artifacts)
+            except Exception as exc:  # noqa: BLE001 - a plot must never cost the trial its result
+                trial.set_user_attr("artifact_error", f"{type(exc).__name__}: {exc}")
+        return tuple(float(attributes[m]) for m in metrics)
 
     return objective
 
@@ -112,8 +192,10 @@ def finished_trials(study: optuna.Study) -> int:
 
 
 def run_study(study: optuna.Study, space: SearchSpace, evaluator: CandidateEvaluator, n_trials: int,
-              *, progress: bool = True) -> optuna.Study:
-    """Run trials until ``n_trials`` have finished in this study (a re-run resumes)."""
+              *, progress: bool = True, objectives: Sequence[str] = ("accuracy", "expected_edp"),
+              artifacts: ArtifactStore | None = None) -> optuna.Study:
+    """Run trials until ``n_trials`` have finished in this study, counting every worker's (a re-run
+    resumes; several workers on one storage share the budget)."""
     from tqdm.auto import tqdm
 
     remaining = max(0, n_trials - finished_trials(study))
@@ -132,8 +214,10 @@ def run_study(study: optuna.Study, space: SearchSpace, evaluator: CandidateEvalu
     previous = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported in one line above
     try:
-        study.optimize(make_objective(space, evaluator), n_trials=remaining, catch=(CandidateError,),
-                       callbacks=[report])
+        budget = MaxTrialsCallback(n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
+        if remaining:
+            study.optimize(make_objective(space, evaluator, objectives, artifacts), n_trials=remaining, catch=(CandidateError,),
+                           callbacks=[report, budget])
     finally:
         optuna.logging.set_verbosity(previous)
         bar.close()
@@ -141,16 +225,18 @@ def run_study(study: optuna.Study, space: SearchSpace, evaluator: CandidateEvalu
 
 
 def pareto_trials(study: optuna.Study, *, feasible_only: bool = True) -> list[FrozenTrial]:
-    """Pareto-optimal complete trials, sorted by expected EDP (feasible ones only by default)."""
+    """Pareto-optimal complete trials under the study's objectives and directions (feasible ones only
+    by default), sorted by expected EDP."""
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if feasible_only:
         trials = [t for t in trials if all(v <= 0 for v in constraints_of(t))]
-    front = []
-    for t in trials:
-        acc, edp = t.values
-        dominated = any(
-            (o.values[0] >= acc and o.values[1] <= edp) and (o.values[0] > acc or o.values[1] < edp) for o in trials
-        )
-        if not dominated:
-            front.append(t)
-    return sorted(front, key=lambda t: t.values[1])
+    signs = [1.0 if d == optuna.study.StudyDirection.MINIMIZE else -1.0 for d in study.directions]
+
+    def key(t: FrozenTrial) -> list[float]:  # smaller is better on every axis
+        return [s * v for s, v in zip(signs, t.values)]
+
+    keys = {t.number: key(t) for t in trials}
+    front = [t for t in trials
+             if not any(all(a <= b for a, b in zip(keys[o.number], keys[t.number])) and keys[o.number] != keys[t.number]
+                        for o in trials)]
+    return sorted(front, key=lambda t: t.user_attrs.get("expected_edp_j_cycles", t.values[-1]))

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import networkx as nx
 
-from search_spaces.genotype import Genotype
+from search_spaces.genotype import Genotype, GenotypeError
 from search_spaces.graph import LayerSpec, specs
 from search_spaces.modules.early_exit import EarlyExitNet, Supernet
 
@@ -46,6 +46,43 @@ class SearchSpace(ABC):
     def decode(self, choose: Choose) -> Genotype:
         """Build a genotype by asking ``choose`` for every parameter (define-by-run)."""
 
+    def encode(self, genotype: Genotype) -> dict[str, Any]:
+        """The parameters :meth:`decode` asks for, with the values that give ``genotype`` (so a known
+        architecture can be enqueued as an Optuna trial); ``decode(encode(g).__getitem__) == g``."""
+        self.validate(genotype)
+        wanted = self._encoding(genotype)
+        params: dict[str, Any] = {}
+
+        def choose(name: str, options: Sequence[Any]) -> Any:
+            value = wanted.get(name, list(options)[0])
+            if value not in options:
+                raise GenotypeError(f"{name}: {value!r} is not one of {list(options)}")
+            params[name] = value
+            return value
+
+        if self.decode(choose) != genotype:
+            raise GenotypeError(f"{self.name}: the genotype cannot be expressed with this space's parameters")
+        return params
+
+    @abstractmethod
+    def _encoding(self, genotype: Genotype) -> dict[str, Any]:
+        """Parameter values for ``genotype`` (parameters not listed take their first option)."""
+
+    def _exit_and_bits_encoding(self, genotype: Genotype, exit_points: Sequence[int], final_block: int,
+                                label: Callable[[int], str]) -> dict[str, Any]:
+        """The parameters every space shares: exits, branch depths, bits, threshold."""
+        out: dict[str, Any] = {"threshold": genotype.threshold}
+        for p in exit_points:
+            out[f"exit_{label(p)}"] = p in genotype.exits
+        for e, m in enumerate([*genotype.exits, final_block]):
+            out |= {f"depth_{label(m)}": genotype.branch_depths[e], f"wbits_exit_{label(m)}": genotype.exit_weight_bits[e],
+                    f"abits_exit_{label(m)}": genotype.exit_act_bits[e]}
+        out |= {"wbits_exits": genotype.exit_weight_bits[-1], "abits_exits": genotype.exit_act_bits[-1],
+                "wbits_backbone": genotype.weight_bits[0], "abits_backbone": genotype.act_bits[0]}
+        for n, w, a in zip(self.backbone_layer_names(), genotype.weight_bits, genotype.act_bits):
+            out |= {f"wbits_{n}": w, f"abits_{n}": a}
+        return out
+
     def sample(self, rng: random.Random) -> Genotype:
         """A uniformly random genotype."""
         return self.decode(lambda _name, options: rng.choice(list(options)))
@@ -63,6 +100,11 @@ class SearchSpace(ABC):
         exported state dict into it)."""
         self.validate(genotype)
         return self.build_supernet().extract(genotype)
+
+    def baselines(self) -> dict[str, Genotype]:
+        """Known architectures worth evaluating first (enqueued on a new study), by name. Default: the
+        static network (final exit only) at the highest quantised bit-width."""
+        return {"static": self.static_genotype(self.extreme(True))}
 
     @abstractmethod
     def extreme(self, largest: bool) -> Genotype:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 
@@ -224,6 +225,12 @@ class MobileNetV2Space(SearchSpace):
             backbone=self._backbone(choices),
         )
 
+    def _encoding(self, genotype: Genotype) -> dict[str, Any]:
+        out = self._exit_and_bits_encoding(genotype, self.options.exit_points, self.final_block, exit_label)
+        for i, (k, e, skip) in enumerate(self.block_choices(genotype)):
+            out |= {f"kernel_b{i}": k, f"expand_b{i}": e, f"skip_b{i}": skip}
+        return out
+
     def uniform(self, exits: Sequence[int] = (), depth: int = 1, bits: int = 8, classifier_bits: int | None = None,
                 threshold: float = 0.9, kernel: int | None = None, expansion: int | None = None,
                 skip: bool = False) -> Genotype:
@@ -255,6 +262,18 @@ class MobileNetV2Space(SearchSpace):
         depth = pick(self.options.branch_depths)
         return Genotype(tuple(self.options.exit_points), (depth,) * k, (bits,) * n, (bits,) * n, (bits,) * k,
                         (bits,) * k, max(self.options.thresholds), self._backbone(choices))
+
+    def baselines(self) -> dict[str, Genotype]:
+        """The static network and the reference paper's four-exit network (exits D, F, I + K), at the
+        highest quantised bits, depth-1 branches, reference backbone."""
+        quantised = [b for b in self.options.bits_choices if b < FLOAT_BITS] or [FLOAT_BITS]
+        bits, depth = max(quantised), min(self.options.branch_depths)
+        out = {"static": self.uniform(exits=(), depth=depth, bits=bits, threshold=max(self.options.thresholds))}
+        dfi = tuple(p for p in (3, 5, 8) if p in self.options.exit_points)
+        if len(dfi) == 3:
+            out["reference_dfik"] = self.uniform(exits=dfi, depth=depth, bits=bits, threshold=self.options.thresholds[
+                len(self.options.thresholds) // 2])
+        return out
 
     def validate(self, genotype: Genotype) -> None:
         n = len(self.backbone_layer_names())

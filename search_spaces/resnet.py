@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 
@@ -137,6 +138,11 @@ class ResNetSpace(SearchSpace):
         return Genotype(exits, tuple(depth_of[m] for m in used), wb, ab, tuple(ebits[m][0] for m in used),
                         tuple(ebits[m][1] for m in used), float(choose("threshold", o.thresholds)),
                         skips if o.skippable else ())
+
+    def _encoding(self, genotype: Genotype) -> dict[str, Any]:
+        out = self._exit_and_bits_encoding(genotype, self.exit_points, self.final_block, self.exit_label)
+        out |= {f"skip_b{i}": bool(s) for i, s in enumerate(genotype.backbone)}
+        return out
 
     def uniform(self, exits: Sequence[int] = (), depth: int = 1, bits: int = 8, threshold: float = 0.9,
                 skip: bool = False) -> Genotype:

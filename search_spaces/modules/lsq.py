@@ -14,8 +14,9 @@ copies the step gives bit-identical outputs.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -30,6 +31,20 @@ def qrange(bits: int, signed: bool) -> tuple[int, int]:
     return 0, 2**bits - 1
 
 
+_EXPLICIT = [False]
+
+
+@contextlib.contextmanager
+def exportable() -> Iterator[None]:
+    """Quantise with explicit Div / Round / Clip / Mul (the same formula) instead of the fused kernels,
+    which ONNX cannot express below 8 bits: for ONNX export."""
+    previous, _EXPLICIT[0] = _EXPLICIT[0], True
+    try:
+        yield
+    finally:
+        _EXPLICIT[0] = previous
+
+
 def lsq(x: torch.Tensor, step: torch.Tensor, bits: int, signed: bool, training: bool = True) -> torch.Tensor:
     """Quantise-dequantise ``x`` with ``step`` (a scalar, or one per output channel along dim 0).
 
@@ -38,6 +53,10 @@ def lsq(x: torch.Tensor, step: torch.Tensor, bits: int, signed: bool, training: 
     the LSQ gradient for the step, scaled by 1 / sqrt(N * Qp).
     """
     qn, qp = qrange(bits, signed)
+    if _EXPLICIT[0]:
+        n = step.numel()
+        s = step.reshape(n, *([1] * (x.dim() - 1))) if n > 1 else step.reshape([])
+        return torch.clamp(torch.round(x / s), qn, qp) * s
     per = max(1, x.numel() // max(1, step.numel()))
     grad_factor = 1.0 / math.sqrt(per * qp) if training else 1.0
     if step.numel() == 1:

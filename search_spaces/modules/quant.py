@@ -80,8 +80,9 @@ class QConv2d(_Switchable, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.w_bits < FLOAT_BITS:
             self.wq.init_steps(self.weight, self.w_bits)
-        w = self.wq(self.active_weight(x.shape[1]), self.w_bits)
-        groups = x.shape[1] if self.depthwise else 1
+        cin = int(x.shape[1])  # a constant even when traced (channels are static in any one network)
+        w = self.wq(self.active_weight(cin), self.w_bits)
+        groups = cin if self.depthwise else 1
         return F.conv2d(self.act(x), w, None, self.stride, self.active_kernel // 2, 1, groups)
 
     def static_copy(self, in_channels: int) -> QConv2d:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import optuna
 import pytest
+import torch
 from optuna.trial import TrialState
 
 from nas import api
@@ -22,6 +23,9 @@ def test_study_records_objectives_attributes_and_constraints(tiny_run):
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(study.trials) == cfg.search.n_trials and len(complete) == cfg.search.n_trials
     assert any(t.user_attrs["feasible"] for t in complete) and pareto_trials(study)
+    static = study.trials[0]  # the enqueued baseline: the static network (final exit only)
+    assert static.user_attrs["baseline"] == "static" and static.user_attrs["exit_labels"] == ["K"]
+    assert static.user_attrs["reduction_factor"] == pytest.approx(1.0)
     for t in complete:
         a = t.user_attrs
         assert sum(a["exit_ratios"]) == pytest.approx(1.0)
@@ -48,18 +52,78 @@ def test_rerunning_resumes_instead_of_restarting(tiny_run):
     assert finished_trials(more) == cfg.search.n_trials + 2
 
 
-def test_export_reload_reproduces_accuracy_and_exit_ratios(tiny_run, tmp_path):
+@pytest.fixture(scope="module")
+def exported(tiny_run, tmp_path_factory):
     cfg, supernet, study, data = tiny_run
-    splits, _space = data
     trial = choose_trial(study)
-    path = api.export(cfg, study, trial, tmp_path / "net", supernet=supernet, data=data)
-    assert {p.name for p in path.iterdir()} == {"weights.pt", "architecture.json", "metrics.json"}
+    return trial, api.export(cfg, study, trial, tmp_path_factory.mktemp("export") / "net", supernet=supernet, data=data)
+
+
+def test_export_reload_reproduces_accuracy_and_exit_ratios(tiny_run, exported):
+    _cfg, _supernet, _study, (splits, _space) = tiny_run
+    trial, path = exported
+    assert {p.name for p in path.iterdir()} == {"weights.pt", "architecture.json", "metrics.json", "modes.json",
+                                                "model.onnx", "ribbon.png", "exit_costs.png"}
     loaded = api.load(path)
     stats = early_exit_stats(loaded.network, splits.val)
     assert stats.accuracy == pytest.approx(trial.user_attrs["accuracy"], abs=1e-12)
     assert list(stats.ratios) == pytest.approx(trial.user_attrs["exit_ratios"], abs=1e-12)
     assert loaded.metrics["trial"] == trial.number
     assert loaded.genotype.to_dict() == trial.user_attrs["genotype"]
+
+
+def test_exported_operating_modes_replay_on_the_validation_split(tiny_run, exported):
+    _cfg, _supernet, _study, (splits, _space) = tiny_run
+    trial, path = exported
+    loaded = api.load(path)
+    assert {m.threshold for m in loaded.modes} >= {0.5, 0.75, 0.95, 1.0}
+    for name in ("high_accuracy", "balanced", "energy_saving"):
+        mode = loaded.set_mode(name)
+        stats = early_exit_stats(loaded.network, splits.val)
+        assert stats.accuracy == pytest.approx(mode.accuracy, abs=1e-12)
+        assert list(stats.ratios) == pytest.approx(list(mode.exit_ratios), abs=1e-12)
+    cheapest = min(loaded.modes, key=lambda m: m.expected_energy_j)
+    assert loaded.select_mode(energy_budget_j=cheapest.expected_energy_j).expected_energy_j == cheapest.expected_energy_j
+    # the mode at the trial's own threshold is the trial
+    own = loaded.set_mode(trial.user_attrs["threshold"])
+    assert own.expected_edp_j_cycles == pytest.approx(trial.user_attrs["expected_edp_j_cycles"], rel=1e-9)
+
+
+def test_onnx_export_matches_the_network_and_carries_precisions(tiny_run, exported):
+    import json
+
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    _cfg, _supernet, _study, (splits, _space) = tiny_run
+    trial, path = exported
+    model = onnx.load(str(path / "model.onnx"))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(meta["eenas.layer_bits"]) == trial.user_attrs["bits"]
+    assert json.loads(meta["eenas.exit_labels"]) == trial.user_attrs["exit_labels"]
+    assert [o.name for o in model.graph.output] == [f"exit_{e}" for e in trial.user_attrs["exit_labels"]]
+    images = splits.val.images[:4]
+    got = ReferenceEvaluator(model).run(None, {"input": images.numpy()})
+    with torch.no_grad():
+        want = api.load(path).network(images)
+    for g, w in zip(got, want):
+        assert g.shape == tuple(w.shape)
+        assert (g.argmax(1) == w.argmax(1).numpy()).all()
+        assert abs(g - w.numpy()).max() < 1e-3 * (1 + abs(w).max().item())
+
+
+def test_trials_and_exports_appear_as_artifacts(tiny_run, exported):
+    from optuna.artifacts import get_all_artifact_meta
+
+    _cfg, _supernet, study, _data = tiny_run
+    trial, path = exported
+    for t in study.get_trials(states=(TrialState.COMPLETE,)):
+        names = [m.filename for m in get_all_artifact_meta(t, storage=study._storage)]
+        assert names == [f"ribbon_trial_{t.number}.png"]
+    names = {m.filename for m in get_all_artifact_meta(study)}
+    assert {f"trial_{trial.number}-{p.name}" for p in path.iterdir()} <= names
+    assert optuna.load_study(study_name=study.study_name, storage=study._storage).user_attrs["exports"][
+        str(trial.number)]["folder"] == str(path.resolve())
 
 
 def test_report_table_and_plot(tiny_run, tmp_path):

@@ -72,3 +72,10 @@ def test_layer_specs_cover_every_sampled_layer(space):
             if s.op in ("conv", "fc"):
                 assert (s.op, s.in_channels, s.out_channels, s.in_hw, s.kernel, s.stride, s.groups, s.w_bits,
                         s.a_bits) in every
+
+
+def test_encode_is_the_inverse_of_decode(space):
+    rng = random.Random(3)
+    for g in [space.sample(rng) for _ in range(10)] + [space.extreme(True), space.extreme(False)]:
+        params = space.encode(g)
+        assert space.decode(lambda name, options: params[name]) == g
