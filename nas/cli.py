@@ -82,7 +82,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     from nas.report import write_report
 
     cfg = _config(args)
-    study = api.search(cfg, storage=args.storage)
+    if args.workers > 1:
+        from nas.workers import search_workers
+
+        study = search_workers(cfg, args.workers, args.storage)
+    else:
+        study = api.search(cfg, storage=args.storage)
     table, plot = write_report(study, api.paths(cfg).root)
     print(table, f"\nplot: {plot}", sep="\n")
     return 0
@@ -201,7 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("run", cmd_run, "The whole pipeline for a config: train, search, report, export.")
     add("train", cmd_train, "Train (or resume) the QAT supernet of a config.")
     p = add("search", cmd_search, "Run (or resume) the Optuna study of a config.")
-    p.add_argument("--storage", help="Optuna storage URL (default: sqlite file in the run folder)")
+    p.add_argument("--storage", help="Optuna storage URL (default: sqlite file in the run folder); "
+                                     "journal:///path/study.log or postgresql://user@host/db for many workers")
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes on this host sharing the study, supernet and cost cache (default 1)")
     p = add("report", cmd_report, "Print the Pareto table and write pareto.json / pareto.png.")
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite file in the run folder)")
     p = add("export", cmd_export, "Export a trial as a standalone early-exit network.")

@@ -111,6 +111,7 @@ class SearchConfig:
     sampler: Literal["nsga2", "nsga3", "tpe", "random"] = "nsga2"
     enqueue: tuple[str, ...] = ("static",)  # baselines tried first on a new study (the space's baselines())
     trial_plots: bool = True  # attach each candidate's ribbon plot to its trial (run_dir/artifacts)
+    heartbeat_s: int = 30  # RDB storages: a trial silent for 3 heartbeats is failed and retried once
     population_size: int = 20
     seed: int = 0
     study_name: str = "eenas"
@@ -122,6 +123,8 @@ class SearchConfig:
     def __post_init__(self) -> None:
         if self.n_trials < 1:
             raise ValueError(f"n_trials: expected a positive integer, got {self.n_trials}")
+        if self.heartbeat_s < 1:
+            raise ValueError(f"heartbeat_s: expected a positive number of seconds, got {self.heartbeat_s}")
         if self.population_size < 2:
             raise ValueError(f"population_size: expected >= 2, got {self.population_size}")
         from nas.study import OBJECTIVES

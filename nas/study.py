@@ -9,6 +9,8 @@ infeasible trials). A candidate that cannot be costed or evaluated becomes a FAI
 
 from __future__ import annotations
 
+import os
+import socket
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -20,7 +22,6 @@ from optuna.artifacts import upload_artifact
 from optuna.artifacts._protocol import ArtifactStore
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
-from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from hwmodel import MappingError
@@ -45,6 +46,7 @@ OBJECTIVES = {
     "expected_macs": Objective("minimize", "expected_macs"),
 }
 METRIC_NAMES = ("accuracy", "expected_edp_j_cycles")  # the default objectives'
+WORKER = f"{socket.gethostname()}:{os.getpid()}"  # recorded on every trial this process runs
 
 
 class CandidateError(RuntimeError):
@@ -80,11 +82,12 @@ def make_sampler(cfg: SearchConfig) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=cfg.seed)
 
 
-def storage_for(url: str) -> optuna.storages.BaseStorage:
+def storage_for(url: str, heartbeat_s: int = 30) -> optuna.storages.BaseStorage:
     """The storage of a URL.
 
-    ``sqlite:///file.db`` or ``postgresql://user@host/db``: an RDB storage with heartbeats, so the
-    trials of a worker that died are failed and retried. ``journal:///path/file.log``: Optuna's
+    ``sqlite:///file.db`` or ``postgresql://user@host/db``: an RDB storage with heartbeats every
+    ``heartbeat_s`` seconds, so a trial whose worker died is failed after 3 silent heartbeats and
+    retried once (by the next trial any worker starts). ``journal:///path/file.log``: Optuna's
     journal file storage, for several processes on one host without a database (no heartbeats).
     """
     if url.startswith("journal:"):
@@ -96,7 +99,9 @@ def storage_for(url: str) -> optuna.storages.BaseStorage:
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and the supported way
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(url, heartbeat_interval=30, grace_period=90,
+            # SQLite: wait up to a minute for another worker's write lock instead of failing after 5 s
+            engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+            return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat_s, grace_period=3 * heartbeat_s,
                               heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many types for bad URLs
         raise StorageError(f"{url}: expected an Optuna storage URL such as sqlite:///path/study.db or "
@@ -110,7 +115,7 @@ def sqlite_url(run_dir: str | Path) -> str:
 
 def open_study(cfg: SearchConfig, storage: str, *, create: bool = True) -> optuna.Study:
     """Create or resume the study named ``cfg.study_name`` in ``storage`` (objectives must match)."""
-    store = storage_for(storage)
+    store = storage_for(storage, cfg.heartbeat_s)
     if not create:
         try:
             return optuna.load_study(study_name=cfg.study_name, storage=store, sampler=make_sampler(cfg))
@@ -167,6 +172,7 @@ def make_objective(space: SearchSpace, evaluator: CandidateEvaluator,
     def objective(trial: optuna.Trial) -> tuple[float, ...]:
         genotype = space.decode(trial.suggest_categorical)
         trial.set_user_attr("genotype", genotype.to_dict())
+        trial.set_user_attr("worker", WORKER)
         try:
             ev = evaluator(genotype)
         except (MappingError, GenotypeError, ValueError) as exc:
@@ -186,9 +192,16 @@ def make_objective(space: SearchSpace, evaluator: CandidateEvaluator,
     return objective
 
 
-def finished_trials(study: optuna.Study) -> int:
-    """Trials that will not run again (complete, pruned or failed without a retry)."""
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def finished_trials(study: optuna.Study, *, running: bool = False) -> int:
+    """Trials that count against the budget: complete, pruned or failed (with ``running``: also the
+    ones running now), less the failed ones that a retry replaces (a worker died during them)."""
+    trials = study.get_trials(deepcopy=False)
+    states = (*FINISHED, TrialState.RUNNING) if running else FINISHED
+    retried = {t.system_attrs["failed_trial"] for t in trials if "failed_trial" in t.system_attrs}
+    return sum(1 for t in trials if t.state in states and t.number not in retried)
 
 
 def run_study(study: optuna.Study, space: SearchSpace, evaluator: CandidateEvaluator, n_trials: int,
@@ -198,11 +211,17 @@ def run_study(study: optuna.Study, space: SearchSpace, evaluator: CandidateEvalu
     resumes; several workers on one storage share the budget)."""
     from tqdm.auto import tqdm
 
-    remaining = max(0, n_trials - finished_trials(study))
+    with warnings.catch_warnings():  # fail (and retry) trials whose worker died, before counting
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    # trials running in other workers count against the budget: N workers overshoot by < N trials
+    remaining = max(0, n_trials - finished_trials(study, running=True))
     bar = tqdm(total=remaining, desc="search", unit="trial", disable=not progress)
 
-    def report(_study: optuna.Study, trial: FrozenTrial) -> None:
+    def report(study: optuna.Study, trial: FrozenTrial) -> None:
         bar.update()
+        if finished_trials(study, running=True) >= n_trials:
+            study.stop()
         if trial.state == TrialState.FAIL and progress:
             reason = str(trial.user_attrs.get("fail_reason", "see the trial's attributes")).splitlines()[0]
             bar.write(f"trial {trial.number} failed: {reason}")
@@ -214,10 +233,9 @@ def run_study(study: optuna.Study, space: SearchSpace, evaluator: CandidateEvalu
     previous = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported in one line above
     try:
-        budget = MaxTrialsCallback(n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
         if remaining:
             study.optimize(make_objective(space, evaluator, objectives, artifacts), n_trials=remaining, catch=(CandidateError,),
-                           callbacks=[report, budget])
+                           callbacks=[report])
     finally:
         optuna.logging.set_verbosity(previous)
         bar.close()

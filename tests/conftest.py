@@ -12,3 +12,15 @@ def _session_cost_cache(tmp_path_factory: pytest.TempPathFactory):
     mp.setenv("EENAS_CACHE_DIR", str(cache_dir))
     yield cache_dir
     mp.undo()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server on 127.0.0.1 (a free port) with an empty database; skipped, saying
+    how to install it, where PostgreSQL is missing (.ci/test installs it)."""
+    from tests.postgres import postgres_bin, postgres_server
+
+    if postgres_bin() is None:
+        pytest.skip("PostgreSQL is not installed: apt-get install -y postgresql")
+    with postgres_server() as url:
+        yield url
