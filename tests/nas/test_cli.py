@@ -7,6 +7,7 @@ import sys
 import time
 import urllib.request
 
+import optuna
 import pytest
 from optuna.trial import TrialState
 
@@ -80,6 +81,17 @@ def test_dashboard_serves_the_study_on_localhost(tiny_run):
         assert body is not None, "dashboard did not answer"
         names = [s["study_name"] for s in body["study_summaries"]]
         assert study.study_name in names
+        # a trial's ribbon plot, attached during the search, is served from the run's artifact store
+        study_id = study._study_id
+        trial = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))[-1]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{study_id}?after=0", timeout=10) as resp:
+            detail = json.loads(resp.read())
+        served = next(t for t in detail["trials"] if t["number"] == trial.number)
+        artifact = served["artifacts"][0]
+        assert artifact["filename"] == f"ribbon_trial_{trial.number}.png"
+        url = f"http://127.0.0.1:{port}/artifacts/{study_id}/{served['trial_id']}/{artifact['artifact_id']}"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            assert resp.read(8) == b"\x89PNG\r\n\x1a\n"
     finally:
         proc.terminate()
         proc.wait(10)

@@ -12,6 +12,27 @@ def test_shipped_configs_load():
     assert cfg.space_options().width_mult < 1.0
 
 
+@pytest.mark.parametrize("path", sorted(CONFIGS_DIR.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_builds_its_space_and_baselines(path):
+    from hwmodel import load_system
+    from search_spaces import create_space
+
+    cfg = load_config(path)
+    space = create_space(cfg.space.name, cfg.space_options())
+    assert set(cfg.search.enqueue) <= set(space.baselines())
+    load_system(cfg.cost.accelerator)
+    g = space.sample(__import__("random").Random(0))
+    space.validate(g)
+
+
+def test_reference_configs_share_their_settings_across_datasets():
+    fm, c10 = load_config(CONFIGS_DIR / "reference_fashion_mnist.yaml"), load_config(CONFIGS_DIR / "reference_cifar10.yaml")
+    for section in ("space", "train", "search", "cost", "constraints"):
+        assert getattr(fm, section) == getattr(c10, section), section
+    assert (fm.data.name, c10.data.name) == ("fashion_mnist", "cifar10")
+    assert fm.cost.mode == "layer_by_layer" and fm.space_options().bits_choices == (8,)
+
+
 def test_unknown_key_names_file_and_key(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("search:\n  n_trails: 5\n")
