@@ -34,6 +34,7 @@ from nas.modes import GRID, mode_table, named_modes
 from nas.network_io import ExportedNetwork, export_network, load_network
 from nas.onnx_export import export_onnx
 from nas.plots import plot_exit_costs, plot_ribbon
+from nas.prescreen import Prescreener
 from nas.objectives import CandidateEvaluator, candidate_network
 from nas.report import choose_trial
 from nas.study import enqueue_baselines, open_study, run_study, sqlite_url
@@ -127,7 +128,9 @@ def search(cfg: RunConfig, supernet: Supernet | None = None, *, storage: str | N
                                        cfg.cost.operating_point, schedule_settings(cfg), calibration_images(cfg, splits),
                                        cfg.search.threshold, cfg.search.max_accuracy_loss)
         run_study(study, space, evaluator, cfg.search.n_trials, progress=progress, objectives=cfg.search.objectives,
-                  artifacts=artifact_store(cfg) if cfg.search.trial_plots else None)
+                  artifacts=artifact_store(cfg) if cfg.search.trial_plots else None,
+                  prescreen=Prescreener(cfg.search.prescreen_min_trials, cfg.search.prescreen_margin)
+                  if cfg.search.prescreen else None)
     return study
 
 

@@ -111,6 +111,9 @@ class SearchConfig:
     sampler: Literal["nsga2", "nsga3", "tpe", "random"] = "nsga2"
     enqueue: tuple[str, ...] = ("static",)  # baselines tried first on a new study (the space's baselines())
     trial_plots: bool = True  # attach each candidate's ribbon plot to its trial (run_dir/artifacts)
+    prescreen: bool = False  # skip candidates a surrogate refit on the trials so far predicts dominated
+    prescreen_min_trials: int = 10  # complete trials before the surrogate screens anything
+    prescreen_margin: float = 1.0  # optimism, in leave-one-out standard errors per objective
     heartbeat_s: int = 30  # RDB storages: a trial silent for 3 heartbeats is failed and retried once
     population_size: int = 20
     seed: int = 0

@@ -28,6 +28,7 @@ from hwmodel import MappingError
 from nas.config import SearchConfig
 from nas.objectives import CandidateEvaluator, Evaluation
 from nas.plots import plot_ribbon
+from nas.prescreen import Prescreener
 from search_spaces import GenotypeError, SearchSpace
 
 @dataclass(frozen=True)
@@ -164,15 +165,21 @@ def attach_ribbon(trial: optuna.Trial, ev: Evaluation, bits: dict[str, str], sto
 
 def make_objective(space: SearchSpace, evaluator: CandidateEvaluator,
                    objectives: Sequence[str] = ("accuracy", "expected_edp"),
-                   artifacts: ArtifactStore | None = None):  # noqa: ANN201 - Optuna callable
-    """The objective: decode, evaluate, record, return the configured objectives' values (and, with an
-    artifact store, attach the candidate's ribbon plot to its trial)."""
+                   artifacts: ArtifactStore | None = None,
+                   prescreen: Prescreener | None = None):  # noqa: ANN201 - Optuna callable
+    """The objective: decode, (optionally) pre-screen, evaluate, record, return the configured
+    objectives' values (and, with an artifact store, attach the candidate's ribbon plot to its trial)."""
     metrics = [OBJECTIVES[o].metric for o in objectives]
 
     def objective(trial: optuna.Trial) -> tuple[float, ...]:
         genotype = space.decode(trial.suggest_categorical)
         trial.set_user_attr("genotype", genotype.to_dict())
         trial.set_user_attr("worker", WORKER)
+        if prescreen is not None and "baseline" not in trial.user_attrs:
+            verdict = prescreen.verdict(trial.study, trial.params)
+            if verdict is not None:
+                trial.set_user_attr("prescreen", verdict)
+                raise optuna.TrialPruned(f"pre-screened: predicted to be dominated by trial {verdict['dominated_by']}")
         try:
             ev = evaluator(genotype)
         except (MappingError, GenotypeError, ValueError) as exc:
@@ -206,7 +213,7 @@ def finished_trials(study: optuna.Study, *, running: bool = False) -> int:
 
 def run_study(study: optuna.Study, space: SearchSpace, evaluator: CandidateEvaluator, n_trials: int,
               *, progress: bool = True, objectives: Sequence[str] = ("accuracy", "expected_edp"),
-              artifacts: ArtifactStore | None = None) -> optuna.Study:
+              artifacts: ArtifactStore | None = None, prescreen: Prescreener | None = None) -> optuna.Study:
     """Run trials until ``n_trials`` have finished in this study, counting every worker's (a re-run
     resumes; several workers on one storage share the budget)."""
     from tqdm.auto import tqdm
@@ -234,7 +241,7 @@ def run_study(study: optuna.Study, space: SearchSpace, evaluator: CandidateEvalu
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported in one line above
     try:
         if remaining:
-            study.optimize(make_objective(space, evaluator, objectives, artifacts), n_trials=remaining, catch=(CandidateError,),
+            study.optimize(make_objective(space, evaluator, objectives, artifacts, prescreen), n_trials=remaining, catch=(CandidateError,),
                            callbacks=[report])
     finally:
         optuna.logging.set_verbosity(previous)

@@ -1,0 +1,94 @@
+"""Random search vs NSGA-II vs NSGA-II with surrogate pre-screening, on one trained supernet.
+
+Each arm runs the same trial budget in its own study (same seed, same enqueued static baseline) on
+the config's supernet, cost model and validation split; the cost cache is filled for the whole
+space first so that no arm pays for cold ZigZag runs. Reported per arm: wall time, candidates fully
+evaluated (pre-screened ones are skipped), the hypervolume (accuracy x EDP normalised by the static
+baseline's EDP, reference accuracy 0) after every trial, and the trials each arm needs to reach
+random search's final hypervolume. Writes results/search_samplers.json and search_samplers.png.
+
+Usage: python benchmarks/search_samplers.py [--config configs/quickstart.yaml] [--trials 80]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import RESULTS, write_result  # noqa: E402
+
+from optuna.trial import TrialState  # noqa: E402
+
+from hwmodel.scheduling import layer_tiles  # noqa: E402
+from nas import api  # noqa: E402
+from nas.config import CONFIGS_DIR, load_config  # noqa: E402
+from nas.hypervolume import hypervolume_curve, trials_to_reach  # noqa: E402
+
+ARMS = {"random": {"sampler": "random"}, "nsga2": {"sampler": "nsga2"},
+        "nsga2 + pre-screening": {"sampler": "nsga2", "prescreen": True}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default=str(CONFIGS_DIR / "quickstart.yaml"))
+    ap.add_argument("--trials", type=int, default=80)
+    args = ap.parse_args()
+    cfg = load_config(args.config)
+    data = api.data_and_space(cfg)
+    supernet = api.train(cfg, data=data)
+    with api.cost_model(cfg) as cm:  # every layer of the space, so the arms compare on search alone
+        cm.fill(layer_tiles(data[1].all_layer_specs(), cm, api.schedule_settings(cfg)), onchip=cfg.cost.mode == "fused")
+    out_root = Path(cfg.run_dir) / "search_samplers"
+    arms = {}
+    for name, settings in ARMS.items():
+        run = replace(cfg, run_dir=str(out_root / name.replace(" ", "_").replace("+", "")),
+                      search=replace(cfg.search, n_trials=args.trials, study_name="samplers", trial_plots=False,
+                                     **settings))
+        if api.paths(run).study.exists():
+            api.paths(run).study.unlink()
+        t0 = time.perf_counter()
+        study = api.search(run, supernet, data=data)
+        wall = time.perf_counter() - t0
+        trials = study.trials
+        arms[name] = {"wall_s": wall, "trials": len(trials), "study": study,
+                      "evaluated": sum(t.state == TrialState.COMPLETE for t in trials),
+                      "prescreened": sum(t.state == TrialState.PRUNED for t in trials)}
+        print(f"{name}: {wall:.0f} s, {arms[name]['evaluated']} evaluated, {arms[name]['prescreened']} pre-screened")
+    baseline = next(t for t in arms["nsga2"]["study"].trials if t.user_attrs.get("baseline") == "static")
+    edp_ref = baseline.user_attrs["expected_edp_j_cycles"]
+    for arm in arms.values():
+        arm["hypervolume"] = hypervolume_curve(arm.pop("study").trials, 0.0, edp_ref)
+    target = arms["random"]["hypervolume"][-1]
+    for arm in arms.values():
+        arm["trials_to_random_final"] = trials_to_reach(arm["hypervolume"], target)
+    _plot(arms, RESULTS / "search_samplers.png")
+    write_result("search_samplers", {"config": str(Path(args.config).resolve().relative_to(CONFIGS_DIR.parent)),
+                                     "trials": args.trials, "edp_reference_j_cycles": edp_ref,
+                                     "random_final_hypervolume": target, "arms": arms})
+
+
+def _plot(arms: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
+    for name, arm in arms.items():
+        ax.plot(range(1, len(arm["hypervolume"]) + 1), arm["hypervolume"], label=f"{name} ({arm['wall_s']:.0f} s)")
+    ax.axhline(arms["random"]["hypervolume"][-1], color="grey", ls=":", lw=1, label="random search, final")
+    ax.set_xlabel("trials")
+    ax.set_ylabel("hypervolume (accuracy x EDP / static EDP)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

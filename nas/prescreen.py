@@ -1,0 +1,94 @@
+"""Surrogate pre-screening of candidates (the reference's "progressive predictors").
+
+Before a sampled candidate is evaluated (batch-norm recalibration, validation inference, cost model),
+a ridge-regression surrogate refit on every complete trial so far predicts its objective values
+from its parameters (one-hot per categorical choice; minimised positive objectives such as EDP in
+log space). A candidate whose prediction, made optimistic by ``margin`` leave-one-out standard
+errors on every objective, is still dominated by a feasible trial already evaluated is pruned
+without evaluation (``TrialState.PRUNED``, reason in ``user_attrs["prescreen"]``). Nothing is
+screened until ``min_trials`` trials have completed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+
+@dataclass
+class Prediction:
+    """Predicted objective values (study units) and their leave-one-out standard errors."""
+
+    values: list[float]
+    errors: list[float]
+
+
+class Surrogate:
+    """Ridge regression of each objective on one-hot encoded parameters."""
+
+    def __init__(self, trials: Sequence[FrozenTrial], directions: Sequence[optuna.study.StudyDirection],
+                 ridge: float = 1.0) -> None:
+        self.columns = sorted({f"{k}={v!r}" for t in trials for k, v in t.params.items()})
+        self.index = {c: i for i, c in enumerate(self.columns)}
+        x = np.stack([self.features(t.params) for t in trials])
+        values = np.array([t.values for t in trials], dtype=float)
+        minimise = [d == optuna.study.StudyDirection.MINIMIZE for d in directions]
+        self.logged = [m and bool((values[:, i] > 0).all()) for i, m in enumerate(minimise)]
+        y = np.where(self.logged, np.log(np.where(self.logged, values, 1.0)), values)
+        self.mean = y.mean(0)
+        a = x.T @ x + ridge * np.eye(x.shape[1])
+        self.weights = np.linalg.solve(a, x.T @ (y - self.mean))
+        hat = np.einsum("ij,ji->i", x, np.linalg.solve(a, x.T))  # leverages, for leave-one-out residuals
+        loo = (y - self.mean - x @ self.weights) / np.clip(1.0 - hat, 1e-6, None)[:, None]
+        self.loo_std = np.sqrt((loo**2).mean(0))
+
+    def features(self, params: dict[str, Any]) -> np.ndarray:
+        f = np.zeros(len(self.columns))
+        for k, v in params.items():
+            i = self.index.get(f"{k}={v!r}")
+            if i is not None:
+                f[i] = 1.0
+        return f
+
+    def predict(self, params: dict[str, Any]) -> Prediction:
+        y = self.mean + self.features(params) @ self.weights
+        values = [math.exp(v) if lg else float(v) for v, lg in zip(y, self.logged)]
+        return Prediction(values, [float(s) for s in self.loo_std])
+
+
+@dataclass(frozen=True)
+class Prescreener:
+    """Screens candidates of a study (see the module docstring)."""
+
+    min_trials: int = 10
+    margin: float = 1.0
+    ridge: float = 1.0
+
+    def verdict(self, study: optuna.Study, params: dict[str, Any]) -> dict[str, Any] | None:
+        """None to evaluate the candidate, or the record of why it is skipped."""
+        complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                    if t.values is not None]
+        if len(complete) < self.min_trials:
+            return None
+        surrogate = Surrogate(complete, study.directions, self.ridge)
+        pred = surrogate.predict(params)
+        signs = [1.0 if d == optuna.study.StudyDirection.MINIMIZE else -1.0 for d in study.directions]
+        # optimistic prediction (smaller is better on every axis after the signs)
+        optimistic = []
+        for v, err, s, lg in zip(pred.values, pred.errors, signs, surrogate.logged):
+            better = v * math.exp(-self.margin * err) if lg else v - s * self.margin * err
+            optimistic.append(s * better)
+        for t in complete:
+            if not t.user_attrs.get("feasible", True):
+                continue
+            known = [s * v for s, v in zip(signs, t.values)]
+            if all(k <= o for k, o in zip(known, optimistic)) and known != optimistic:
+                return {"dominated_by": t.number, "predicted": pred.values, "loo_std": pred.errors,
+                        "fit_trials": len(complete)}
+        return None
