@@ -7,7 +7,7 @@ evaluated (pre-screened ones are skipped), the hypervolume (accuracy x EDP norma
 baseline's EDP, reference accuracy 0) after every trial, and the trials each arm needs to reach
 random search's final hypervolume. Writes results/search_samplers.json and search_samplers.png.
 
-Usage: python benchmarks/search_samplers.py [--config configs/quickstart.yaml] [--trials 80]
+Usage: python benchmarks/search_samplers.py [--config configs/quickstart.yaml] [--trials 80] [--run-dir DIR]
 """
 
 from __future__ import annotations
@@ -37,13 +37,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(CONFIGS_DIR / "quickstart.yaml"))
     ap.add_argument("--trials", type=int, default=80)
+    ap.add_argument("--run-dir", default="runs/search_samplers", help="where the supernet and the studies go")
     args = ap.parse_args()
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, {"run_dir": args.run_dir})
     data = api.data_and_space(cfg)
     supernet = api.train(cfg, data=data)
     with api.cost_model(cfg) as cm:  # every layer of the space, so the arms compare on search alone
         cm.fill(layer_tiles(data[1].all_layer_specs(), cm, api.schedule_settings(cfg)), onchip=cfg.cost.mode == "fused")
-    out_root = Path(cfg.run_dir) / "search_samplers"
+    out_root = Path(cfg.run_dir)
     arms = {}
     for name, settings in ARMS.items():
         run = replace(cfg, run_dir=str(out_root / name.replace(" ", "_").replace("+", "")),
