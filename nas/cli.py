@@ -122,6 +122,26 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_modes(args: argparse.Namespace) -> int:
+    from nas import api
+    from nas.modes import format_modes
+
+    net = api.load(args.export)
+    if not net.modes:
+        raise SystemExit(f"error: {args.export}/modes.json: missing (export again with this version)")
+    print(f"{args.export}: operating modes on the validation split")
+    print(format_modes(net.modes, net.metrics.get("static_energy_j"), args.alpha))
+    if args.energy_budget is not None or args.latency_budget is not None:
+        try:
+            mode = net.select_mode(args.energy_budget, args.latency_budget)
+        except ValueError as exc:
+            raise SystemExit(f"error: {exc}") from None
+        print(f"within energy <= {args.energy_budget} J and latency <= {args.latency_budget} s: threshold "
+              f"{mode.threshold:.2f} (accuracy {mode.accuracy:.4f}, {mode.expected_energy_j * 1e6:.3f} uJ, "
+              f"{mode.expected_latency_s * 1e3:.4f} ms)")
+    return 0
+
+
 def cmd_dashboard(args: argparse.Namespace) -> int:
     import optuna_dashboard
 
@@ -217,6 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
                                              "of the best accuracy)")
     p.add_argument("--out", help="output folder (default: <run_dir>/exports/trial_<n>)")
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite file in the run folder)")
+    p = add("modes", cmd_modes, "Show an exported network's operating modes, the decision cost for an "
+                                "alpha, and the mode that fits an energy or latency budget.", config=False)
+    p.add_argument("export", help="an exported network folder")
+    p.add_argument("--alpha", type=float, help="decision cost C = alpha * E/E_static + (1 - alpha) * error")
+    p.add_argument("--energy-budget", type=float, metavar="J", help="expected energy budget per inference (J)")
+    p.add_argument("--latency-budget", type=float, metavar="S", help="expected latency budget per inference (s)")
     p = add("warm-cache", cmd_warm_cache, "Cost every distinct layer of the config's search space on its "
                                           "accelerator, in parallel, into the persistent cost cache.")
     p.add_argument("--workers", type=int, help="processes (default: one per CPU core)")

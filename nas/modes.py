@@ -97,3 +97,28 @@ def decision_cost(modes: Sequence[Mode], alpha: float, static_energy_j: float) -
             for m in modes]
     best = min(range(len(modes)), key=lambda i: (rows[i]["cost"], -modes[i].accuracy))
     return rows, modes[best]
+
+
+def format_modes(modes: Sequence[Mode], static_energy_j: float | None = None, alpha: float | None = None) -> str:
+    """A text table of the modes (named ones marked); with ``alpha`` and ``static_energy_j``, each
+    mode's decision cost and the threshold minimising it."""
+    names: dict[float, list[str]] = {}
+    for name, m in named_modes(modes).items():
+        names.setdefault(m.threshold, []).append(name)
+    costs: dict[float, float] = {}
+    best = None
+    if alpha is not None and static_energy_j:
+        rows, best = decision_cost(modes, alpha, static_energy_j)
+        costs = {r["threshold"]: r["cost"] for r in rows}
+    head = f"{'threshold':>9}  {'accuracy':>8}  {'E[energy] uJ':>12}  {'E[latency] ms':>13}  {'E[EDP] J*cyc':>12}"
+    head += f"  {'C(a=' + format(alpha, 'g') + ')':>10}" if costs else ""
+    lines = [head + "  mode"]
+    for m in modes:
+        line = (f"{m.threshold:9.2f}  {m.accuracy:8.4f}  {m.expected_energy_j * 1e6:12.3f}  "
+                f"{m.expected_latency_s * 1e3:13.4f}  {m.expected_edp_j_cycles:12.4g}")
+        line += f"  {costs[m.threshold]:10.4f}" if costs else ""
+        lines.append(line + "  " + ", ".join(names.get(m.threshold, [])))
+    if best is not None:
+        lines.append(f"decision cost C = {alpha:g} * E/E_static + {1 - alpha:g} * error is lowest at threshold "
+                     f"{best.threshold:.2f} (E_static = {static_energy_j * 1e6:.3f} uJ)")
+    return "\n".join(lines)

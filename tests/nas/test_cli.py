@@ -19,7 +19,8 @@ def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 def test_help_for_every_command():
-    for cmd in ("quickstart", "run", "train", "search", "report", "export", "dashboard", "accelerators"):
+    for cmd in ("quickstart", "run", "train", "search", "report", "export", "modes", "dashboard", "warm-cache",
+                "accelerators"):
         out = run_cli(cmd, "--help")
         assert out.returncode == 0 and "usage: nas" in out.stdout
 
@@ -57,6 +58,14 @@ def test_report_and_export_commands_on_a_run(tiny_run, capsys, tmp_path):
     assert main(["export", "--run-dir", cfg.run_dir, "--trial", str(trial), "--out", str(tmp_path / "e")]) == 0
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert metrics["trial"] == trial
+    capsys.readouterr()
+    modes = json.loads((tmp_path / "e" / "modes.json").read_text())["modes"]
+    budget = min(m["expected_energy_j"] for m in modes)
+    assert main(["modes", str(tmp_path / "e"), "--alpha", "0.5", "--energy-budget", str(budget)]) == 0
+    out = capsys.readouterr().out
+    assert "high_accuracy" in out and "decision cost C = 0.5" in out and f"within energy <= {budget} J" in out
+    with pytest.raises(SystemExit, match="no operating mode fits"):
+        main(["modes", str(tmp_path / "e"), "--energy-budget", str(budget / 2)])
 
 
 def _free_port() -> int:
