@@ -13,22 +13,20 @@ Scripts that set ``cost.workers > 1`` must guard their entry point with
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 import torch
-from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import FrozenTrial
 
 from hwmodel import CostModel, ZigZagSettings
 from hwmodel.scheduling import ScheduleSettings, scheduled_cost
 from nas.config import RunConfig
 from nas.data import Splits, load_dataset
+from nas.artifacts import attach_to_study, run_artifact_store
 from nas.calibrate import exit_outputs
 from nas.modes import GRID, mode_table, named_modes
 from nas.network_io import ExportedNetwork, export_network, load_network
@@ -177,28 +175,13 @@ def export(cfg: RunConfig, study: optuna.Study, trial: int | FrozenTrial | None 
 
 def artifact_store(cfg: RunConfig) -> FileSystemArtifactStore:
     """The run's artifact store (files attached to trials; optuna-dashboard shows them)."""
-    root = paths(cfg).root / "artifacts"
-    root.mkdir(parents=True, exist_ok=True)
-    return FileSystemArtifactStore(str(root))
+    return run_artifact_store(paths(cfg).root)
 
 
 def attach_artifacts(study: optuna.Study, trial: FrozenTrial, folder: Path) -> list[str]:
-    """Upload an export folder's files to the study in the run's artifact store, named
-    ``trial_<n>-<file>`` (Optuna only attaches files to running trials; optuna-dashboard lists study
-    artifacts on the study page), and record the folder in the study's ``exports`` attribute.
-    Returns the artifact ids."""
-    run_dir = study.user_attrs.get("run_dir")
-    if not run_dir:
-        return []
-    store = FileSystemArtifactStore(str(Path(run_dir) / "artifacts"))
-    (Path(run_dir) / "artifacts").mkdir(parents=True, exist_ok=True)
-    ids = []
-    with warnings.catch_warnings(), tempfile.TemporaryDirectory() as tmp:
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        for f in sorted(folder.iterdir()):
-            named = Path(tmp) / f"trial_{trial.number}-{f.name}"
-            shutil.copyfile(f, named)
-            ids.append(upload_artifact(artifact_store=store, file_path=str(named), study_or_trial=study))
+    """Attach an export folder's files to the study as ``trial_<n>-<file>`` and record the folder in
+    the study's ``exports`` attribute; returns the artifact ids."""
+    ids = attach_to_study(study, folder.iterdir(), f"trial_{trial.number}")
     exports = dict(study.user_attrs.get("exports", {}))
     exports[str(trial.number)] = {"folder": str(folder.resolve()), "artifact_ids": ids}
     study.set_user_attr("exports", exports)

@@ -9,6 +9,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.artifacts import attach_to_study
+from nas.plots import plot_exit_costs
 from nas.study import constraints_of, pareto_trials
 
 COLUMNS = ("trial", "accuracy", "E[EDP] J*cyc", "vs own static", "exits", "exit ratios", "eps", "E[energy] uJ",
@@ -99,9 +101,16 @@ def plot_pareto(study: optuna.Study, path: str | Path) -> Path:
     return path
 
 
-def write_report(study: optuna.Study, run_dir: str | Path) -> tuple[str, Path]:
-    """Write ``pareto.json`` and ``pareto.png`` in ``run_dir``; return (table text, plot path)."""
+def write_report(study: optuna.Study, run_dir: str | Path, *, exit_cost_networks: int = 5) -> tuple[str, Path]:
+    """Write ``pareto.json``, ``pareto.png`` and ``exit_costs.png`` (cumulative ET per exit stage of
+    the ``exit_cost_networks`` lowest-EDP Pareto trials) in ``run_dir``, attach them to the study as
+    artifacts; return (table text, Pareto plot path)."""
     run_dir = Path(run_dir)
     rows = pareto_rows(study)
-    (run_dir / "pareto.json").write_text(json.dumps(rows, indent=2))
-    return format_table(rows), plot_pareto(study, run_dir / "pareto.png")
+    files = [run_dir / "pareto.json", plot_pareto(study, run_dir / "pareto.png")]
+    files[0].write_text(json.dumps(rows, indent=2))
+    chosen = [{**t.user_attrs, "name": f"trial {t.number}"} for t in pareto_trials(study)[:exit_cost_networks]]
+    if chosen:
+        files.append(plot_exit_costs(chosen, run_dir / "exit_costs.png"))
+    attach_to_study(study, files, "report")
+    return format_table(rows), files[1]

@@ -137,6 +137,16 @@ def test_report_table_and_plot(tiny_run, tmp_path):
                 assert not (b.values[0] > a.values[0] and b.values[1] < a.values[1])
     table, plot = write_report(study, tmp_path)
     assert "E[EDP]" in table and plot.stat().st_size > 10_000
+    assert (tmp_path / "exit_costs.png").stat().st_size > 10_000
+    from optuna.artifacts import get_all_artifact_meta
+
+    def report_artifacts() -> list[str]:
+        fresh = optuna.load_study(study_name=study.study_name, storage=study._storage)
+        return sorted(m.filename for m in get_all_artifact_meta(fresh) if m.filename.startswith("report-"))
+
+    assert report_artifacts() == ["report-exit_costs.png", "report-pareto.json", "report-pareto.png"]
+    write_report(study, tmp_path)  # unchanged files are not uploaded twice
+    assert len(report_artifacts()) == 3
     assert format_table([]).count("\n") == 1
 
 
