@@ -72,6 +72,7 @@ def make_sampler(cfg: SearchConfig) -> optuna.samplers.BaseSampler:
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*constraints_func.*", category=FutureWarning)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # NSGA-III is "experimental"
         if cfg.sampler == "nsga2":
             return optuna.samplers.NSGAIISampler(population_size=cfg.population_size, seed=cfg.seed,
                                                  constraints_func=constraints_of)

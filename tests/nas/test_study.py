@@ -178,3 +178,30 @@ def test_pareto_front_breaks_accuracy_ties_by_edp(tiny_run):
     front = pareto_trials(study, feasible_only=False)
     accuracies = [t.values[0] for t in front]
     assert len(accuracies) == len(set(accuracies)), "two front members with equal accuracy: one dominates"
+
+
+def test_other_objectives_nsga3_and_journal_storage(tiny_run, tmp_path):
+    cfg, supernet, _study, data = tiny_run
+    run = tiny_config(tmp_path / "run", search={"n_trials": 3, "sampler": "nsga3", "study_name": "three",
+                                                "objectives": ["accuracy", "expected_energy", "expected_latency"]})
+    url = f"journal:///{tmp_path / 'study.log'}"
+    study = api.search(run, supernet, progress=False, data=data, storage=url)
+    assert isinstance(study.sampler, optuna.samplers.NSGAIIISampler)
+    assert study.metric_names == ["accuracy", "expected_energy_j", "expected_latency_s"]
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE", "MINIMIZE"]
+    for t in study.get_trials(states=(TrialState.COMPLETE,)):
+        a = t.user_attrs
+        assert t.values == [a["accuracy"], a["expected_energy_j"], a["expected_latency_s"]]
+        assert a["expected_latency_s"] == pytest.approx(a["expected_latency_cycles"] / a["clock_hz"])
+    assert len(pareto_trials(study, feasible_only=False)) >= 1
+    # the journal file is the study: a second process (here: a fresh storage) reads it back
+    from nas.study import open_study
+
+    again = open_study(run.search, url, create=False)
+    assert len(again.trials) == 3
+    # reopening under other objectives is refused with the reason
+    from nas.study import StorageError
+
+    other = tiny_config(tmp_path / "run", search={"study_name": "three"})
+    with pytest.raises(StorageError, match="objectives|optimises"):
+        open_study(other.search, url)
