@@ -9,22 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from hwmodel import NetworkCost
+from hwmodel.plotting import pyplot, save
 
-
-def _pyplot():  # noqa: ANN202
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_exit_costs(networks: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Cumulative ET (E_cum x L_cum, J x cycles) at each exit of each network, with its expected ET
     as a dashed line. ``networks``: trial attributes (exit_labels, et_j_cycles, expected_edp_j_cycles,
     a ``name``)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
     for i, net in enumerate(networks):
         color = plt.get_cmap("tab10")(i % 10)
@@ -40,17 +33,13 @@ def plot_exit_costs(networks: Sequence[dict[str, Any]], path: str | Path) -> Pat
     ax.set_ylabel("ET = E_cum x L_cum (J x cycles)")
     ax.set_title("cost per exit stage and expected ET")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def plot_ribbon(network: NetworkCost, bits: dict[str, str], path: str | Path, title: str = "") -> Path:
     """Architecture ribbon: per layer (depth order), weight / activation bits on top and the share of
     MACs, energy and latency below; vertical lines at the exits."""
-    plt = _pyplot()
+    plt = pyplot()
     layers = network.layers
     names = [r.name for r in layers]
     x = range(len(layers))
@@ -82,8 +71,4 @@ def plot_ribbon(network: NetworkCost, bits: dict[str, str], path: str | Path, ti
             top.annotate(r.name.split(".")[0], (i, 1), fontsize=6, color="red", rotation=90, va="bottom")
     bottom.set_xticks(list(x), names, rotation=90, fontsize=6)
     top.set_title(title or f"architecture ribbon ({network.system}, {network.mode})")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save(fig, path)

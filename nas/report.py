@@ -9,6 +9,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hwmodel.plotting import pyplot, save
 from nas.artifacts import attach_to_study
 from nas.plots import plot_exit_costs
 from nas.study import constraints_of, pareto_trials
@@ -65,12 +66,12 @@ def choose_trial(study: optuna.Study, accuracy_tolerance: float = 0.01) -> Froze
 
 def plot_pareto(study: optuna.Study, path: str | Path) -> Path:
     """Accuracy vs expected EDP for every complete trial: colour = number of exits, x = infeasible,
-    line = feasible Pareto front. Saved as PNG."""
-    import matplotlib
+    line = feasible Pareto front (under the study's objectives). Saved as PNG."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def edp(t: FrozenTrial) -> float:
+        return float(t.user_attrs["expected_edp_j_cycles"])
 
+    plt = pyplot()
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     if trials:
@@ -80,13 +81,14 @@ def plot_pareto(study: optuna.Study, path: str | Path) -> Path:
         for ok, marker, label in ((True, "o", "feasible"), (False, "x", "infeasible")):
             sel = [i for i, f in enumerate(feasible) if f == ok]
             if sel:
-                sc = ax.scatter([trials[i].values[1] for i in sel], [trials[i].values[0] for i in sel],
+                sc = ax.scatter([edp(trials[i]) for i in sel], [trials[i].user_attrs["accuracy"] for i in sel],
                                 c=[n_exits[i] for i in sel], cmap="viridis", vmin=vmin, vmax=vmax, marker=marker,
                                 label=label)
         fig.colorbar(sc, ax=ax, label="exits (incl. final)")
         front = pareto_trials(study)
         if front:
-            ax.plot([t.values[1] for t in front], [t.values[0] for t in front], "r--", lw=1, label="Pareto front")
+            ax.plot([edp(t) for t in front], [t.user_attrs["accuracy"] for t in front], "r--", lw=1,
+                    label="Pareto front")
         static = [t.user_attrs["static_edp_j_cycles"] for t in trials]
         ax.axvline(sum(static) / len(static), color="grey", lw=0.8, ls=":", label="static network (mean)")
     ax.set_xscale("log")
@@ -94,11 +96,7 @@ def plot_pareto(study: optuna.Study, path: str | Path) -> Path:
     ax.set_ylabel("top-1 accuracy (validation)")
     ax.set_title(f"study {study.study_name}: {len(trials)} complete trials")
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def write_report(study: optuna.Study, run_dir: str | Path, *, exit_cost_networks: int = 5) -> tuple[str, Path]:

@@ -4,21 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hwmodel.plotting import pyplot, save
 from hwmodel.scheduling.result import Schedule
-
-
-def _pyplot():  # noqa: ANN202
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def gantt(schedule: Schedule, path: str | Path, title: str | None = None) -> Path:
     """One row per resource (cores, links, off-chip), bars coloured by exit stage; exits as lines."""
-    plt = _pyplot()
+    plt = pyplot()
     resources = sorted({op.resource for op in schedule.ops},
                        key=lambda r: (r == "offchip", "->" in r or r.startswith("port") or r == "bus", r))
     row = {r: i for i, r in enumerate(resources)}
@@ -37,16 +29,12 @@ def gantt(schedule: Schedule, path: str | Path, title: str | None = None) -> Pat
     handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(s % 10)) for s in range(stages)]
     ax.legend(handles, [f"stage {schedule.exit_labels[s]}" for s in range(stages)], fontsize=7, loc="lower right")
     ax.set_title(title or f"{schedule.system}: {schedule.mode} schedule, {schedule.tile_count} tiles")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def memory_plot(schedule: Schedule, path: str | Path) -> Path:
     """Stored activations on each core's on-chip memory over time, against its capacity."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 3.5), dpi=110)
     for name in sorted(schedule.stored):
         steps = schedule.occupancy(name)
@@ -60,8 +48,4 @@ def memory_plot(schedule: Schedule, path: str | Path) -> Path:
     ax.set_ylabel("stored activations (KB)")
     ax.legend(fontsize=7)
     ax.set_title(f"{schedule.system}: on-chip activation memory ({schedule.mode})")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save(fig, path)
