@@ -36,8 +36,9 @@ _EXPLICIT = [False]
 
 @contextlib.contextmanager
 def exportable() -> Iterator[None]:
-    """Quantise with explicit Div / Round / Clip / Mul (the same formula) instead of the fused kernels,
-    which ONNX cannot express below 8 bits: for ONNX export."""
+    """Quantise with explicit Reciprocal / Mul / Round / Clip / Mul instead of the fused kernels, which
+    ONNX cannot express below 8 bits: for ONNX export. The formula is the kernels' own
+    (round(x * (1/s)), float32), so the exported graph rounds every value the same way."""
     previous, _EXPLICIT[0] = _EXPLICIT[0], True
     try:
         yield
@@ -56,7 +57,7 @@ def lsq(x: torch.Tensor, step: torch.Tensor, bits: int, signed: bool, training: 
     if _EXPLICIT[0]:
         n = step.numel()
         s = step.reshape(n, *([1] * (x.dim() - 1))) if n > 1 else step.reshape([])
-        return torch.clamp(torch.round(x / s), qn, qp) * s
+        return torch.clamp(torch.round(x * torch.reciprocal(s)), qn, qp) * s
     per = max(1, x.numel() // max(1, step.numel()))
     grad_factor = 1.0 / math.sqrt(per * qp) if training else 1.0
     if step.numel() == 1:
