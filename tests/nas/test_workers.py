@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ import time
 from optuna.trial import TrialState
 
 from nas import api
-from nas.study import finished_trials, open_study
+from nas.study import finished_trials
 from nas.workers import search_workers
 from tests.nas.conftest import tiny_config
 
@@ -23,6 +24,21 @@ def _sharing_supernet(tiny_run, run_dir, **search):  # noqa: ANN001, ANN202
     shutil.copy(api.paths(cfg).checkpoint, api.paths(run).checkpoint)
     run.save(api.paths(run).config)
     return run
+
+
+def _running_trial(db) -> int | None:  # noqa: ANN001
+    """The number of a RUNNING trial that has sent a heartbeat, read directly from an Optuna SQLite
+    file (a poll takes ~1 ms, so even a short first trial is seen). A worker killed before a trial's
+    first heartbeat leaves a trial Optuna cannot tell from a live one."""
+    if not db.exists():
+        return None
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
+            row = con.execute("SELECT t.number FROM trials t JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
+                              "WHERE t.state = 'RUNNING' LIMIT 1").fetchone()
+    except sqlite3.Error:  # the worker is still creating the tables
+        return None
+    return None if row is None else int(row[0])
 
 
 def test_workers_on_postgres_lose_and_duplicate_no_trial(tiny_run, postgres_url, tmp_path):
@@ -44,26 +60,21 @@ def test_workers_on_postgres_lose_and_duplicate_no_trial(tiny_run, postgres_url,
 def test_a_trial_whose_worker_died_is_failed_and_retried(tiny_run, tmp_path):
     _cfg, supernet, _study, data = tiny_run
     run = _sharing_supernet(tiny_run, tmp_path / "run", n_trials=3, heartbeat_s=1, enqueue=[], trial_plots=False)
+    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - closed below
     worker = subprocess.Popen([sys.executable, "-m", "nas", "search", "--run-dir", run.run_dir],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"sqlite:///{api.paths(run).study}"
+                              stdout=log, stderr=subprocess.STDOUT)
     deadline, killed = time.monotonic() + 300, None
     try:
         while killed is None and time.monotonic() < deadline and worker.poll() is None:
-            time.sleep(0.05)
-            if not api.paths(run).study.exists():
-                continue
-            try:
-                running = open_study(run.search, url, create=False).get_trials(states=(TrialState.RUNNING,))
-            except Exception:  # noqa: BLE001 - the worker is still creating the study
-                continue
-            if running:
+            time.sleep(0.01)
+            killed = _running_trial(api.paths(run).study)
+            if killed is not None:
                 worker.kill()
-                killed = running[0].number
     finally:
         worker.kill()
         worker.wait()
-    assert killed is not None, "the worker never started a trial"
+        log.close()
+    assert killed is not None, f"no running trial seen; worker output:\n{(tmp_path / 'worker.log').read_text()[-3000:]}"
     time.sleep(4)  # 3 missed heartbeats of 1 s
     study = api.search(run, supernet, progress=False, data=data)
     dead = study.trials[killed]
