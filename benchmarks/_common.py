@@ -23,6 +23,7 @@ def _source() -> tuple[str, bool]:
 
 
 _SOURCE = _source()
+_LOAD_AT_START = os.getloadavg()[0]  # other work running beside the benchmark inflates its timings
 
 
 def machine() -> dict[str, Any]:
@@ -35,6 +36,7 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d"),
+        "load_avg_1min_at_start": round(_LOAD_AT_START, 2),
     }
 
 

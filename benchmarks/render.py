@@ -21,7 +21,9 @@ def load(name: str) -> dict | None:
 
 def machine_line(data: dict) -> str:
     m = data["machine"]
-    return f"measured {m['date']} on {m['cpu_count']} CPU cores, Python {m['python']}, torch {m['torch']}"
+    load = m.get("load_avg_1min_at_start")
+    busy = f" (1-minute load average {load:.1f} when it started)" if load is not None and load >= 0.5 else ""
+    return f"measured {m['date']} on {m['cpu_count']} CPU cores{busy}, Python {m['python']}, torch {m['torch']}"
 
 
 def header(title: str, data: dict) -> list[str]:
