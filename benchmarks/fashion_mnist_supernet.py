@@ -21,9 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import write_result  # noqa: E402
-
 import torch  # noqa: E402
+from _common import write_result  # noqa: E402
 
 from nas import api  # noqa: E402
 from nas.calibrate import exit_outputs, exit_stats  # noqa: E402

@@ -21,9 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import write_result  # noqa: E402
-
 import zigzag  # noqa: E402
+from _common import write_result  # noqa: E402
 
 import search_spaces as ss  # noqa: E402
 from hwmodel import CostModel, ZigZagSettings, list_systems, load_system  # noqa: E402

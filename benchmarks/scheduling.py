@@ -23,9 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, write_result  # noqa: E402
-
 import networkx as nx  # noqa: E402
+from _common import RESULTS, write_result  # noqa: E402
 
 import search_spaces as ss  # noqa: E402
 from hwmodel import CostModel, expected_cost  # noqa: E402

@@ -21,7 +21,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import RESULTS, write_result  # noqa: E402
-
 from optuna.trial import TrialState  # noqa: E402
 
 from hwmodel.scheduling import layer_tiles  # noqa: E402

@@ -24,16 +24,16 @@ from optuna.trial import FrozenTrial
 
 from hwmodel import CostModel, ZigZagSettings
 from hwmodel.scheduling import ScheduleSettings, scheduled_cost
-from nas.config import RunConfig
-from nas.data import Splits, load_dataset
 from nas.artifacts import attach_to_study, run_artifact_store
 from nas.calibrate import exit_outputs
+from nas.config import RunConfig
+from nas.data import Splits, load_dataset
 from nas.modes import GRID, mode_table, named_modes
 from nas.network_io import ExportedNetwork, export_network, load_network
+from nas.objectives import CandidateEvaluator, candidate_network
 from nas.onnx_export import export_onnx
 from nas.plots import plot_exit_costs, plot_ribbon
 from nas.prescreen import Prescreener
-from nas.objectives import CandidateEvaluator, candidate_network
 from nas.report import choose_trial
 from nas.study import enqueue_baselines, open_study, run_study, sqlite_url
 from nas.training import load_supernet, train_supernet

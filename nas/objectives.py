@@ -14,9 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-import torch
-
 import networkx as nx
+import torch
 
 from hwmodel import CostModel, ExpectedCost, NetworkCost, expected_cost
 from hwmodel.scheduling import ScheduleSettings, scheduled_cost

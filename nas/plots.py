@@ -12,7 +12,6 @@ from hwmodel import NetworkCost
 from hwmodel.plotting import pyplot, save
 
 
-
 def plot_exit_costs(networks: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Cumulative ET (E_cum x L_cum, J x cycles) at each exit of each network, with its expected ET
     as a dashed line. ``networks``: trial attributes (exit_labels, et_j_cycles, expected_edp_j_cycles,

@@ -31,6 +31,7 @@ from nas.plots import plot_ribbon
 from nas.prescreen import Prescreener
 from search_spaces import GenotypeError, SearchSpace
 
+
 @dataclass(frozen=True)
 class Objective:
     """A study objective: its direction and the candidate attribute it reads."""

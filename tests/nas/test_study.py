@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import optuna
 import pytest
 import torch
