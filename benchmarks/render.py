@@ -172,12 +172,47 @@ def samplers_section(data: dict) -> list[str]:
     return lines
 
 
+def reference_section(data: dict) -> list[str]:
+    lines = header("Reference studies on Fashion-MNIST: quantization and mounting points", data)
+    lines += ["Reference backbone taken from the Fashion-MNIST supernet (`configs/fashion_mnist_supernet.yaml`, width "
+              "0.25) with inherited weights, depth-1 exit branches, threshold chosen on the validation split (lowest of "
+              f"{data['threshold_grid']} within 1 point of the final exit), accuracy and exit ratios on the "
+              f"{data['test_images']} test images, costs on edge_tpu_quad. Reduction = static EDP / expected EDP, "
+              "static network at the same bits and under the same cost model.", "",
+              "**Quantization study** (exits D, F, I + K):", "",
+              "| bits (backbone/classifier) | threshold | test acc. | static test acc. | exit ratios D/F/I/K | "
+              "reduction, constant MAC, layer-by-layer | constant MAC, fused | precision-aware MAC, layer-by-layer | "
+              "precision-aware MAC, fused |", "|---|---|---|---|---|---|---|---|---|"]
+    keys = ("constant MAC energy, layer_by_layer", "constant MAC energy, fused",
+            "precision-aware MAC energy, layer_by_layer", "precision-aware MAC energy, fused")
+    for r in data["quantization"]:
+        ratios = "/".join(f"{x:.2f}" for x in r["exit_ratios"])
+        red = " | ".join(f"{r['costs'][k]['reduction_factor']:.2f}x (E[ET] {r['costs'][k]['expected_edp_j_cycles']:.3g})"
+                         for k in keys)
+        lines.append(f"| {r['bits']} | {r['threshold']:.2f} | {r['test_accuracy'] * 100:.2f} % | "
+                     f"{r['static_test_accuracy'] * 100:.2f} % | {ratios} | {red} |")
+    m = data["mounting"]
+    best = sorted(m, key=lambda x: x["expected_edp_j_cycles"])[:5]
+    lines += ["", f"**Mounting-point study**: all {len(m)} four-exit networks at 8/8 bits, layer-by-layer, constant MAC "
+              f"energy. Ranking by expected EDP vs by expected MACs: Kendall tau {data['mounting_kendall_tau_edp_vs_macs']:.3f}, "
+              f"{data['mounting_discordant_pairs']} of {data['mounting_pairs']} pairs ordered differently. Best five by "
+              "expected ET:", "", "| exits | test acc. | exit ratios | expected ET | reduction | expected MACs |",
+              "|---|---|---|---|---|---|"]
+    for b in best:
+        lines.append(f"| {b['exits']} | {b['test_accuracy'] * 100:.2f} % | {'/'.join(f'{x:.2f}' for x in b['exit_ratios'])} | "
+                     f"{b['expected_edp_j_cycles']:.3g} | {b['reduction_factor']:.2f}x | {b['expected_macs'] / 1e6:.2f} M |")
+    lines += ["", "![quantization study](benchmarks/results/reference_quantization.png)", "",
+              "![mounting-point study](benchmarks/results/reference_mounting.png)"]
+    return lines
+
+
 def main() -> None:
     sections: list[list[str]] = []
     for name, render in (("readme_commands", readme_section), ("hwmodel_speed", speed_section),
                          ("hwmodel_fidelity", fidelity_section), ("zigzag_settings", settings_section),
                          ("scheduling", scheduling_section), ("training_throughput", throughput_section),
-                         ("fashion_mnist_supernet", fashion_section), ("search_samplers", samplers_section)):
+                         ("fashion_mnist_supernet", fashion_section), ("search_samplers", samplers_section),
+                         ("reference_studies", reference_section)):
         data = load(name)
         if data:
             sections.append(render(data))
