@@ -52,7 +52,8 @@ def main() -> None:
             wall, out, rc = run(["bash", ".ci/test", "-q", "-p", "no:cacheprovider"], clone, env)
             summary = [line for line in out.strip().splitlines() if " passed" in line or " failed" in line]
             result["tests"] = {"command": "bash .ci/test", "wall_s_install_and_run": wall, "exit_code": rc,
-                               "summary": summary[-1] if summary else out[-2000:]}
+                               "summary": summary[-1] if summary else out[-2000:],
+                               "failed": [line for line in out.splitlines() if line.startswith(("FAILED", "ERROR"))]}
             print(f"tests: {wall:.0f} s, exit code {rc}: {result['tests']['summary']}", flush=True)
     write_result("readme_commands", result)
 

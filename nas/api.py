@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,8 +110,9 @@ def schedule_settings(cfg: RunConfig) -> ScheduleSettings:
 
 
 def search(cfg: RunConfig, supernet: Supernet | None = None, *, storage: str | None = None, progress: bool = True,
-           data: tuple[Splits, SearchSpace] | None = None) -> optuna.Study:
-    """Run (or resume) the study until ``search.n_trials`` trials have finished."""
+           data: tuple[Splits, SearchSpace] | None = None, ready: Callable[[], object] | None = None) -> optuna.Study:
+    """Run (or resume) the study until ``search.n_trials`` trials have finished. ``ready`` is called
+    once everything is loaded, just before the first trial (workers use it to start together)."""
     p = paths(cfg)
     splits, space = data or data_and_space(cfg)
     if supernet is None:
@@ -125,6 +127,8 @@ def search(cfg: RunConfig, supernet: Supernet | None = None, *, storage: str | N
         evaluator = CandidateEvaluator(space, supernet, splits.val, cm, cfg.constraints, cfg.search.eval_batch_size,
                                        cfg.cost.operating_point, schedule_settings(cfg), calibration_images(cfg, splits),
                                        cfg.search.threshold, cfg.search.max_accuracy_loss)
+        if ready is not None:
+            ready()
         run_study(study, space, evaluator, cfg.search.n_trials, progress=progress, objectives=cfg.search.objectives,
                   artifacts=artifact_store(cfg) if cfg.search.trial_plots else None,
                   prescreen=Prescreener(cfg.search.prescreen_min_trials, cfg.search.prescreen_margin)

@@ -14,19 +14,21 @@ import multiprocessing as mp
 import os
 import time
 from dataclasses import replace
+from typing import Any
 
 import optuna
 
 from nas.config import RunConfig
 
 
-def _worker(cfg: RunConfig, storage: str, threads: int) -> None:
+def _worker(cfg: RunConfig, storage: str, threads: int, start: Any) -> None:
     import torch
 
     from nas import api
 
     torch.set_num_threads(threads)
-    api.search(cfg, storage=storage, progress=False)
+    # start together once every worker has loaded (otherwise the first one up can take every trial)
+    api.search(cfg, storage=storage, progress=False, ready=lambda: start.wait(timeout=600))
 
 
 def search_workers(cfg: RunConfig, workers: int, storage: str | None = None, *, progress: bool = True) -> optuna.Study:
@@ -50,7 +52,8 @@ def search_workers(cfg: RunConfig, workers: int, storage: str | None = None, *, 
     worker_cfg = replace(cfg, cost=replace(cfg.cost, workers=1))
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(worker_cfg, url, threads), name=f"eenas-worker-{i}")
+    start = ctx.Barrier(workers)
+    procs = [ctx.Process(target=_worker, args=(worker_cfg, url, threads, start), name=f"eenas-worker-{i}")
              for i in range(workers)]
     for proc in procs:
         proc.start()
