@@ -80,7 +80,7 @@ def test_dashboard_serves_the_study_on_localhost(tiny_run):
     proc = subprocess.Popen([sys.executable, "-m", "nas", "dashboard", "--run-dir", cfg.run_dir, "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline, body = time.time() + 60, None
+        deadline, body = time.time() + 240, None  # generous: CI machines may be busy
         while time.time() < deadline and body is None:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as resp:
