@@ -146,9 +146,11 @@ def test_report_table_and_plot(tiny_run, tmp_path):
         fresh = optuna.load_study(study_name=study.study_name, storage=study._storage)
         return sorted(m.filename for m in get_all_artifact_meta(fresh) if m.filename.startswith("report-"))
 
-    assert report_artifacts() == ["report-exit_costs.png", "report-pareto.json", "report-pareto.png"]
+    # (other tests may have reported on this shared study before, with other trials)
+    after_first = report_artifacts()
+    assert {"report-exit_costs.png", "report-pareto.json", "report-pareto.png"} <= set(after_first)
     write_report(study, tmp_path)  # unchanged files are not uploaded twice
-    assert len(report_artifacts()) == 3
+    assert report_artifacts() == after_first
     assert format_table([]).count("\n") == 1
 
 
