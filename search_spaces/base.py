@@ -68,6 +68,29 @@ class SearchSpace(ABC):
     def _encoding(self, genotype: Genotype) -> dict[str, Any]:
         """Parameter values for ``genotype`` (parameters not listed take their first option)."""
 
+    def _decode_exits_and_bits(self, choose: Choose, exit_points: Sequence[int], final_block: int,
+                               label: Callable[[int], str], backbone: tuple[int, ...]) -> Genotype:
+        """Ask ``choose`` for the parameters every space shares (exits, branch depths, bits, threshold,
+        in that order) and return the genotype with the space's own ``backbone`` choices."""
+        o = self.options
+        exits = tuple(p for p in exit_points if choose(f"exit_{label(p)}", (False, True)))
+        mounts = [*exit_points, final_block]
+        depth_of = {m: int(choose(f"depth_{label(m)}", o.branch_depths)) for m in mounts}
+        names = self.backbone_layer_names()
+        if o.per_layer_bits:
+            wb = tuple(int(choose(f"wbits_{n}", o.bits_choices)) for n in names)
+            ab = tuple(int(choose(f"abits_{n}", o.bits_choices)) for n in names)
+            ebits = {m: (int(choose(f"wbits_exit_{label(m)}", o.bits_choices)),
+                         int(choose(f"abits_exit_{label(m)}", o.bits_choices))) for m in mounts}
+        else:
+            pw, pa = int(choose("wbits_backbone", o.bits_choices)), int(choose("abits_backbone", o.bits_choices))
+            pc = (int(choose("wbits_exits", o.bits_choices)), int(choose("abits_exits", o.bits_choices)))
+            wb, ab = (pw,) * len(names), (pa,) * len(names)
+            ebits = {m: pc for m in mounts}
+        used = [*exits, final_block]
+        return Genotype(exits, tuple(depth_of[m] for m in used), wb, ab, tuple(ebits[m][0] for m in used),
+                        tuple(ebits[m][1] for m in used), float(choose("threshold", o.thresholds)), backbone)
+
     def _exit_and_bits_encoding(self, genotype: Genotype, exit_points: Sequence[int], final_block: int,
                                 label: Callable[[int], str]) -> dict[str, Any]:
         """The parameters every space shares: exits, branch depths, bits, threshold."""

@@ -196,34 +196,8 @@ class MobileNetV2Space(SearchSpace):
             e = int(choose(f"expand_b{i}", es)) if len(es) > 1 else es[0]
             skip = bool(choose(f"skip_b{i}", (False, True))) if self.skippable(i) else False
             choices.append((k, e, skip))
-        exits = tuple(p for p in o.exit_points if choose(f"exit_{exit_label(p)}", (False, True)))
-        mounts = [*o.exit_points, self.final_block]
-        depth_of = {m: int(choose(f"depth_{exit_label(m)}", o.branch_depths)) for m in mounts}
-        names = self.backbone_layer_names()
-        if o.per_layer_bits:
-            wb = tuple(int(choose(f"wbits_{n}", o.bits_choices)) for n in names)
-            ab = tuple(int(choose(f"abits_{n}", o.bits_choices)) for n in names)
-            ebits = {
-                m: (int(choose(f"wbits_exit_{exit_label(m)}", o.bits_choices)),
-                    int(choose(f"abits_exit_{exit_label(m)}", o.bits_choices)))
-                for m in mounts
-            }
-        else:
-            pb_w, pb_a = int(choose("wbits_backbone", o.bits_choices)), int(choose("abits_backbone", o.bits_choices))
-            pc = (int(choose("wbits_exits", o.bits_choices)), int(choose("abits_exits", o.bits_choices)))
-            wb, ab = (pb_w,) * len(names), (pb_a,) * len(names)
-            ebits = {m: pc for m in mounts}
-        used = [*exits, self.final_block]
-        return Genotype(
-            exits=exits,
-            branch_depths=tuple(depth_of[m] for m in used),
-            weight_bits=wb,
-            act_bits=ab,
-            exit_weight_bits=tuple(ebits[m][0] for m in used),
-            exit_act_bits=tuple(ebits[m][1] for m in used),
-            threshold=float(choose("threshold", o.thresholds)),
-            backbone=self._backbone(choices),
-        )
+        return self._decode_exits_and_bits(choose, o.exit_points, self.final_block, exit_label,
+                                           self._backbone(choices))
 
     def _encoding(self, genotype: Genotype) -> dict[str, Any]:
         out = self._exit_and_bits_encoding(genotype, self.options.exit_points, self.final_block, exit_label)

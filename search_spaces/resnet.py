@@ -120,24 +120,8 @@ class ResNetSpace(SearchSpace):
         o = self.options
         skips = tuple(int(bool(choose(f"skip_b{i}", (False, True)))) if self.skippable_block(i) else 0
                       for i in range(len(self.blocks())))
-        exits = tuple(p for p in self.exit_points if choose(f"exit_{self.exit_label(p)}", (False, True)))
-        mounts = [*self.exit_points, self.final_block]
-        depth_of = {m: int(choose(f"depth_{self.exit_label(m)}", o.branch_depths)) for m in mounts}
-        names = self.backbone_layer_names()
-        if o.per_layer_bits:
-            wb = tuple(int(choose(f"wbits_{n}", o.bits_choices)) for n in names)
-            ab = tuple(int(choose(f"abits_{n}", o.bits_choices)) for n in names)
-            ebits = {m: (int(choose(f"wbits_exit_{self.exit_label(m)}", o.bits_choices)),
-                         int(choose(f"abits_exit_{self.exit_label(m)}", o.bits_choices))) for m in mounts}
-        else:
-            pw, pa = int(choose("wbits_backbone", o.bits_choices)), int(choose("abits_backbone", o.bits_choices))
-            pc = (int(choose("wbits_exits", o.bits_choices)), int(choose("abits_exits", o.bits_choices)))
-            wb, ab = (pw,) * len(names), (pa,) * len(names)
-            ebits = {m: pc for m in mounts}
-        used = [*exits, self.final_block]
-        return Genotype(exits, tuple(depth_of[m] for m in used), wb, ab, tuple(ebits[m][0] for m in used),
-                        tuple(ebits[m][1] for m in used), float(choose("threshold", o.thresholds)),
-                        skips if o.skippable else ())
+        return self._decode_exits_and_bits(choose, self.exit_points, self.final_block, self.exit_label,
+                                           skips if o.skippable else ())
 
     def _encoding(self, genotype: Genotype) -> dict[str, Any]:
         out = self._exit_and_bits_encoding(genotype, self.exit_points, self.final_block, self.exit_label)
