@@ -42,7 +42,7 @@ from hwmodel.scheduling import ScheduleSettings, scheduled_cost  # noqa: E402
 from nas import api  # noqa: E402
 from nas.calibrate import exit_stats, rule_threshold  # noqa: E402
 from nas.config import CONFIGS_DIR, load_config  # noqa: E402
-from nas.objectives import CandidateEvaluator  # noqa: E402
+from nas.objectives import CandidateEvaluator, expected_macs  # noqa: E402
 from nas.training import load_supernet  # noqa: E402
 from search_spaces import stage_macs  # noqa: E402
 
@@ -118,15 +118,11 @@ def main() -> None:
         net = scheduled_cost(graph, cm, SCHEDULES["layer_by_layer"])
         st = scheduled_cost(space.layer_graph(space.static_genotype(g)), cm, SCHEDULES["layer_by_layer"])
         exp = expected_cost(net, st, stats.ratios)
-        cum, expected_macs = 0, 0.0
-        for r, m in zip(stats.ratios, stage_macs(graph)):
-            cum += m
-            expected_macs += r * cum
         mounting.append({"exits": "".join(space.exit_labels(g)), "threshold": g.threshold,
                          "test_accuracy": stats.accuracy, "static_test_accuracy": static.accuracy,
                          "exit_ratios": list(stats.ratios), "et_per_exit_j_cycles": list(net.et),
                          "expected_edp_j_cycles": exp.expected_edp, "static_edp_j_cycles": exp.static_edp,
-                         "reduction_factor": exp.reduction_factor, "expected_macs": expected_macs,
+                         "reduction_factor": exp.reduction_factor, "expected_macs": expected_macs(stats.ratios, stage_macs(graph)),
                          "final_exit_ratio": stats.ratios[-1], "exit_overhead": exp.full_path_edp / exp.static_edp - 1})
     mounting_s = time.perf_counter() - t0
     for m in models.values():

@@ -17,8 +17,8 @@ from __future__ import annotations
 import hashlib
 import math
 import multiprocessing
-from collections.abc import Sequence
 import warnings
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, replace

@@ -109,6 +109,17 @@ def schedule_settings(cfg: RunConfig) -> ScheduleSettings:
                             order=cfg.cost.order, seed=cfg.search.seed)
 
 
+def prepare_study(cfg: RunConfig, space: SearchSpace, storage: str | None = None) -> optuna.Study:
+    """Create or resume the run's study (default storage: ``<run_dir>/study.db``), record the run
+    folder and space on it, and enqueue the configured baselines if it has no trials yet."""
+    p = paths(cfg)
+    study = open_study(cfg.search, storage or sqlite_url(p.root))
+    study.set_user_attr("run_dir", str(p.root.resolve()))
+    study.set_user_attr("space", space.config)
+    enqueue_baselines(study, space, cfg.search.enqueue)
+    return study
+
+
 def search(cfg: RunConfig, supernet: Supernet | None = None, *, storage: str | None = None, progress: bool = True,
            data: tuple[Splits, SearchSpace] | None = None, ready: Callable[[], object] | None = None) -> optuna.Study:
     """Run (or resume) the study until ``search.n_trials`` trials have finished. ``ready`` is called
@@ -119,10 +130,7 @@ def search(cfg: RunConfig, supernet: Supernet | None = None, *, storage: str | N
         supernet = load_supernet(space, p.checkpoint)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    study = open_study(cfg.search, storage or sqlite_url(p.root))
-    study.set_user_attr("run_dir", str(p.root.resolve()))
-    study.set_user_attr("space", space.config)
-    enqueue_baselines(study, space, cfg.search.enqueue)
+    study = prepare_study(cfg, space, storage)
     with cost_model(cfg, progress=progress) as cm:
         evaluator = CandidateEvaluator(space, supernet, splits.val, cm, cfg.constraints, cfg.search.eval_batch_size,
                                        cfg.cost.operating_point, schedule_settings(cfg), calibration_images(cfg, splits),

@@ -11,6 +11,7 @@ Exit-overhead constraints (Optuna convention: a value <= 0 is satisfied):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -35,6 +36,15 @@ def constraint_values(stats: ExitStats, expected: ExpectedCost, limits: Constrai
     if limits.normalized_edp_max is not None:
         values["normalized_edp"] = expected.normalized_expected_edp - limits.normalized_edp_max
     return values
+
+
+def expected_macs(ratios: Sequence[float], stage_macs: Sequence[int]) -> float:
+    """sum_i r_i * cumulative MACs up to exit i (MACs per stage in exit order)."""
+    cum, total = 0, 0.0
+    for r, m in zip(ratios, stage_macs):
+        cum += m
+        total += r * cum
+    return total
 
 
 @dataclass(frozen=True)
@@ -62,11 +72,7 @@ class Evaluation:
     @property
     def expected_macs(self) -> float:
         """sum_i r_i * cumulative MACs up to exit i."""
-        cum, total = 0, 0.0
-        for r, m in zip(self.stats.ratios, self.stage_macs):
-            cum += m
-            total += r * cum
-        return total
+        return expected_macs(self.stats.ratios, self.stage_macs)
 
     def attributes(self, space: SearchSpace) -> dict[str, Any]:
         """JSON-ready record of the candidate (Optuna user attributes, export metrics)."""

@@ -36,18 +36,14 @@ def search_workers(cfg: RunConfig, workers: int, storage: str | None = None, *, 
     from tqdm.auto import tqdm
 
     from nas import api
-    from nas.study import enqueue_baselines, finished_trials, open_study, sqlite_url
+    from nas.study import finished_trials, open_study, sqlite_url
 
     if workers < 1:
         raise ValueError(f"workers: expected a positive number of processes, got {workers}")
-    p = api.paths(cfg)
-    splits, space = data = api.data_and_space(cfg)
+    data = api.data_and_space(cfg)
     api.train(cfg, data=data, progress=progress)  # the checkpoint every worker loads (reused if trained)
-    url = storage or sqlite_url(p.root)
-    study = open_study(cfg.search, url)
-    study.set_user_attr("run_dir", str(p.root.resolve()))
-    study.set_user_attr("space", space.config)
-    enqueue_baselines(study, space, cfg.search.enqueue)
+    url = storage or sqlite_url(api.paths(cfg).root)
+    study = api.prepare_study(cfg, data[1], url)  # once, before the workers race for trials
     # each worker costs in-process (no nested pools); cores are split between the workers
     worker_cfg = replace(cfg, cost=replace(cfg.cost, workers=1))
     threads = max(1, (os.cpu_count() or 1) // workers)
