@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial
 
 from hwmodel import CostModel, ZigZagSettings
 from hwmodel.scheduling import ScheduleSettings, scheduled_cost
+from hwmodel.schema import SchemaError
 from nas.artifacts import attach_to_study, run_artifact_store
 from nas.calibrate import exit_outputs
 from nas.config import RunConfig
@@ -113,7 +114,11 @@ def prepare_study(cfg: RunConfig, space: SearchSpace, storage: str | None = None
     """Create or resume the run's study (default storage: ``<run_dir>/study.db``), record the run
     folder and space on it, and enqueue the configured baselines if it has no trials yet."""
     p = paths(cfg)
-    study = open_study(cfg.search, storage or sqlite_url(p.root))
+    try:
+        fixed = space.fixed_params(cfg.search.fixed)
+    except ValueError as exc:
+        raise SchemaError(cfg.source, "search.fixed", str(exc)) from None
+    study = open_study(cfg.search, storage or sqlite_url(p.root), fixed=fixed)
     study.set_user_attr("run_dir", str(p.root.resolve()))
     study.set_user_attr("space", space.config)
     enqueue_baselines(study, space, cfg.search.enqueue)

@@ -41,7 +41,10 @@ def _config(args: argparse.Namespace):  # noqa: ANN202
         path = Path(args.config)
     else:
         raise SystemExit("error: pass --config FILE or --run-dir DIR (a run folder holding config.yaml)")
-    return load_config(path, _overrides(args.set))
+    overrides = _overrides(args.set)
+    if args.config and getattr(args, "run_dir", None):  # both: the config's settings, in that folder
+        overrides["run_dir"] = args.run_dir
+    return load_config(path, overrides)
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
@@ -216,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         if config:
             p.add_argument("--config", help="run configuration YAML (see configs/)")
-            p.add_argument("--run-dir", help="a run folder (uses its config.yaml unless --config is given)")
+            p.add_argument("--run-dir", help="a run folder (uses its config.yaml; with --config: where that run goes)")
             p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                            help="override a config key, e.g. --set search.n_trials=50 (repeatable)")
         p.set_defaults(func=func)

@@ -110,6 +110,7 @@ class SearchConfig:
     objectives: tuple[str, ...] = ("accuracy", "expected_edp")  # see nas.study.OBJECTIVES
     sampler: Literal["nsga2", "nsga3", "tpe", "random"] = "nsga2"
     enqueue: tuple[str, ...] = ("static",)  # baselines tried first on a new study (the space's baselines())
+    fixed: dict[str, Any] = field(default_factory=dict)  # pinned parameters: backbone: reference, bits: 8, or names
     trial_plots: bool = True  # attach each candidate's ribbon plot to its trial (run_dir/artifacts)
     prescreen: bool = False  # skip candidates a surrogate refit on the trials so far predicts dominated
     prescreen_min_trials: int = 10  # complete trials before the surrogate screens anything

@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.artifacts import upload_artifact
@@ -64,8 +65,9 @@ def constraints_of(trial: FrozenTrial) -> Sequence[float]:
     return list(trial.user_attrs.get("constraints", {}).values())
 
 
-def make_sampler(cfg: SearchConfig) -> optuna.samplers.BaseSampler:
-    """NSGA-II (default), TPE or random, seeded, with the exit-overhead constraints attached.
+def make_sampler(cfg: SearchConfig, fixed: dict[str, Any] | None = None) -> optuna.samplers.BaseSampler:
+    """NSGA-II (default), NSGA-III, TPE or random, seeded, with the exit-overhead constraints attached;
+    with ``fixed`` (parameter name -> value) wrapped so those parameters are never sampled.
 
     Constraints go through ``constraints_func``, which Optuna 5 still supports but marks deprecated
     in favour of ``Trial.set_constraint``: optuna-dashboard 0.21 reads only the list that
@@ -74,15 +76,18 @@ def make_sampler(cfg: SearchConfig) -> optuna.samplers.BaseSampler:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*constraints_func.*", category=FutureWarning)
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # NSGA-III is "experimental"
+        sampler: optuna.samplers.BaseSampler
         if cfg.sampler == "nsga2":
-            return optuna.samplers.NSGAIISampler(population_size=cfg.population_size, seed=cfg.seed,
-                                                 constraints_func=constraints_of)
-        if cfg.sampler == "nsga3":
-            return optuna.samplers.NSGAIIISampler(population_size=cfg.population_size, seed=cfg.seed,
-                                                  constraints_func=constraints_of)
-        if cfg.sampler == "tpe":
-            return optuna.samplers.TPESampler(seed=cfg.seed, constraints_func=constraints_of, multivariate=True)
-    return optuna.samplers.RandomSampler(seed=cfg.seed)
+            sampler = optuna.samplers.NSGAIISampler(population_size=cfg.population_size, seed=cfg.seed,
+                                                    constraints_func=constraints_of)
+        elif cfg.sampler == "nsga3":
+            sampler = optuna.samplers.NSGAIIISampler(population_size=cfg.population_size, seed=cfg.seed,
+                                                     constraints_func=constraints_of)
+        elif cfg.sampler == "tpe":
+            sampler = optuna.samplers.TPESampler(seed=cfg.seed, constraints_func=constraints_of, multivariate=True)
+        else:
+            sampler = optuna.samplers.RandomSampler(seed=cfg.seed)
+        return optuna.samplers.PartialFixedSampler(fixed, sampler) if fixed else sampler
 
 
 def storage_for(url: str, heartbeat_s: int = 30) -> optuna.storages.BaseStorage:
@@ -116,17 +121,20 @@ def sqlite_url(run_dir: str | Path) -> str:
     return f"sqlite:///{(Path(run_dir) / 'study.db').resolve()}"
 
 
-def open_study(cfg: SearchConfig, storage: str, *, create: bool = True) -> optuna.Study:
-    """Create or resume the study named ``cfg.study_name`` in ``storage`` (objectives must match)."""
+def open_study(cfg: SearchConfig, storage: str, *, create: bool = True, fixed: dict[str, Any] | None = None
+               ) -> optuna.Study:
+    """Create or resume the study named ``cfg.study_name`` in ``storage`` (objectives must match);
+    ``fixed``: parameters the sampler pins (see :meth:`SearchSpace.fixed_params`)."""
     store = storage_for(storage, cfg.heartbeat_s)
+    sampler = make_sampler(cfg, fixed)
     if not create:
         try:
-            return optuna.load_study(study_name=cfg.study_name, storage=store, sampler=make_sampler(cfg))
+            return optuna.load_study(study_name=cfg.study_name, storage=store, sampler=sampler)
         except KeyError:
             raise StorageError(f"{storage}: expected a study named {cfg.study_name!r}") from None
     objectives = [OBJECTIVES[o] for o in cfg.objectives]
     try:
-        study = optuna.create_study(study_name=cfg.study_name, storage=store, sampler=make_sampler(cfg),
+        study = optuna.create_study(study_name=cfg.study_name, storage=store, sampler=sampler,
                                     directions=[o.direction for o in objectives], load_if_exists=True)
     except ValueError as exc:
         raise StorageError(f"{storage}: study {cfg.study_name!r} exists with other objectives than "

@@ -106,6 +106,49 @@ class SearchSpace(ABC):
             out |= {f"wbits_{n}": w, f"abits_{n}": a}
         return out
 
+    def parameters(self) -> dict[str, tuple[Any, ...]]:
+        """Every parameter :meth:`decode` asks for, with its options (these spaces ask for the same
+        parameters whatever the answers)."""
+        found: dict[str, tuple[Any, ...]] = {}
+
+        def choose(name: str, options: Sequence[Any]) -> Any:
+            found[name] = tuple(options)
+            return found[name][0]
+
+        self.decode(choose)
+        return found
+
+    def fixed_params(self, fixed: dict[str, Any]) -> dict[str, Any]:
+        """Optuna parameters pinned by a ``search.fixed`` mapping, checked against the space.
+
+        Keys: ``backbone: reference`` pins the backbone choices to those of the static baseline (the
+        reference backbone); ``bits: B`` pins every weight and activation bit-width to ``B``; any
+        other key is a parameter name of :meth:`parameters` pinned to its value. ValueError (naming
+        the key and what was expected) for anything else.
+        """
+        options = self.parameters()
+        shared = ("exit_", "depth_", "wbits_", "abits_", "threshold")
+        out: dict[str, Any] = {}
+        for key, value in fixed.items():
+            if key == "backbone":
+                if value != "reference":
+                    raise ValueError(f"backbone: expected 'reference', got {value!r}")
+                ref = self.encode(self.baselines()["static"])
+                out |= {n: ref[n] for n in options if not n.startswith(shared)}
+            elif key == "bits":
+                names = [n for n in options if n.startswith(("wbits_", "abits_"))]
+                if names and value not in options[names[0]]:
+                    raise ValueError(f"bits: expected one of {list(options[names[0]])}, got {value!r}")
+                out |= dict.fromkeys(names, value)
+            elif key not in options:
+                raise ValueError(f"{key}: not a parameter of {self.name}; expected 'backbone', "
+                                 f"'bits' or one of {sorted(options)}")
+            elif value not in options[key]:
+                raise ValueError(f"{key}: expected one of {list(options[key])}, got {value!r}")
+            else:
+                out[key] = value
+        return out
+
     def sample(self, rng: random.Random) -> Genotype:
         """A uniformly random genotype."""
         return self.decode(lambda _name, options: rng.choice(list(options)))

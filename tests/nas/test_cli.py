@@ -137,3 +137,13 @@ def test_warm_cache_fills_every_layer_a_search_can_meet(tmp_path, monkeypatch):
             scheduled_cost(space.layer_graph(g), cm, settings)
             scheduled_cost(space.layer_graph(space.static_genotype(g)), cm, settings)
         assert cm.stats["misses"] == 0 and cm.stats["hits"] > 0
+
+
+def test_run_dir_beside_config_places_the_run_there(tmp_path):
+    from nas.cli import _config, build_parser
+    from nas.config import CONFIGS_DIR
+
+    args = build_parser().parse_args(["train", "--config", str(CONFIGS_DIR / "quickstart.yaml"),
+                                      "--run-dir", str(tmp_path / "elsewhere"), "--set", "train.epochs=1"])
+    cfg = _config(args)
+    assert cfg.run_dir == str(tmp_path / "elsewhere") and cfg.train.epochs == 1

@@ -209,3 +209,34 @@ def test_other_objectives_nsga3_and_journal_storage(tiny_run, tmp_path):
     other = tiny_config(tmp_path / "run", search={"study_name": "three"})
     with pytest.raises(StorageError, match="objectives|optimises"):
         open_study(other.search, url)
+
+
+@pytest.mark.parametrize("sampler", ["nsga2", "random"])
+def test_search_fixed_pins_the_sampled_parameters(sampler):
+    from nas.config import SearchConfig
+    from nas.study import make_sampler
+    from search_spaces import create_space
+
+    space = create_space("mobilenetv2_cifar", width_mult=0.25, kernel_choices=(3, 5, 7), expansion_choices=(3, 4, 6),
+                         skippable=True, bits_choices=(4, 8))
+    fixed = space.fixed_params({"backbone": "reference", "bits": 8})
+    cfg = SearchConfig(sampler=sampler, population_size=4, seed=1)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler(cfg, fixed))
+    genotypes = []
+
+    def objective(trial):  # noqa: ANN001, ANN202 - scores that vary with the free parameters
+        g = space.decode(trial.suggest_categorical)
+        genotypes.append(g)
+        return len(g.exits) + g.threshold, sum(g.branch_depths)
+
+    study.optimize(objective, n_trials=12)
+    assert all(space.block_choices(g) == space.reference_choices() for g in genotypes)
+    assert all(set(g.weight_bits) | set(g.act_bits) | set(g.exit_act_bits) == {8} for g in genotypes)
+    assert len({g.exits for g in genotypes}) > 1  # the exits are still searched
+
+
+def test_a_bad_search_fixed_key_names_the_config_and_key(tmp_path):
+    cfg = tiny_config(tmp_path, search={"fixed": {"kernel_b1": 3}})
+    _splits, space = api.data_and_space(cfg)
+    with pytest.raises(ValueError, match=r"search\.fixed: kernel_b1: not a parameter of mobilenetv2_cifar"):
+        api.prepare_study(cfg, space)

@@ -194,3 +194,33 @@ def test_space_config_round_trip():
     again = ss.space_from_config(space.config)
     assert again.options == space.options
     assert len(BLOCKS) == 12
+
+
+def test_fixed_params_pin_the_reference_backbone_and_uniform_bits():
+    space = ss.create_space("mobilenetv2_cifar", width_mult=0.25, kernel_choices=(3, 5, 7), expansion_choices=(3, 4, 6),
+                            skippable=True, bits_choices=(4, 8))
+    params = space.parameters()
+    fixed = space.fixed_params({"backbone": "reference", "bits": 8, "exit_D": True})
+    pinned = {n for n in params if n.startswith(("kernel_", "expand_", "skip_", "wbits_", "abits_"))}
+    assert set(fixed) == pinned | {"exit_D"}
+    assert {v for n, v in fixed.items() if n.startswith(("wbits_", "abits_"))} == {8}
+
+    def choose(name, options):  # noqa: ANN001, ANN202 - unpinned parameters take their last option
+        return fixed.get(name, list(options)[-1])
+
+    g = space.decode(choose)
+    assert space.block_choices(g) == space.reference_choices()
+    assert set(g.weight_bits) | set(g.act_bits) | set(g.exit_weight_bits) | set(g.exit_act_bits) == {8}
+    assert 3 in g.exits  # exit D (block 3) pinned on
+
+
+@pytest.mark.parametrize(("fixed", "message"), [
+    ({"backbone": "largest"}, "backbone: expected 'reference'"),
+    ({"bits": 2}, r"bits: expected one of \[4, 8\]"),
+    ({"kernel_b99": 3}, "kernel_b99: not a parameter"),
+    ({"kernel_b1": 4}, r"kernel_b1: expected one of \[3, 5, 7\]"),
+])
+def test_fixed_params_reject_what_the_space_cannot_pin(fixed, message):
+    space = ss.create_space("mobilenetv2_cifar", width_mult=0.25, kernel_choices=(3, 5, 7), bits_choices=(4, 8))
+    with pytest.raises(ValueError, match=message):
+        space.fixed_params(fixed)
