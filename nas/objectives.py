@@ -20,7 +20,7 @@ import torch
 
 from hwmodel import CostModel, ExpectedCost, NetworkCost, expected_cost
 from hwmodel.scheduling import ScheduleSettings, scheduled_cost
-from nas.calibrate import ExitOutputs, ExitStats, exit_outputs, exit_stats, recalibrate_batchnorm, rule_threshold
+from nas.calibrate import ExitOutputs, ExitStats, exit_stats, recalibrate_batchnorm, rule_threshold
 from nas.config import ConstraintConfig
 from nas.data import Split
 from search_spaces import EarlyExitNet, Genotype, SearchSpace, Supernet, stage_macs
@@ -158,9 +158,11 @@ class CandidateEvaluator:
         """Every exit's logits on the split.
 
         An exit head's logits depend only on the backbone (its choices and bits, which also fix the
-        re-estimated batch-norm statistics) and on the head itself (mount point, depth, bits), so
-        they are cached per backbone: a candidate whose heads were all seen on its backbone (the
-        common case with a fixed backbone, as in the reference study) costs no inference at all.
+        re-estimated batch-norm statistics) and on the head itself (mount point, depth, bits). So the
+        first candidate on a backbone runs every head the space can put on it (each mount, depth and
+        ``bits_choices`` pair: small FC layers beside the backbone) and the logits are cached per
+        backbone: any later candidate on that backbone (a fixed-backbone study: all of them) costs no
+        inference at all.
         """
         backbone = (genotype.backbone, genotype.weight_bits, genotype.act_bits)
         heads = list(zip((*genotype.exits, -1), genotype.branch_depths, genotype.exit_weight_bits,
@@ -168,12 +170,35 @@ class CandidateEvaluator:
         seen = self._heads.pop(backbone, {})
         self._heads[backbone] = seen  # most recently used last
         if not all(h in seen for h in heads):
-            net = candidate_network(self.supernet, genotype, self.calibration)
-            seen.update(zip(heads, exit_outputs(net, self.split, self.batch_size).logits))
+            seen.update(self._every_head(genotype, heads))
             while len(self._heads) > self.cached_backbones:
                 self._heads.pop(next(iter(self._heads)))
         logits = [seen[h] for h in heads]
         return ExitOutputs(torch.stack([lg.argmax(1) for lg in logits]), logits, self.split.labels)
+
+    def _every_head(self, genotype: Genotype, wanted: list[tuple]) -> dict[tuple, torch.Tensor]:
+        """Logits of every head variant (mount, depth, weight bits, activation bits; mount -1: the
+        final block) on ``genotype``'s backbone, with its batch-norm statistics re-estimated."""
+        net = candidate_network(self.supernet, genotype, self.calibration)
+        last = len(net.blocks) - 1
+        bits = tuple(getattr(self.space.options, "bits_choices", ()))
+        variants = set(wanted)
+        for key in self.supernet.heads:
+            mount, depth = (int(v) for v in key.split("_"))
+            variants |= {(-1 if mount == last else mount, depth, w, a) for w in bits for a in bits}
+        by_block: dict[int, list[tuple]] = {}
+        for v in sorted(variants):
+            by_block.setdefault(last if v[0] == -1 else v[0], []).append(v)
+        chunks: dict[tuple, list[torch.Tensor]] = {v: [] for v in variants}
+        for x, _y in self.split.batches(self.batch_size):
+            h = net.stem(x)
+            for i, block in enumerate(net.blocks):
+                h = block(h)
+                for v in by_block.get(i, ()):
+                    head = self.supernet.head(i, v[1])
+                    head.set_bits(v[2], v[3])
+                    chunks[v].append(head(h))
+        return {v: torch.cat(c) for v, c in chunks.items()}
 
     def settle_threshold(self, genotype: Genotype) -> Genotype:
         """The genotype with its threshold chosen by the configured rule (unchanged when searched)."""

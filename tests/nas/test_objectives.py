@@ -7,6 +7,7 @@ from dataclasses import replace
 import torch
 
 import nas.objectives as objectives
+from nas.calibrate import exit_outputs
 from nas.objectives import CandidateEvaluator
 
 
@@ -16,27 +17,29 @@ def evaluator(tiny_run) -> CandidateEvaluator:  # noqa: ANN001
                               calibration=splits.train.images[:256])
 
 
-def test_heads_seen_on_a_backbone_are_reused_bit_for_bit(tiny_run, monkeypatch):
-    _cfg, _supernet, _study, (_splits, space) = tiny_run
+def test_one_inference_per_backbone_gives_every_head_bit_for_bit(tiny_run, monkeypatch):
+    _cfg, supernet, _study, (splits, space) = tiny_run
     calls = []
-    real = objectives.exit_outputs
-    monkeypatch.setattr(objectives, "exit_outputs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = objectives.candidate_network
+    monkeypatch.setattr(objectives, "candidate_network", lambda *a, **k: calls.append(1) or real(*a, **k))
     cached = evaluator(tiny_run)
     cached.outputs(space.uniform(exits=(1, 3), depth=1))
+    assert len(calls) == 1
+    # other mounts, depths and a mix of them on the same backbone: no inference
+    mixed = replace(space.uniform(exits=(1, 5, 8), depth=1), branch_depths=(1, 2, 2, 1))
     cached.outputs(space.uniform(exits=(3, 5), depth=2))
-    assert len(calls) == 2
-    # exits 1 (depth 1) and 5 (depth 2) were both seen on this backbone: no inference
-    mixed = replace(space.uniform(exits=(1, 5), depth=1), branch_depths=(1, 2, 2))
     got = cached.outputs(mixed)
-    assert len(calls) == 2
-    want = evaluator(tiny_run).outputs(mixed)  # a fresh evaluator runs the candidate itself
-    assert len(calls) == 3
+    assert len(calls) == 1
+    # the same logits as the candidate's own extracted network, run on its own
+    want = exit_outputs(real(supernet, mixed, splits.train.images[:256]), splits.val, 256)
     for g, w in zip(got.logits, want.logits):
         assert torch.equal(g, w)
     assert torch.equal(got.predictions, want.predictions) and torch.equal(got.labels, want.labels)
-    # another head depth or bit-width is a miss
-    cached.outputs(replace(mixed, branch_depths=(2, 2, 2)))
-    assert len(calls) == 4
+    # a head bit-width outside the space's bits_choices is a miss; another backbone too
+    cached.outputs(replace(mixed, exit_weight_bits=(32, 8, 8, 8)))
+    assert len(calls) == 2
+    cached.outputs(replace(mixed, act_bits=(32,) * len(mixed.act_bits)))
+    assert len(calls) == 3
 
 
 def test_the_cache_is_bounded(tiny_run):
