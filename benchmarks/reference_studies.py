@@ -41,6 +41,7 @@ from hwmodel.precision import MacEnergyModel  # noqa: E402
 from hwmodel.scheduling import ScheduleSettings, scheduled_cost  # noqa: E402
 from nas import api  # noqa: E402
 from nas.calibrate import exit_stats, rule_threshold  # noqa: E402
+from nas.cli import parse_overrides  # noqa: E402
 from nas.config import CONFIGS_DIR, load_config  # noqa: E402
 from nas.objectives import CandidateEvaluator, expected_macs  # noqa: E402
 from nas.training import load_supernet  # noqa: E402
@@ -66,10 +67,12 @@ def kendall(a: list[float], b: list[float]) -> tuple[float, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run-dir", default="runs/fashion_mnist_supernet")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a key of the supernet config, e.g. --set data.name=cifar10 --set data.root=PATH")
     ap.add_argument("--quick", action="store_true", help="500 images, two bit pairs, five networks, no JSON: a smoke test")
     args = ap.parse_args()
     quick = {"data.limit_test": 500, "data.n_val": 500, "search.bn_recalibration_samples": 200} if args.quick else {}
-    cfg = load_config(CONFIGS_DIR / "fashion_mnist_supernet.yaml", {"run_dir": args.run_dir, **quick})
+    cfg = load_config(CONFIGS_DIR / "fashion_mnist_supernet.yaml", {"run_dir": args.run_dir, **quick, **parse_overrides(args.set)})
     splits, space = api.data_and_space(cfg)
     supernet = load_supernet(space, api.paths(cfg).checkpoint)
     calibration = api.calibration_images(cfg, splits)

@@ -22,7 +22,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (SchemaError, DatasetError, CheckpointError, StorageError, CacheError, GenotypeError, MappingError)
 
 
-def _overrides(pairs: list[str]) -> dict[str, Any]:
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``--set key=value`` pairs as config overrides (values parsed as YAML)."""
     out = {}
     for pair in pairs:
         if "=" not in pair:
@@ -41,7 +42,7 @@ def _config(args: argparse.Namespace):  # noqa: ANN202
         path = Path(args.config)
     else:
         raise SystemExit("error: pass --config FILE or --run-dir DIR (a run folder holding config.yaml)")
-    overrides = _overrides(args.set)
+    overrides = parse_overrides(args.set)
     if args.config and getattr(args, "run_dir", None):  # both: the config's settings, in that folder
         overrides["run_dir"] = args.run_dir
     return load_config(path, overrides)
@@ -50,7 +51,7 @@ def _config(args: argparse.Namespace):  # noqa: ANN202
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from nas.quickstart import QUICKSTART_CONFIG, quickstart
 
-    overrides = _overrides(args.set)
+    overrides = parse_overrides(args.set)
     if args.run_dir:
         overrides["run_dir"] = args.run_dir
     quickstart(args.config or QUICKSTART_CONFIG, overrides)
