@@ -137,8 +137,8 @@ def search(cfg: RunConfig, supernet: Supernet | None = None, *, storage: str | N
         torch.set_num_threads(cfg.train.threads)
     study = prepare_study(cfg, space, storage)
     with cost_model(cfg, progress=progress) as cm:
-        evaluator = CandidateEvaluator(space, supernet, splits.val, cm, cfg.constraints, cfg.search.eval_batch_size,
-                                       cfg.cost.operating_point, schedule_settings(cfg), calibration_images(cfg, splits),
+        evaluator = CandidateEvaluator(space, supernet, splits.val.head(cfg.search.val_samples), cm, cfg.constraints,
+                                       cfg.search.eval_batch_size, cfg.cost.operating_point, schedule_settings(cfg), calibration_images(cfg, splits),
                                        cfg.search.threshold, cfg.search.max_accuracy_loss)
         if ready is not None:
             ready()

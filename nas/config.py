@@ -120,6 +120,7 @@ class SearchConfig:
     seed: int = 0
     study_name: str = "eenas"
     eval_batch_size: int = 500
+    val_samples: int | None = None  # validation images that score each candidate (the first N; null: all)
     bn_recalibration_samples: int = 1000  # training images that re-estimate batch-norm statistics per candidate
     threshold: Literal["searched", "rule"] = "searched"  # searched on the space's grid, or chosen by the rule
     max_accuracy_loss: float = 0.01  # the rule: lowest threshold within this of the final exit's accuracy
@@ -129,6 +130,8 @@ class SearchConfig:
             raise ValueError(f"n_trials: expected a positive integer, got {self.n_trials}")
         if self.heartbeat_s < 1:
             raise ValueError(f"heartbeat_s: expected a positive number of seconds, got {self.heartbeat_s}")
+        if self.val_samples is not None and self.val_samples < 1:
+            raise ValueError(f"val_samples: expected a positive number of images or null, got {self.val_samples}")
         if self.population_size < 2:
             raise ValueError(f"population_size: expected >= 2, got {self.population_size}")
         from nas.study import OBJECTIVES

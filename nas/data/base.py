@@ -27,6 +27,10 @@ class Split:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def head(self, n: int | None) -> Split:
+        """The first ``n`` samples (all with None)."""
+        return self if n is None or n >= len(self) else Split(self.images[:n], self.labels[:n])
+
     def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None
                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Mini-batches in order (or shuffled with ``generator``)."""
