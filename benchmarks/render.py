@@ -230,6 +230,15 @@ def headline_section(data: dict) -> list[str]:
     for name, r in data["studies"].items():
         if r["sampler"] == "nsga2":
             lines.append(f"| {name} | {_best_cells(r)} |")
+    both = {n: r["best_within_1_point"] for n, r in data["studies"].items()
+            if r["best_within_1_point"] and "test_layer_by_layer" in r["best_within_1_point"]}
+    if both:
+        lines += ["", "The fused studies' chosen networks, each against the static INT8 network under the same cost "
+                  "model (test split): what the schedule alone changes.", "",
+                  "| study | network | reduction, layer-fused | reduction, layer-by-layer |", "|---|---|---|---|"]
+        for name, b in both.items():
+            lines.append(f"| {name} | {b['exits']} | {b['test']['reduction_vs_static_same_schedule']:.2f}x | "
+                         f"{b['test_layer_by_layer']['reduction_vs_static_same_schedule']:.2f}x |")
     lines += ["", "![Pareto fronts](benchmarks/results/reference_search_pareto.png)"]
     return lines
 

@@ -50,6 +50,7 @@ def test_unknown_key_names_file_and_key(tmp_path):
     ("cost:\n  optimize: speed\n", "cost.optimize"),
     ("data:\n  name: imagenet\n", "data.name"),
     ("search: [1, 2]\n", "search"),
+    ("search:\n  val_samples: 0\n", "search"),
 ])
 def test_bad_values_name_the_key(tmp_path, text, key):
     path = tmp_path / "bad.yaml"

@@ -738,3 +738,10 @@ def test_npz_errors(tmp_path: Path) -> None:
     (tmp_path / "f.npz").write_bytes(b"not a zip")
     with pytest.raises(DatasetError, match="f.npz: file"):
         load_dataset(DataConfig(name="npz", root=str(tmp_path / "f.npz"), n_val=1))
+
+
+def test_split_head_takes_the_first_samples() -> None:
+    split = Split(torch.arange(10, dtype=torch.float32).view(10, 1, 1, 1), torch.arange(10))
+    head = split.head(4)
+    assert len(head) == 4 and torch.equal(head.labels, torch.arange(4)) and torch.equal(head.images, split.images[:4])
+    assert split.head(None) is split and split.head(99) is split
