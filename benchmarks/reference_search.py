@@ -183,13 +183,16 @@ def main() -> None:
     # image); fused studies' networks also under the layer-by-layer schedule (same network, other cost model)
     calibration = api.calibration_images(cfg, splits)
     with api.cost_model(cfg, progress=False) as cm:
+        evaluators: dict[str, CandidateEvaluator] = {}
+        for mode, schedule in (("layer_by_layer", LBL), ("fused", FUSED)):
+            evaluators[mode] = CandidateEvaluator(
+                space, supernet, splits.test, cm, cfg.constraints, cfg.search.eval_batch_size,
+                schedule=api.schedule_settings(replace(cfg, cost=replace(cfg.cost, **schedule))), calibration=calibration)
+        evaluators["fused"]._heads = evaluators["layer_by_layer"]._heads  # logits do not depend on the schedule
         for name, (genotype, run) in chosen.items():
-            schedules = {"test": run} | ({"test_layer_by_layer": replace(run, cost=replace(run.cost, **LBL))}
-                                         if run.cost.mode == "fused" else {})
-            for key, sched in schedules.items():
-                test = CandidateEvaluator(space, supernet, splits.test, cm, cfg.constraints, cfg.search.eval_batch_size,
-                                          schedule=api.schedule_settings(sched), calibration=calibration)
-                ev, st = test(genotype), test(space.baselines()["static"])
+            modes = {"test": run.cost.mode} | ({"test_layer_by_layer": "layer_by_layer"} if run.cost.mode == "fused" else {})
+            for key, mode in modes.items():
+                ev, st = evaluators[mode](genotype), evaluators[mode](space.baselines()["static"])
                 results[name]["best_within_1_point"][key] = {
                     "accuracy": ev.stats.accuracy, "static_accuracy": st.stats.accuracy,
                     "exit_ratios": list(ev.stats.ratios), "expected_edp_j_cycles": ev.expected.expected_edp,
