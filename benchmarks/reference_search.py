@@ -44,7 +44,6 @@ from _common import RESULTS, write_result  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
 from hwmodel.plotting import pyplot, save  # noqa: E402
-from hwmodel.scheduling import layer_tiles  # noqa: E402
 from nas import api  # noqa: E402
 from nas.cli import parse_overrides  # noqa: E402
 from nas.config import CONFIGS_DIR, RunConfig, load_config  # noqa: E402
@@ -126,8 +125,7 @@ def main() -> None:
     budgets = {"reference": 6 if args.quick else args.trials_reference, "full": 6 if args.quick else args.trials_full}
     with api.cost_model(cfg) as cm:  # cold ZigZag runs once, before any study, so studies compare on search alone
         for schedule in (LBL, FUSED):
-            run = replace(cfg, cost=replace(cfg.cost, **schedule))
-            cm.fill(layer_tiles(space.all_layer_specs(), cm, api.schedule_settings(run)), onchip=run.cost.mode == "fused")
+            api.warm_cost_cache(replace(cfg, cost=replace(cfg.cost, **schedule)), space, cm)
 
     studies: dict[str, dict] = {}
     for name, (_fixed, _schedule, _sampler, budget, _twin) in STUDIES.items():
@@ -183,12 +181,10 @@ def main() -> None:
     # image); fused studies' networks also under the layer-by-layer schedule (same network, other cost model)
     calibration = api.calibration_images(cfg, splits)
     with api.cost_model(cfg, progress=False) as cm:
-        evaluators: dict[str, CandidateEvaluator] = {}
-        for mode, schedule in (("layer_by_layer", LBL), ("fused", FUSED)):
-            evaluators[mode] = CandidateEvaluator(
-                space, supernet, splits.test, cm, cfg.constraints, cfg.search.eval_batch_size,
-                schedule=api.schedule_settings(replace(cfg, cost=replace(cfg.cost, **schedule))), calibration=calibration)
-        evaluators["fused"]._heads = evaluators["layer_by_layer"]._heads  # logits do not depend on the schedule
+        test = CandidateEvaluator(space, supernet, splits.test, cm, cfg.constraints, cfg.search.eval_batch_size,
+                                  calibration=calibration)
+        evaluators = {sched["mode"]: test.with_schedule(api.schedule_settings(replace(cfg, cost=replace(cfg.cost, **sched))))
+                      for sched in (LBL, FUSED)}  # one logits cache: the static network runs inference once
         for name, (genotype, run) in chosen.items():
             modes = {"test": run.cost.mode} | ({"test_layer_by_layer": "layer_by_layer"} if run.cost.mode == "fused" else {})
             for key, mode in modes.items():

@@ -23,7 +23,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, write_result  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from hwmodel.scheduling import layer_tiles  # noqa: E402
 from nas import api  # noqa: E402
 from nas.config import CONFIGS_DIR, load_config  # noqa: E402
 from nas.hypervolume import hypervolume_curve, trials_to_reach  # noqa: E402
@@ -42,7 +41,7 @@ def main() -> None:
     data = api.data_and_space(cfg)
     supernet = api.train(cfg, data=data)
     with api.cost_model(cfg) as cm:  # every layer of the space, so the arms compare on search alone
-        cm.fill(layer_tiles(data[1].all_layer_specs(), cm, api.schedule_settings(cfg)), onchip=cfg.cost.mode == "fused")
+        api.warm_cost_cache(cfg, data[1], cm)
     out_root = Path(cfg.run_dir)
     arms = {}
     for name, settings in ARMS.items():

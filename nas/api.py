@@ -24,7 +24,7 @@ from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import FrozenTrial
 
 from hwmodel import CostModel, ZigZagSettings
-from hwmodel.scheduling import ScheduleSettings, scheduled_cost
+from hwmodel.scheduling import ScheduleSettings, layer_tiles, scheduled_cost
 from hwmodel.schema import SchemaError
 from nas.artifacts import attach_to_study, run_artifact_store
 from nas.calibrate import exit_outputs
@@ -108,6 +108,15 @@ def schedule_settings(cfg: RunConfig) -> ScheduleSettings:
     """The configured schedule (mode, tiles, allocation, order)."""
     return ScheduleSettings(mode=cfg.cost.mode, tile_rows=cfg.cost.tile_rows, allocation=cfg.cost.allocation,
                             order=cfg.cost.order, seed=cfg.search.seed)
+
+
+def warm_cost_cache(cfg: RunConfig, space: SearchSpace, cm: CostModel) -> dict[str, int]:
+    """Cost every layer (tile, under the fused schedule) a candidate of ``space`` can contain under the
+    configured schedule, so no trial meets a cold ZigZag run. Returns :meth:`CostModel.fill`'s counts
+    plus ``layers`` and ``tiles`` (distinct layers and items costed)."""
+    layers = space.all_layer_specs()
+    items = layer_tiles(layers, cm, schedule_settings(cfg))
+    return {"layers": len(layers), "tiles": len(items), **cm.fill(items, onchip=cfg.cost.mode == "fused")}
 
 
 def prepare_study(cfg: RunConfig, space: SearchSpace, storage: str | None = None) -> optuna.Study:

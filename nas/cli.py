@@ -169,20 +169,17 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 def cmd_warm_cache(args: argparse.Namespace) -> int:
     import time
 
-    from hwmodel.scheduling import layer_tiles
     from nas import api
     from search_spaces import create_space
 
     cfg = _config(args)
     space = create_space(cfg.space.name, cfg.space_options())
     cfg.cost.workers = args.workers or os.cpu_count() or 1
-    layers = space.all_layer_specs()
     t0 = time.perf_counter()
     with api.cost_model(cfg, progress=True) as cm:
-        items = layer_tiles(layers, cm, api.schedule_settings(cfg))
-        counts = cm.fill(items, onchip=cfg.cost.mode == "fused")
+        counts = api.warm_cost_cache(cfg, space, cm)
     print(f"{space.name} on {cfg.cost.accelerator} ({cfg.cost.mode}, tile_rows={cfg.cost.tile_rows}): "
-          f"{len(layers)} distinct layers, {len(items)} distinct tiles, {counts['pairs']} (tile, core) "
+          f"{counts['layers']} distinct layers, {counts['tiles']} distinct tiles, {counts['pairs']} (tile, core) "
           f"pairs; {counts['cached_before']} were cached, {counts['computed']} computed "
           f"({counts['unmappable']} unmappable) in {time.perf_counter() - t0:.0f} s with {cfg.cost.workers} workers; "
           f"cache: {cm.cache.path or 'memory'}")

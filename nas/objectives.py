@@ -11,6 +11,7 @@ Exit-overhead constraints (Optuna convention: a value <= 0 is satisfied):
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -148,6 +149,13 @@ class CandidateEvaluator:
         self.threshold, self.max_accuracy_loss = threshold, max_accuracy_loss
         self._heads: dict[tuple, dict[tuple, torch.Tensor]] = {}  # backbone -> head -> logits (LRU)
         self.cached_backbones = 32
+
+    def with_schedule(self, schedule: ScheduleSettings) -> CandidateEvaluator:
+        """This evaluator under another schedule, sharing its cache of exit logits (they do not depend
+        on the schedule)."""
+        other = copy.copy(self)
+        other.schedule = schedule
+        return other
 
     def cost(self, graph: nx.DiGraph) -> NetworkCost:
         """The network's cost under the configured schedule and operating point."""

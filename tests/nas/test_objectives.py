@@ -51,3 +51,16 @@ def test_the_cache_is_bounded(tiny_run):
     other = replace(g, act_bits=(32,) * len(g.act_bits))
     ev.outputs(other)
     assert len(ev._heads) == 1 and (other.backbone, other.weight_bits, other.act_bits) in ev._heads
+
+
+def test_with_schedule_shares_the_logits_cache_and_changes_only_the_schedule(tiny_run):
+    _cfg, _supernet, _study, (_splits, space) = tiny_run
+    from hwmodel.scheduling import ScheduleSettings
+
+    ev = evaluator(tiny_run)
+    fused = ScheduleSettings(mode="fused", tile_rows=8)
+    other = ev.with_schedule(fused)
+    assert other.schedule == fused and ev.schedule.mode == "layer_by_layer"
+    g = space.uniform(exits=(1,))
+    ev.outputs(g)
+    assert (g.backbone, g.weight_bits, g.act_bits) in other._heads  # filled once, seen by both
