@@ -1,18 +1,27 @@
-"""What weight sharing costs: subnets of one QAT supernet against the largest trained alone.
+"""The Fashion-MNIST supernet: accuracy of its subnets, what weight sharing costs, and the zoo entry.
 
-Recipe: ``configs/fashion_mnist_supernet.yaml`` (the searchable reference space on Fashion-MNIST,
-sandwich rule with in-place distillation). Then the largest subnet of that space alone, trained
-for the same epochs with the same settings (no sandwich, one architecture at 8 bits).
-Reported on the Fashion-MNIST test split: accuracy of the final exit and of every exit, for the
-largest, the smallest and three random subnets, at INT8 and at W4A4 (all layers), with weights
-inherited from the supernet and batch-norm statistics re-estimated on 2000 training images; and of
-the largest trained alone, at INT8. Both trainings resume from their checkpoints if interrupted.
+Recipe: ``configs/fashion_mnist_supernet.yaml`` (the searchable reference space, progressive: the
+largest alone in float, then quantised with companions and in-place distillation). Then three
+architectures of that space trained ALONE with the same recipe (``train.subnet``): the largest, the
+reference backbone and the smallest. Everything on the Fashion-MNIST test split (10,000 images),
+weights inherited from the supernet, batch-norm statistics re-estimated on 2000 training images:
 
-Usage: python benchmarks/fashion_mnist_supernet.py [--quick]
+- the final-exit accuracy of the largest, the reference backbone, the smallest and three random
+  subnets at W8A8 and W4A4, and of the three trained alone (W8A8) beside their supernet twins;
+- the accuracy of every mounting point A..J and of K for 1- and 2-FC branches of the reference
+  backbone at W8A8 (table and plot).
+
+Each training resumes from its checkpoint (``runs/fashion_mnist_*``), so the script can be run in
+several sittings; ``--only supernet`` or ``--only alone_largest`` (etc.) trains and evaluates one part,
+a plain run trains what is missing and writes the JSON. ``--publish`` then writes the zoo entry
+(``nas/zoo/fmnist_mbv2_w025.*``) with this accuracy table. ``--quick``: no training, a smoke run.
+
+Usage: python benchmarks/fashion_mnist_supernet.py [--only PART] [--publish] [--quick]
 """
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 import time
@@ -22,72 +31,150 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from _common import write_result  # noqa: E402
+from _common import RESULTS, write_result  # noqa: E402
 
-from nas import api  # noqa: E402
+from nas import api, zoo  # noqa: E402
 from nas.calibrate import exit_outputs, exit_stats  # noqa: E402
-from nas.config import CONFIGS_DIR, load_config  # noqa: E402
+from nas.config import CONFIGS_DIR, RunConfig, load_config  # noqa: E402
 from nas.objectives import candidate_network  # noqa: E402
-from search_spaces import Genotype, create_space, total_macs  # noqa: E402
+from nas.training import at_bits  # noqa: E402
+from search_spaces import Genotype, SearchSpace, Supernet, total_macs  # noqa: E402
+from search_spaces.mobilenetv2 import EXIT_POINT_LABELS, FINAL_LABEL  # noqa: E402
 
 CONFIG = CONFIGS_DIR / "fashion_mnist_supernet.yaml"
+ZOO_NAME = "fmnist_mbv2_w025"
+ALONE = ("largest", "reference", "smallest")
+CHECK_IMAGES = 1000  # the zoo test reproduces the reference backbone's accuracy on this test slice
 
 
-def with_bits(g: Genotype, bits: int) -> Genotype:
-    n, k = len(g.weight_bits), len(g.exit_weight_bits)
-    return replace(g, weight_bits=(bits,) * n, act_bits=(bits,) * n, exit_weight_bits=(bits,) * k,
-                   exit_act_bits=(bits,) * k)
+def architectures(space: SearchSpace) -> dict[str, Genotype]:
+    rng = random.Random(0)
+    out = {"largest": space.extreme(True), "reference": space.uniform(exits=tuple(space.options.exit_points)),
+           "smallest": space.extreme(False)}
+    return out | {f"random {i + 1}": space.sample(rng) for i in range(3)}
 
 
-def evaluate(supernet, genotype, splits, calibration) -> dict:  # noqa: ANN001
+def evaluate(supernet: Supernet, genotype: Genotype, images, labels, calibration) -> dict:  # noqa: ANN001
+    from nas.data import Split
+
     net = candidate_network(supernet, genotype, calibration)
-    stats = exit_stats(exit_outputs(net, splits.test, 500), 1.01)
+    stats = exit_stats(exit_outputs(net, Split(images, labels), 500), 1.01)
     return {"final_exit_accuracy": stats.exit_accuracy_all[-1], "exit_accuracy": list(stats.exit_accuracy_all)}
 
 
+def part_config(cfg: RunConfig, part: str) -> RunConfig:
+    if part == "supernet":
+        return cfg
+    subnet = part.removeprefix("alone_")
+    return replace(cfg, run_dir=str(Path(cfg.run_dir).parent / f"fashion_mnist_{subnet}_alone"),
+                   train=replace(cfg.train, subnet=subnet, companions=(), distill=False))
+
+
+def train_log(cfg: RunConfig) -> list[dict]:
+    path = api.paths(cfg).train_log
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
 def main() -> None:
-    quick = "--quick" in sys.argv  # no training, separate run folders: checks the script end to end
-    cfg = load_config(CONFIG, {"train.epochs": 0, "run_dir": "runs/fmnist_quick"} if quick else None)
-    data = api.data_and_space(cfg)
-    splits, space = data
+    args = sys.argv[1:]
+    quick = "--quick" in args
+    only = args[args.index("--only") + 1] if "--only" in args else None
+    cfg = load_config(CONFIG, {"train.epochs": 0, "train.fp32_epochs": 0, "run_dir": "runs/fmnist_quick",
+                               "data.limit_test": 500, "search.bn_recalibration_samples": 250}
+                      if quick else None)
+    splits, space = data = api.data_and_space(cfg)
     calibration = splits.train.images[: cfg.search.bn_recalibration_samples]
-    t0 = time.time()
-    supernet = api.train(cfg, data=data)
-    supernet_s = time.time() - t0
-    rng = random.Random(0)
-    subnets = {"largest": space.extreme(True), "smallest": space.extreme(False)}
-    subnets |= {f"random {i + 1}": space.sample(rng) for i in range(3)}
-    rows = []
-    for label, g in subnets.items():
-        for bits in (8, 4):
-            row = {"subnet": label, "bits": f"W{bits}A{bits}", "macs": total_macs(space.layer_graph(g)),
-                   **evaluate(supernet, with_bits(g, bits), splits, calibration)}
-            rows.append(row)
-            print(row, flush=True)
-    # the largest subnet alone: a space whose only member is that architecture at 8 bits
-    choices = space.block_choices(space.extreme(True))
-    alone_cfg = replace(cfg, run_dir=str(Path(cfg.run_dir).parent / "fashion_mnist_largest_alone"))
-    alone_cfg.space = replace(cfg.space, options={**cfg.space.options, "kernel_choices": [max(k for k, _e, _s in choices)],
-                                                  "expansion_choices": [max(e for _k, e, _s in choices)],
-                                                  "skippable": False, "bits_choices": [8]})
-    alone_cfg.train = replace(cfg.train, sandwich=False, random_subnets=1, distill=False)
-    alone_space = create_space(alone_cfg.space.name, alone_cfg.space_options(splits.num_classes, splits.image_shape[0]))
-    t0 = time.time()
-    alone = api.train(alone_cfg, data=(splits, alone_space))
-    alone_s = time.time() - t0
-    g = alone_space.extreme(True)
-    alone_row = {"subnet": "largest, trained alone", "bits": "W8A8", "macs": rows[0]["macs"],
-                 **evaluate(alone, g, splits, calibration)}
-    rows.append(alone_row)
-    print(alone_row, flush=True)
+    test = (splits.test.images, splits.test.labels)
+    archs = architectures(space)
+    parts = ["supernet", *(f"alone_{a}" for a in ALONE)]
+    results_path = RESULTS / "fashion_mnist_supernet_parts.json"  # per-part rows, kept between sittings
+    done = json.loads(results_path.read_text()) if results_path.is_file() and not quick else {}
+    for part in parts if only is None else [only]:
+        pcfg = part_config(cfg, part)
+        t0 = time.time()
+        net = api.train(pcfg, data=data)
+        rows = []
+        if part == "supernet":
+            for label, g in archs.items():
+                for bits in (8, 4):
+                    rows.append({"subnet": label, "bits": f"W{bits}A{bits}", "macs": total_macs(space.layer_graph(g)),
+                                 **evaluate(net, at_bits(g, bits), *test, calibration)})
+                    print(rows[-1]["subnet"], rows[-1]["bits"], rows[-1]["final_exit_accuracy"], flush=True)
+            ref = archs["reference"]
+            for depth in (1, 2):
+                g = replace(ref, branch_depths=(depth,) * len(ref.branch_depths))
+                rows.append({"subnet": "reference", "bits": "W8A8", "branch_depth": depth,
+                             "exit_labels": [*EXIT_POINT_LABELS, FINAL_LABEL],
+                             **evaluate(net, at_bits(g, 8), *test, calibration)})
+            check_g = at_bits(ref, 8)
+            check = {"subnet": "reference", "bits": "W8A8", "test_images": CHECK_IMAGES,
+                     "bn_recalibration_samples": len(calibration),
+                     "accuracy": evaluate(net, check_g, test[0][:CHECK_IMAGES], test[1][:CHECK_IMAGES],
+                                          calibration)["final_exit_accuracy"]}
+            rows.append({"check": check})
+        else:
+            g = archs[part.removeprefix("alone_")]
+            rows.append({"subnet": f"{part.removeprefix('alone_')}, trained alone", "bits": "W8A8",
+                         "macs": total_macs(space.layer_graph(g)), **evaluate(net, at_bits(g, 8), *test, calibration)})
+            print(rows[-1]["subnet"], rows[-1]["final_exit_accuracy"], flush=True)
+        done[part] = {"rows": rows, "eval_s": time.time() - t0, "train_log": train_log(pcfg),
+                      "checkpoint_epoch": int(torch.load(api.paths(pcfg).checkpoint, weights_only=True)["epoch"])}
+        if not quick:
+            results_path.write_text(json.dumps(done, indent=1) + "\n")
     if quick:
         return
+    if "--publish" in args and "supernet" in done:
+        publish(cfg, done["supernet"])
+    if all(p in done for p in parts):
+        write_report(cfg, done, len(splits.train), len(splits.test))
+
+
+def publish(cfg: RunConfig, part: dict) -> None:
+    table = [r for r in part["rows"] if "check" not in r and "branch_depth" not in r]
+    check = next(r["check"] for r in part["rows"] if "check" in r)
+    log = part["train_log"]
+    record = zoo.publish(ZOO_NAME, api.paths(cfg).checkpoint, cfg, check=check, accuracy=table,
+                         description="MobileNetV2 (CIFAR, width 0.25) searchable reference space, QAT 4/8-bit, "
+                                     "trained on Fashion-MNIST (configs/fashion_mnist_supernet.yaml)",
+                         training={"train_seconds": sum(r.get("seconds", 0.0) for r in log), "log": log})
+    print(f"published zoo entry {record.name}: {record.bytes / 1e6:.1f} MB, sha256 {record.sha256}")
+
+
+def write_report(cfg: RunConfig, done: dict, n_train: int, n_test: int) -> None:
+    sup = {(r["subnet"], r["bits"]): r for r in done["supernet"]["rows"] if "subnet" in r and "branch_depth" not in r}
+    per_exit = [r for r in done["supernet"]["rows"] if "branch_depth" in r]
+    sharing = []
+    for arch in ALONE:
+        alone = done[f"alone_{arch}"]["rows"][0]
+        shared = sup[(arch, "W8A8")]
+        sharing.append({"architecture": arch, "supernet": shared["final_exit_accuracy"],
+                        "alone": alone["final_exit_accuracy"],
+                        "cost_points": 100 * (alone["final_exit_accuracy"] - shared["final_exit_accuracy"])})
+    seconds = {p: sum(r.get("seconds", 0.0) for r in d["train_log"]) for p, d in done.items()}
+    plot = plot_per_exit(per_exit, RESULTS / "fashion_mnist_per_exit.png")
     write_result("fashion_mnist_supernet", {
         "config": str(CONFIG.relative_to(CONFIGS_DIR.parent)), "epochs": cfg.train.epochs,
-        "train_images": len(splits.train), "test_images": len(splits.test),
-        "supernet_training_s": supernet_s, "alone_training_s": alone_s, "rows": rows,
-        "threads": torch.get_num_threads(),
-    })
+        "fp32_epochs": cfg.train.fp32_epochs, "train_images": n_train, "test_images": n_test,
+        "training_s": seconds, "rows": [r for r in done["supernet"]["rows"] if "check" not in r and "branch_depth" not in r]
+        + [d["rows"][0] for p, d in done.items() if p != "supernet"],
+        "per_exit": per_exit, "weight_sharing": sharing, "per_exit_plot": plot.name,
+        "train_logs": {p: d["train_log"] for p, d in done.items()}})
+
+
+def plot_per_exit(rows: list[dict], path: Path) -> Path:
+    from hwmodel.plotting import pyplot, save
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for r in rows:
+        ax.plot(r["exit_labels"], [100 * a for a in r["exit_accuracy"]], marker="o",
+                label=f"{r['branch_depth']}-FC branch")
+    ax.set_xlabel("mounting point (exit after block)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Reference backbone, W8A8, weights from the supernet")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return save(fig, path)
 
 
 if __name__ == "__main__":

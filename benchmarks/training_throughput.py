@@ -1,21 +1,24 @@
-"""Training throughput: one QAT supernet step against the same network as a plain FP32 model.
+"""Training throughput of the Fashion-MNIST supernet recipe, variant by variant, in one run.
 
-Both train the largest subnet of the searchable reference space (kernels 3/5/7, expansions 3/4/6,
-skippable blocks; the largest takes the widest choices) with every exit head, at batch 128,
-channels-last, SGD, on 2 cores:
+Width 0.25, batch 128, 1x32x32 inputs (Fashion-MNIST padded), the searchable reference space
+(kernels 3/5/7, expansions 3/4/6, skippable blocks, 4/8-bit), every exit head, SGD. Each variant
+times ``nas.training.train_step`` (the trainer's own step) plus the optimiser step in its own process:
 
-- QAT supernet: the elastic supernet configured to the largest genotype at W8A8 (LSQ fake
-  quantisation, elastic slicing); and a full sandwich step (largest + smallest + 2 random subnets);
-- plain FP32: the same architecture built from ``torch.nn`` layers (Conv2d, BatchNorm2d, ReLU6,
-  Linear), no quantisation, no elasticity.
+- ``plain_fp32``: the largest subnet as plain ``torch.nn`` layers, no quantisation (the yardstick);
+- ``today``: the landed recipe (largest + smallest + 1 random subnet with distillation), PyTorch's
+  fused learnable fake-quantisation kernels, default allocator, 1 thread (the landed config);
+- the same step with, added one at a time: 2 threads, the tuned allocator, the in-place LSQ;
+- the new recipe's two phases: ``fp32_largest`` (largest alone, float) and ``qat_companion``
+  (largest INT8 + one companion, cycling smallest / largest W4A4 / random, with distillation).
 
-Each variant runs in its own process; peak memory is that process's maximum resident set size.
-Usage: python benchmarks/training_throughput.py [width]
+An epoch's time is steps x step time; the recipe's mean epoch weights its phases by their epochs in
+``configs/fashion_mnist_supernet.yaml``. Usage: python benchmarks/training_throughput.py
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 import resource
 import subprocess
@@ -27,26 +30,44 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import write_result  # noqa: E402
 
-BATCH, STEPS, WARMUP = 128, 8, 2
+ROOT = Path(__file__).resolve().parents[1]
+BATCH, STEPS, WARMUP, TRAIN_IMAGES = 128, 6, 1, 55_000
+CONFIG = ROOT / "configs" / "fashion_mnist_supernet.yaml"
+# variant -> (step kind, LSQ implementation, tuned allocator, threads)
+VARIANTS = {
+    "plain_fp32": ("plain", "inplace", False, 2),
+    "today": ("today", "fused", False, 1),
+    "today_2_threads": ("today", "fused", False, 2),
+    "today_2_threads_allocator": ("today", "fused", True, 2),
+    "today_2_threads_allocator_inplace_lsq": ("today", "inplace", True, 2),
+    "fp32_largest": ("fp32_largest", "inplace", True, 2),
+    "qat_companion": ("qat_companion", "inplace", True, 2),
+}
 
 
-def space(width: float):  # noqa: ANN201
-    import search_spaces as ss
+def fused_lsq(x, step, bits, signed, training=True):  # noqa: ANN001, ANN201 - the landed implementation
+    import torch
 
-    return ss.create_space("mobilenetv2_cifar", width_mult=width, kernel_choices=(3, 5, 7),
-                           expansion_choices=(3, 4, 6), skippable=True, bits_choices=(4, 8))
+    from search_spaces.modules.lsq import qrange
+
+    qn, qp = qrange(bits, signed)
+    per = max(1, x.numel() // max(1, step.numel()))
+    grad_factor = 1.0 / math.sqrt(per * qp) if training else 1.0
+    if step.numel() == 1:
+        return torch._fake_quantize_learnable_per_tensor_affine(x, step.reshape(1), torch.zeros(1), qn, qp,
+                                                                grad_factor)
+    return torch._fake_quantize_learnable_per_channel_affine(x, step.reshape(-1), torch.zeros(step.numel()), 0, qn,
+                                                             qp, grad_factor)
 
 
-def plain_model(width: float):  # noqa: ANN201
+def plain_model(sp):  # noqa: ANN001, ANN201
     """The largest subnet as a plain FP32 torch model computing every exit head."""
     import torch
     from torch import nn
 
     from search_spaces.mobilenetv2 import BLOCKS, POOL_OUT
 
-    sp = space(width)
-    choices = sp.block_choices(sp.extreme(True))
-    layers = {p[0]: p for p in sp._plan(choices)}
+    layers = {p[0]: p for p in sp._plan(sp.block_choices(sp.extreme(True)))}
 
     def cba(name: str, relu: bool) -> nn.Sequential:
         _n, cin, cout, k, s, g, _hw, _r = layers[name]
@@ -91,60 +112,87 @@ def plain_model(width: float):  # noqa: ANN201
     return Plain()
 
 
-def run(variant: str, width: float) -> dict:
+def run(variant: str) -> dict:
+    kind, lsq_impl, allocator, threads = VARIANTS[variant]
+    if allocator:
+        from nas.runtime import tune_cpu_allocator
+
+        tune_cpu_allocator()
     import torch
     from torch.nn import functional as F
 
+    import nas
+    from nas.config import TrainConfig
+    from nas.training import head_weights, subnets_for_step, train_step
+    from search_spaces import create_space
+    from search_spaces.modules import lsq
+
+    if lsq_impl == "fused":
+        lsq.lsq = fused_lsq
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
-    sp = space(width)
-    subnets = 1
-    if variant == "plain":
-        net = plain_model(width)
-    else:
-        net = sp.build_supernet()
-        net.configure(sp.extreme(True))
-        if variant == "sandwich":
-            rng = random.Random(0)
-            picks = [sp.extreme(True), sp.extreme(False), sp.sample(rng), sp.sample(rng)]
-            subnets = len(picks)
+    cfg = nas.load_config(CONFIG)
+    sp = create_space(cfg.space.name, cfg.space_options(10, 1))
+    recipe = cfg.train
+    train_cfg = {"today": TrainConfig(sandwich=True, random_subnets=1, distill=True),
+                 "fp32_largest": recipe, "qat_companion": recipe}.get(kind)
+    epoch = 0 if kind == "fp32_largest" else recipe.fp32_epochs
+    net = plain_model(sp) if kind == "plain" else sp.build_supernet()
     net = net.to(memory_format=torch.channels_last).train()
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(BATCH, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(BATCH, 1, 32, 32).contiguous(memory_format=torch.channels_last)
     y = torch.randint(10, (BATCH,))
-    times = []
+    weights = head_weights(sp, net, train_cfg) if train_cfg else {}
+    times, subnets_per_step = [], 1
     for step in range(WARMUP + STEPS):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        for k in range(subnets):
-            if variant == "sandwich":
-                net.configure(picks[k])
+        if kind == "plain":
             out = net(x)
-            loss = sum(F.cross_entropy(o, y) for o in out.values()) / len(out) / subnets
-            loss.backward()
+            (sum(F.cross_entropy(o, y) for o in out.values()) / len(out)).backward()
+        else:
+            rng = random.Random(step)
+            subnets = subnets_for_step(sp, train_cfg, epoch, step, rng)
+            subnets_per_step = len(subnets)
+            train_step(net, net, subnets, x, y, weights, train_cfg, rng)
         opt.step()
         if step >= WARMUP:
             times.append(time.perf_counter() - t0)
-    step_s = sorted(times)[len(times) // 2]
-    return {"variant": variant, "subnets_per_step": subnets, "step_s": step_s, "images_per_s": BATCH / step_s,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "params": sum(p.numel() for p in net.parameters())}
+    step_s = sum(times) / len(times)  # mean: the companion kinds differ in cost and cycle
+    return {"variant": variant, "step": kind, "lsq": lsq_impl, "tuned_allocator": allocator, "threads": threads,
+            "subnets_per_step": subnets_per_step, "step_s": step_s, "images_per_s": BATCH / step_s,
+            "epoch_s": math.ceil(TRAIN_IMAGES / BATCH) * step_s,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
-        print(json.dumps(run(sys.argv[2], float(sys.argv[3]))))
+        print(json.dumps(run(sys.argv[2])))
         return
-    width = float(sys.argv[1]) if len(sys.argv) > 1 else 0.5
-    rows = []
-    for variant in ("plain", "qat", "sandwich"):
-        out = subprocess.run([sys.executable, __file__, "--child", variant, str(width)], capture_output=True,
-                             text=True, check=True)
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        print(rows[-1], flush=True)
-    plain, qat = rows[0], rows[1]
-    write_result("training_throughput", {"width_mult": width, "batch": BATCH, "rows": rows,
-                                         "qat_slowdown": qat["step_s"] / plain["step_s"],
-                                         "qat_memory_ratio": qat["peak_rss_mb"] / plain["peak_rss_mb"]})
+    rows = {}
+    for variant in VARIANTS:
+        out = subprocess.run([sys.executable, __file__, "--child", variant], capture_output=True, text=True,
+                             check=True, cwd=ROOT)
+        rows[variant] = json.loads(out.stdout.strip().splitlines()[-1])
+        print(rows[variant], flush=True)
+    import nas
+
+    recipe = nas.load_config(CONFIG).train
+    mean_epoch = (recipe.fp32_epochs * rows["fp32_largest"]["epoch_s"]
+                  + (recipe.epochs - recipe.fp32_epochs) * rows["qat_companion"]["epoch_s"]) / recipe.epochs
+    plain = rows["plain_fp32"]["images_per_s"]
+    for row in rows.values():
+        row["images_per_s_vs_plain_fp32"] = row["images_per_s"] / plain
+    write_result("training_throughput", {
+        "width_mult": 0.25, "batch": BATCH, "steps_timed": STEPS, "train_images": TRAIN_IMAGES,
+        "rows": list(rows.values()),
+        "recipe": {"config": str(CONFIG.relative_to(ROOT)), "epochs": recipe.epochs, "fp32_epochs": recipe.fp32_epochs,
+                   "mean_epoch_s": mean_epoch, "total_s": mean_epoch * recipe.epochs},
+        "epoch_speedup_vs_today": rows["today"]["epoch_s"] / mean_epoch,
+        "epoch_speedup_vs_today_2_threads": rows["today_2_threads"]["epoch_s"] / mean_epoch,
+        "same_step_speedup_vs_today_2_threads": rows["today_2_threads"]["step_s"]
+        / rows["today_2_threads_allocator_inplace_lsq"]["step_s"],
+    })
 
 
 if __name__ == "__main__":

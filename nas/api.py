@@ -13,6 +13,7 @@ Scripts that set ``cost.workers > 1`` must guard their entry point with
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -134,13 +135,34 @@ def prepare_study(cfg: RunConfig, space: SearchSpace, storage: str | None = None
     return study
 
 
-def search(cfg: RunConfig, supernet: Supernet | None = None, *, storage: str | None = None, progress: bool = True,
+def install_zoo_supernet(cfg: RunConfig, name: str, space: SearchSpace) -> Supernet:
+    """Check the zoo supernet ``name`` (hash, space) and place its weights at ``<run_dir>/supernet.pt``,
+    so the run's search, workers and exports use it; an existing, different checkpoint is refused."""
+    from nas import zoo
+
+    supernet = zoo.load_supernet(name, space)
+    p = paths(cfg)
+    record = zoo.entry(name)
+    if p.checkpoint.is_file():
+        if zoo.file_sha256(p.checkpoint) != record.sha256:
+            raise zoo.ZooError(f"{p.checkpoint}: expected no checkpoint or zoo supernet {name!r}; this run folder "
+                               "holds another supernet (choose another run_dir)")
+    else:
+        shutil.copyfile(zoo.ZOO_DIR / record.file, p.checkpoint)
+        cfg.save(p.config)
+    return supernet
+
+
+def search(cfg: RunConfig, supernet: Supernet | str | None = None, *, storage: str | None = None, progress: bool = True,
            data: tuple[Splits, SearchSpace] | None = None, ready: Callable[[], object] | None = None) -> optuna.Study:
-    """Run (or resume) the study until ``search.n_trials`` trials have finished. ``ready`` is called
-    once everything is loaded, just before the first trial (workers use it to start together)."""
+    """Run (or resume) the study until ``search.n_trials`` trials have finished. ``supernet``: a
+    trained one, a zoo name (:mod:`nas.zoo`), or None for ``<run_dir>/supernet.pt``. ``ready`` is
+    called once everything is loaded, just before the first trial (workers use it to start together)."""
     p = paths(cfg)
     splits, space = data or data_and_space(cfg)
-    if supernet is None:
+    if isinstance(supernet, str):
+        supernet = install_zoo_supernet(cfg, supernet, space)
+    elif supernet is None:
         supernet = load_supernet(space, p.checkpoint)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)

@@ -36,6 +36,14 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 def _config(args: argparse.Namespace):  # noqa: ANN202
     from nas.config import load_config
 
+    zoo_name = getattr(args, "supernet", None)
+    if zoo_name and not args.config and not (args.run_dir and (Path(args.run_dir) / "config.yaml").is_file()):
+        from nas import zoo
+
+        overrides = parse_overrides(args.set)
+        if args.run_dir:
+            overrides["run_dir"] = args.run_dir
+        return zoo.config(zoo_name, overrides)  # the recipe's data and space, default search settings
     if getattr(args, "run_dir", None) and not args.config:
         path = Path(args.run_dir) / "config.yaml"
     elif args.config:
@@ -86,14 +94,38 @@ def cmd_search(args: argparse.Namespace) -> int:
     from nas.report import write_report
 
     cfg = _config(args)
+    if args.supernet:
+        data = api.data_and_space(cfg)
+        supernet = api.install_zoo_supernet(cfg, args.supernet, data[1])
+        print(f"supernet: zoo {args.supernet!r} -> {api.paths(cfg).checkpoint}", flush=True)
+    else:
+        data, supernet = None, None
     if args.workers > 1:
         from nas.workers import search_workers
 
         study = search_workers(cfg, args.workers, args.storage)
     else:
-        study = api.search(cfg, storage=args.storage)
+        study = api.search(cfg, supernet, storage=args.storage, data=data)
     table, plot = write_report(study, api.paths(cfg).root)
     print(table, f"\nplot: {plot}", sep="\n")
+    return 0
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    from nas import zoo
+
+    names = zoo.names()
+    if not names:
+        print(f"the zoo ({zoo.ZOO_DIR}) holds no supernet yet")
+    for name in names:
+        record = zoo.entry(name)
+        print(f"{name}: {record.description}")
+        print(f"  space {record.space['name']} {record.space['options']}")
+        print(f"  file {record.file} ({record.bytes / 1e6:.1f} MB), sha256 {record.sha256[:16]}..., commit "
+              f"{record.commit[:10]}")
+        for row in record.accuracy:
+            print(f"  {row['subnet']:<22} {row['bits']:<5} test accuracy {100 * row['final_exit_accuracy']:.2f} %")
+        print(f"  search it: nas search --supernet {name}")
     return 0
 
 
@@ -231,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "journal:///path/study.log or postgresql://user@host/db for many workers")
     p.add_argument("--workers", type=int, default=1,
                    help="worker processes on this host sharing the study, supernet and cost cache (default 1)")
+    p.add_argument("--supernet", metavar="NAME", help="start from a pretrained zoo supernet (`nas zoo` lists them; "
+                                                       "without --config: its recipe's data and space)")
+    p = add("zoo", cmd_zoo, "List the pretrained supernets of the model zoo with their accuracy.", config=False)
     p = add("report", cmd_report, "Print the Pareto table and write pareto.json / pareto.png.")
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite file in the run folder)")
     p = add("export", cmd_export, "Export a trial as a standalone early-exit network.")

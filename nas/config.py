@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,9 @@ class SpaceConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+COMPANIONS = ("smallest", "largest_low_bits", "random")  # subnet kinds of TrainConfig.companions
+
+
 @dataclass
 class TrainConfig:
     """Supernet QAT training. ``lr`` is the peak of a cosine schedule with ``warmup_epochs``."""
@@ -57,6 +61,16 @@ class TrainConfig:
     random_subnets: int = 2  # random subnets per step (with or without the sandwich)
     distill: bool = True  # in-place distillation from the largest subnet (needs the sandwich)
     exit_weights: dict[str, float] = field(default_factory=dict)  # loss weight per exit label (default 1)
+    # progressive recipe (nas.training): the largest subnet alone in float for the first epochs ...
+    fp32_epochs: int = 0
+    # ... then, when set, the largest at its highest bits plus ONE companion per step, cycling through
+    # these kinds: "smallest", "largest_low_bits" (the largest at the lowest bits), "random". Empty:
+    # the sandwich / random_subnets rule above from the first quantised epoch.
+    companions: tuple[str, ...] = ()
+    # "all": the supernet; or one fixed subnet trained alone (the weight-sharing baseline), float in the
+    # fp32 epochs and at the highest bits after them: "largest", "smallest" or "reference" (the space's)
+    subnet: Literal["all", "largest", "smallest", "reference"] = "all"
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present (bfloat16 autocast in float epochs)
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.batch_size < 1:
@@ -65,6 +79,11 @@ class TrainConfig:
             raise ValueError(f"lr: expected a positive number, got {self.lr}")
         if self.random_subnets < 0 or (not self.sandwich and self.random_subnets < 1):
             raise ValueError("random_subnets: expected >= 0, and >= 1 without the sandwich rule")
+        if not 0 <= self.fp32_epochs <= self.epochs:
+            raise ValueError(f"fp32_epochs: expected 0..epochs ({self.epochs}), got {self.fp32_epochs}")
+        bad_kinds = [k for k in self.companions if k not in COMPANIONS]
+        if bad_kinds:
+            raise ValueError(f"companions: expected kinds from {list(COMPANIONS)}, got {bad_kinds}")
         bad = {k: v for k, v in self.exit_weights.items() if v < 0}
         if bad:
             raise ValueError(f"exit_weights: expected non-negative weights, got {bad}")
@@ -178,18 +197,23 @@ class RunConfig:
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Load a YAML run configuration; ``overrides`` maps dotted keys (``search.n_trials``) to values."""
     path = Path(path)
-    data = load_yaml(path) or {}
+    return config_from_dict(load_yaml(path) or {}, str(path), overrides)
+
+
+def config_from_dict(data: dict[str, Any], source: str, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """A RunConfig from a mapping (as read from YAML), with dotted-key ``overrides``; errors name ``source``."""
+    data = copy.deepcopy(data)
     for dotted, value in (overrides or {}).items():
         node = data
         *parents, leaf = dotted.split(".")
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
-    cfg = from_mapping(RunConfig, {**data, "source": str(path)}, file=path)
+    cfg = from_mapping(RunConfig, {**data, "source": source}, file=source)
     try:
         space_class(cfg.space.name)
     except KeyError as exc:
-        raise SchemaError(path, "space.name", str(exc.args[0])) from None
+        raise SchemaError(source, "space.name", str(exc.args[0])) from None
     cfg.space_options()  # validate the space options now, naming the file
     return cfg
 

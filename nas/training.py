@@ -10,8 +10,15 @@ Each step trains several subnets on the same batch and applies one optimiser ste
   by ``exit_weights`` (default 1): joint training of all exits.
 
 A genotype's per-layer bits drive the fake quantisers; every exit head gets one of its bit pairs.
+Progressive recipe (``fp32_epochs``, ``companions``; Once-for-All style): the largest subnet is first
+trained alone in float (no fake quantisation, one subnet per step), then the largest at its highest
+bits plus one companion per step (smallest, largest at the lowest bits, or random, cycled), with
+in-place distillation. Weight decay applies to convolution and linear weights only (not to LSQ
+steps, batch-norm parameters or biases).
+
 Sampling, shuffling and augmentation are seeded per (seed, epoch, step), so a run resumed from its
-last checkpoint replays exactly what an uninterrupted run would have done. Under ``torchrun`` (gloo,
+last checkpoint replays exactly what an uninterrupted run would have done. The checkpoint is
+written after every epoch and every ``checkpoint_s`` seconds inside one (``step`` = steps done). Under ``torchrun`` (gloo,
 several processes) every rank trains on its share of each epoch, gradients are averaged by
 DistributedDataParallel, rank 0 writes the checkpoints, and the ranks' weights are checked equal at
 the end.
@@ -20,6 +27,7 @@ the end.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -34,7 +42,9 @@ from torch.nn import functional as F
 
 from nas.config import TrainConfig
 from nas.data import Splits, augment
+from nas.runtime import tune_cpu_allocator
 from search_spaces import Genotype, SearchSpace, Supernet
+from search_spaces.genotype import FLOAT_BITS
 
 CHECKPOINT_VERSION = 2
 
@@ -89,9 +99,58 @@ def _lr_at(step: int, total: int, warmup: int, peak: float) -> float:
     return 0.5 * peak * (1.0 + math.cos(math.pi * progress))
 
 
-def _subnets(space: SearchSpace, cfg: TrainConfig, rng: random.Random) -> list[Genotype]:
+def at_bits(genotype: Genotype, bits: int) -> Genotype:
+    """``genotype`` with every weight and activation (backbone and exits) at ``bits``."""
+    return dataclasses.replace(genotype, weight_bits=(bits,) * len(genotype.weight_bits),
+                               act_bits=(bits,) * len(genotype.act_bits),
+                               exit_weight_bits=(bits,) * len(genotype.exit_weight_bits),
+                               exit_act_bits=(bits,) * len(genotype.exit_act_bits))
+
+
+def _companion(space: SearchSpace, kind: str, rng: random.Random) -> Genotype:
+    if kind == "smallest":
+        return space.extreme(False)
+    if kind == "largest_low_bits":
+        return at_bits(space.extreme(True), min(space.extreme(False).weight_bits))
+    return space.sample(rng)
+
+
+def subnets_for_step(space: SearchSpace, cfg: TrainConfig, epoch: int, step: int, rng: random.Random
+                     ) -> list[Genotype]:
+    """The subnets trained on one batch; with distillation the first one is the teacher."""
+    if cfg.subnet != "all":
+        alone = {"largest": space.extreme(True), "smallest": space.extreme(False)}.get(cfg.subnet)
+        alone = alone or space.uniform(bits=max(space.extreme(True).weight_bits))
+        return [at_bits(alone, FLOAT_BITS if epoch < cfg.fp32_epochs else max(space.extreme(True).weight_bits))]
+    if epoch < cfg.fp32_epochs:
+        return [at_bits(space.extreme(True), FLOAT_BITS)]
+    if cfg.companions:
+        return [space.extreme(True), _companion(space, cfg.companions[step % len(cfg.companions)], rng)]
     picks = [space.extreme(True), space.extreme(False)] if cfg.sandwich else []
     return picks + [space.sample(rng) for _ in range(cfg.random_subnets)]
+
+
+def _distills(cfg: TrainConfig) -> bool:
+    return cfg.distill and (cfg.sandwich or bool(cfg.companions))
+
+
+def _optimizer(net: Supernet, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """SGD (Nesterov) or AdamW; weight decay on conv / linear weights only."""
+    decay, rest = [], []
+    for name, param in net.named_parameters():
+        (decay if name.endswith(".weight") and param.dim() > 1 else rest).append(param)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def train_device(cfg: TrainConfig) -> torch.device:
+    """The device a run trains on: CUDA when asked for or (``auto``) present, else the CPU."""
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device: expected a machine with CUDA for 'cuda'; none is available (use auto or cpu)")
+    return torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+                        else "cpu")
 
 
 def _configure(net: Supernet, genotype: Genotype, rng: random.Random) -> None:
@@ -126,6 +185,39 @@ def params_checksum(net: torch.nn.Module) -> float:
         return float(sum(p.double().sum() for p in net.parameters()))
 
 
+def train_step(model: torch.nn.Module, net: Supernet, subnets: list[Genotype], x: torch.Tensor, y: torch.Tensor,
+               weights: dict[str, float], cfg: TrainConfig, rng: random.Random, *,
+               autocast: contextlib.AbstractContextManager | None = None, world: int = 1
+               ) -> tuple[torch.Tensor, float]:
+    """Forward and backward of every subnet on one batch (gradients accumulated, no optimiser step).
+
+    ``model`` is ``net`` or its DistributedDataParallel wrapper. With distillation the first subnet
+    learns from the labels and the others from its detached predictions at every head. Returns the
+    first subnet's final-exit logits and its loss.
+    """
+    teacher: dict[str, torch.Tensor] | None = None
+    final, first_loss = None, 0.0
+    for k, genotype in enumerate(subnets):
+        _configure(net, genotype, rng)
+        sync = k == len(subnets) - 1 or world == 1
+        with contextlib.nullcontext() if sync else model.no_sync(), autocast or contextlib.nullcontext():  # type: ignore[operator]
+            outputs = model(x)
+            if teacher is not None:
+                loss = sum(w * F.kl_div(F.log_softmax(outputs[h].float(), 1), teacher[h], reduction="batchmean")
+                           for h, w in weights.items())
+            else:
+                loss = sum(w * F.cross_entropy(outputs[h].float(), y, label_smoothing=cfg.label_smoothing)
+                           for h, w in weights.items())
+            (loss / len(subnets)).backward()
+        if k == 0:
+            final = outputs[max(outputs, key=lambda h: (int(h.split("_")[0]), h))].detach()
+            first_loss = float(loss.detach())
+            if _distills(cfg) and len(subnets) > 1:
+                teacher = {h: F.softmax(o.detach().float(), 1) for h, o in outputs.items()}
+    assert final is not None
+    return final, first_loss
+
+
 def train_supernet(
     space: SearchSpace,
     splits: Splits,
@@ -134,23 +226,23 @@ def train_supernet(
     *,
     log_path: str | Path | None = None,
     progress: bool = True,
+    checkpoint_s: float = 600.0,
 ) -> Supernet:
-    """Train (or resume training) a supernet; checkpoint written atomically after every epoch."""
+    """Train (or resume training) a supernet; checkpoint written atomically after every epoch and
+    every ``checkpoint_s`` seconds (wall clock) inside an epoch."""
     from tqdm.auto import tqdm
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    tune_cpu_allocator()
     rank, world = _ddp_context()
     progress = progress and rank == 0
+    device = train_device(cfg)
     checkpoint = Path(checkpoint)
     torch.manual_seed(cfg.seed)
-    net = space.build_supernet().to(memory_format=torch.channels_last)
-    if cfg.optimizer == "sgd":
-        optimizer: torch.optim.Optimizer = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                                           weight_decay=cfg.weight_decay, nesterov=True)
-    else:
-        optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start_epoch = 0
+    net = space.build_supernet().to(device=device, memory_format=torch.channels_last)
+    optimizer = _optimizer(net, cfg)
+    start_epoch, start_step, resumed_stats = 0, 0, (0.0, 0, 0, 0.0)
     if checkpoint.is_file():
         ckpt = load_checkpoint(checkpoint)
         if ckpt["space"] != space.config:
@@ -158,7 +250,8 @@ def train_supernet(
         net.load_state_dict(ckpt["state_dict"])
         if "optimizer" in ckpt:
             optimizer.load_state_dict(ckpt["optimizer"])
-        start_epoch = int(ckpt["epoch"])
+        start_epoch, start_step = int(ckpt["epoch"]), int(ckpt.get("step", 0))
+        resumed_stats = tuple(ckpt.get("epoch_stats", resumed_stats))  # type: ignore[assignment]
     model: torch.nn.Module = net
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(net, find_unused_parameters=True)
@@ -167,61 +260,63 @@ def train_supernet(
     steps_per_epoch = math.ceil(len(splits.train) / global_batch)
     total, warmup = cfg.epochs * steps_per_epoch, max(1, int(cfg.warmup_epochs * steps_per_epoch))
     log = Path(log_path) if log_path else None
+
+    def save(epoch: int, step: int, stats: tuple[float, int, int, float]) -> None:
+        if rank == 0:
+            atomic_save({"version": CHECKPOINT_VERSION, "state_dict": net.state_dict(),
+                         "optimizer": optimizer.state_dict(), "epoch": epoch, "step": step,
+                         "epoch_stats": list(stats), "space": space.config, "train_config": asdict(cfg)}, checkpoint)
+
     for epoch in range(start_epoch, cfg.epochs):
         net.train()
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        bar = tqdm(total=steps_per_epoch, desc=f"train epoch {epoch + 1}/{cfg.epochs}", unit="step",
+        first = start_step if epoch == start_epoch else 0
+        bar = tqdm(total=steps_per_epoch, initial=first, desc=f"train epoch {epoch + 1}/{cfg.epochs}", unit="step",
                    disable=not progress, leave=False)
-        loss_sum, correct, seen, t0 = 0.0, 0, 0, time.time()
+        loss_sum, correct, seen, done_s = resumed_stats if first else (0.0, 0, 0, 0.0)
+        t0 = last_save = time.time()
+        autocast = torch.autocast("cuda", torch.bfloat16) if device.type == "cuda" and epoch < cfg.fp32_epochs \
+            else contextlib.nullcontext()
         for step, (xg, yg) in enumerate(splits.train.batches(global_batch, shuffle=True, generator=gen)):
+            if cfg.augment:
+                xg = augment(xg, gen)  # drawn even for replayed steps: the generator stays in step
+            if step < first:
+                continue
             global_step = epoch * steps_per_epoch + step
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(global_step, total, warmup, cfg.lr)
-            if cfg.augment:
-                xg = augment(xg, gen)
-            x, y = xg[rank::world].contiguous(memory_format=torch.channels_last), yg[rank::world]
+            x = xg[rank::world].to(device).contiguous(memory_format=torch.channels_last)
+            y = yg[rank::world].to(device)
             rng = random.Random(f"{cfg.seed}-{epoch}-{step}")
-            subnets = _subnets(space, cfg, rng)
+            subnets = subnets_for_step(space, cfg, epoch, step, rng)
             optimizer.zero_grad(set_to_none=True)
-            teacher: dict[str, torch.Tensor] | None = None
-            for k, genotype in enumerate(subnets):
-                _configure(net, genotype, rng)
-                sync = k == len(subnets) - 1 or world == 1
-                with contextlib.nullcontext() if sync else model.no_sync():  # type: ignore[operator]
-                    outputs = model(x)
-                    if teacher is not None:
-                        loss = sum(w * F.kl_div(F.log_softmax(outputs[h], 1), teacher[h], reduction="batchmean")
-                                   for h, w in weights.items())
-                    else:
-                        loss = sum(w * F.cross_entropy(outputs[h], y, label_smoothing=cfg.label_smoothing)
-                                   for h, w in weights.items())
-                    (loss / len(subnets)).backward()
-                if k == 0:
-                    final = outputs[max(outputs, key=lambda h: (int(h.split("_")[0]), h))]
-                    correct += int((final.argmax(1) == y).sum())
-                    seen += len(y)
-                    loss_sum += float(loss.detach()) * len(y)
-                    if cfg.sandwich and cfg.distill:
-                        teacher = {h: F.softmax(o.detach(), 1) for h, o in outputs.items()}
+            final, loss = train_step(model, net, subnets, x, y, weights, cfg, rng, autocast=autocast, world=world)
+            correct += int((final.argmax(1) == y).sum())
+            seen += len(y)
+            loss_sum += loss * len(y)
             optimizer.step()
             bar.update()
             bar.set_postfix(loss=f"{loss_sum / max(1, seen):.3f}", acc=f"{correct / max(1, seen):.3f}")
+            if checkpoint_s and time.time() - last_save >= checkpoint_s and step + 1 < steps_per_epoch:
+                save(epoch, step + 1, (loss_sum, correct, seen, done_s + time.time() - t0))
+                last_save = time.time()
         bar.close()
-        seconds = time.time() - t0
-        record = {"epoch": epoch + 1, "loss": loss_sum / max(1, seen), "train_final_exit_acc": correct / max(1, seen),
-                  "seconds": seconds, "lr": optimizer.param_groups[0]["lr"], "world_size": world,
-                  "subnets_per_step": len(_subnets(space, cfg, random.Random(0))),
-                  "images_per_s": world * seen / max(seconds, 1e-9)}
+        seconds = done_s + time.time() - t0
+        phase = "float, largest only" if epoch < cfg.fp32_epochs else "quantised"
+        record = {"epoch": epoch + 1, "phase": phase, "loss": loss_sum / max(1, seen),
+                  "train_final_exit_acc": correct / max(1, seen), "seconds": seconds,
+                  "lr": optimizer.param_groups[0]["lr"], "world_size": world, "device": device.type,
+                  "threads": torch.get_num_threads(),
+                  "subnets_per_step": len(subnets_for_step(space, cfg, epoch, 0, random.Random(0))),
+                  "images_per_s": world * seen / max(seconds, 1e-9), "resumed_at_step": first}
+        save(epoch + 1, 0, (0.0, 0, 0, 0.0))
         if rank == 0:
-            atomic_save({"version": CHECKPOINT_VERSION, "state_dict": net.state_dict(),
-                         "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "space": space.config,
-                         "train_config": asdict(cfg)}, checkpoint)
             if log is not None:
                 with log.open("a") as fh:
                     fh.write(json.dumps(record) + "\n")
             if progress:
-                print(f"  epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.3f}, largest-subnet final-exit train "
-                      f"acc {record['train_final_exit_acc']:.3f} ({seconds:.0f} s)", flush=True)
+                print(f"  epoch {epoch + 1}/{cfg.epochs} ({phase}): loss {record['loss']:.3f}, largest-subnet "
+                      f"final-exit train acc {record['train_final_exit_acc']:.3f} ({seconds:.0f} s)", flush=True)
         if world > 1:
             torch.distributed.barrier()
     if start_epoch >= cfg.epochs and not checkpoint.is_file() and rank == 0:
@@ -238,4 +333,4 @@ def train_supernet(
                 fh.write(json.dumps({"ranks": world, "ranks_in_sync": in_sync}) + "\n")
         if not in_sync:
             raise RuntimeError(f"ranks ended with different weights: checksums {[float(s) for s in sums]}")
-    return net.to(memory_format=torch.contiguous_format).eval()
+    return net.to(device="cpu", memory_format=torch.contiguous_format).eval()

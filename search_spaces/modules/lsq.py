@@ -1,7 +1,9 @@
 """LSQ fake quantisation with one learned step size per bit-width (Esser et al., ICLR 2020).
 
-q(x) = round(clamp(x / s, Qn, Qp)) * s, with a straight-through estimator for round() and the
-step's gradient scaled by 1 / sqrt(N * Qp) (PyTorch's fused learnable fake-quantisation kernels). Weights: signed, one step per output channel.
+q(x) = clamp(round(x * (1/s)), Qn, Qp) * s, with a straight-through estimator for round() and the
+step's gradient scaled by 1 / sqrt(N * Qp) (the formula of PyTorch's learnable fake-quantisation
+kernels, in in-place ops that keep the input's memory layout). Weights: signed, one step per output
+channel.
 Activations: one step per tensor, unsigned after a ReLU6 and signed elsewhere. Each quantiser keeps
 a step (and an "initialised" flag) for every bit-width it may run at, so switching bits between
 forward passes switches steps. Steps start at 2 * mean|x| / sqrt(Qp) on first use of a bit-width
@@ -46,25 +48,66 @@ def exportable() -> Iterator[None]:
         _EXPLICIT[0] = previous
 
 
+def _broadcast_step(step: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``step`` shaped to broadcast over ``x``: a scalar, or one value per index of dim 0."""
+    return step.reshape(-1, *([1] * (x.dim() - 1))) if step.numel() > 1 else step.reshape([])
+
+
+class _LSQFunction(torch.autograd.Function):
+    """Fake quantisation with the LSQ gradient, written in in-place torch ops.
+
+    Same arithmetic as PyTorch's learnable fake-quantisation kernels (``round(x * (1/s))``, round
+    half to even, clamp, ``* s``; the straight-through mask taken on the rounded value), but the
+    output keeps the input's memory layout (the kernels return NCHW for a 1-channel channels-last
+    input, which sends the whole network down the slow NCHW path) and no temporary is allocated
+    that the in-place ops can reuse. Measured in ``benchmarks/training_throughput.py``.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, step: torch.Tensor, qn: int, qp: int,  # type: ignore[override]
+                grad_factor: float) -> torch.Tensor:
+        s = _broadcast_step(step, x)
+        out = torch.empty_like(x)
+        torch.mul(x, torch.reciprocal(s), out=out).round_().clamp_(qn, qp).mul_(s)
+        ctx.save_for_backward(x, step)
+        ctx.qn, ctx.qp, ctx.grad_factor = qn, qp, grad_factor
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        x, step = ctx.saved_tensors
+        scaled = torch.empty_like(x)
+        torch.mul(x, torch.reciprocal(_broadcast_step(step, x)), out=scaled)
+        rounded = torch.round(scaled)
+        outside = (rounded < ctx.qn).logical_or_(rounded > ctx.qp)
+        grad_x = torch.where(outside, 0.0, grad)
+        # d(out)/d(step): round(x/s) - x/s inside the range, the clamped level outside it
+        grad_step = rounded.clamp_(ctx.qn, ctx.qp).sub_(scaled.masked_fill_(outside, 0.0)).mul_(grad)
+        if step.numel() > 1:
+            grad_step = grad_step.sum(dim=tuple(range(1, x.dim())))
+        else:
+            grad_step = grad_step.sum().reshape(step.shape)
+        return grad_x, grad_step * ctx.grad_factor, None, None, None
+
+
 def lsq(x: torch.Tensor, step: torch.Tensor, bits: int, signed: bool, training: bool = True) -> torch.Tensor:
     """Quantise-dequantise ``x`` with ``step`` (a scalar, or one per output channel along dim 0).
 
-    Uses PyTorch's fused learnable fake-quantisation kernels (the LSQ implementation behind
-    ``torch.ao``'s learnable fake quantiser): straight-through gradient for ``x`` inside the range,
-    the LSQ gradient for the step, scaled by 1 / sqrt(N * Qp).
+    Straight-through gradient for ``x`` inside the range, the LSQ gradient for the step, scaled by
+    1 / sqrt(N * Qp) in training (``_LSQFunction``; PyTorch's learnable fake-quantisation formula).
     """
     qn, qp = qrange(bits, signed)
     if _EXPLICIT[0]:
-        n = step.numel()
-        s = step.reshape(n, *([1] * (x.dim() - 1))) if n > 1 else step.reshape([])
+        s = _broadcast_step(step, x)
         return torch.clamp(torch.round(x * torch.reciprocal(s)), qn, qp) * s
     per = max(1, x.numel() // max(1, step.numel()))
     grad_factor = 1.0 / math.sqrt(per * qp) if training else 1.0
-    if step.numel() == 1:
-        return torch._fake_quantize_learnable_per_tensor_affine(
-            x, step.reshape(1), torch.zeros(1, device=x.device), qn, qp, grad_factor)
-    return torch._fake_quantize_learnable_per_channel_affine(
-        x, step.reshape(-1), torch.zeros(step.numel(), device=x.device), 0, qn, qp, grad_factor)
+    if not torch.is_grad_enabled() or not (x.requires_grad or step.requires_grad):
+        with torch.no_grad():
+            s = _broadcast_step(step, x)
+            out = torch.empty_like(x)
+            return torch.mul(x, torch.reciprocal(s), out=out).round_().clamp_(qn, qp).mul_(s)
+    return _LSQFunction.apply(x, step, qn, qp, grad_factor)
 
 
 class LSQWeight(nn.Module):

@@ -129,3 +129,116 @@ train: {{epochs: 1, batch_size: 32, sandwich: false, random_subnets: 1, threads:
     assert lines[0]["world_size"] == 2
     assert lines[-1] == {"ranks": 2, "ranks_in_sync": True}
     assert load_checkpoint(tmp_path / "run" / "supernet.pt")["epoch"] == 1
+
+
+def _recipe(**kw) -> TrainConfig:
+    base = dict(epochs=2, fp32_epochs=1, companions=("smallest", "largest_low_bits", "random"), batch_size=64,
+                seed=5, distill=True)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def elastic():
+    space = create_space("mobilenetv2_cifar", width_mult=0.25, bits_choices=(4, 8), exit_points=(3,),
+                         kernel_choices=(3, 7), expansion_choices=(3, 6), skippable=True)
+    return space, make_synthetic(192, 32, 32, seed=2)
+
+
+def test_progressive_recipe_phases_and_companion_cycle(elastic):
+    import random
+
+    from nas.training import subnets_for_step
+
+    space, _ = elastic
+    cfg = _recipe()
+    (float_largest,) = subnets_for_step(space, cfg, 0, 0, random.Random(0))
+    assert set(float_largest.weight_bits) == {32} and float_largest.backbone == space.extreme(True).backbone
+    kinds = [subnets_for_step(space, cfg, 1, step, random.Random(step)) for step in range(3)]
+    assert all(len(k) == 2 and k[0] == space.extreme(True) for k in kinds)  # the teacher: largest at 8 bits
+    assert kinds[0][1] == space.extreme(False)
+    assert kinds[1][1].backbone == space.extreme(True).backbone and set(kinds[1][1].weight_bits) == {4}
+    for subnet, bits in (("smallest", 32), ("reference", 32)):
+        (g,) = subnets_for_step(space, _recipe(subnet=subnet), 0, 0, random.Random(0))
+        assert set(g.weight_bits) == {bits}
+    (g,) = subnets_for_step(space, _recipe(subnet="smallest"), 1, 0, random.Random(0))
+    assert g.backbone == space.extreme(False).backbone and set(g.weight_bits) == {8}
+
+
+def test_float_epochs_leave_the_quantisers_untouched_until_the_quantised_phase(elastic, tmp_path):
+    import json
+
+    from search_spaces.modules.lsq import LSQAct, LSQWeight
+
+    space, splits = elastic
+    log = tmp_path / "log.jsonl"
+    net = train_supernet(space, splits, _recipe(epochs=1), tmp_path / "a.pt", log_path=log, progress=False)
+    quantisers = [m for m in net.modules() if isinstance(m, (LSQAct, LSQWeight))]
+    assert quantisers and not any(bool(q.ready.any()) for q in quantisers)
+    record = json.loads(log.read_text().splitlines()[0])
+    assert record["phase"] == "float, largest only" and record["subnets_per_step"] == 1
+    net = train_supernet(space, splits, _recipe(epochs=2), tmp_path / "a.pt", log_path=log, progress=False)
+    record = json.loads(log.read_text().splitlines()[1])
+    assert record["phase"] == "quantised" and record["subnets_per_step"] == 2 and math.isfinite(record["loss"])
+    assert any(bool(q.ready.any()) for q in net.modules() if isinstance(q, (LSQAct, LSQWeight)))
+
+
+def test_resume_from_a_checkpoint_inside_an_epoch_equals_uninterrupted(elastic, tmp_path, monkeypatch):
+    """Checkpoints every step; the run dies after its second one (inside epoch 1): same result."""
+    import nas.training as training
+
+    space, splits = elastic
+    cfg = _recipe()
+    straight = train_supernet(space, splits, cfg, tmp_path / "straight.pt", progress=False)
+    original, saves = training.atomic_save, []
+
+    def save_then_die(obj, path):
+        original(obj, path)
+        saves.append(obj["step"])
+        if len(saves) == 4:  # epoch 0 step 1, step 2, end of epoch 0, then epoch 1 step 1
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "atomic_save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_supernet(space, splits, cfg, tmp_path / "killed.pt", progress=False, checkpoint_s=1e-9)
+    monkeypatch.setattr(training, "atomic_save", original)
+    ckpt = load_checkpoint(tmp_path / "killed.pt")
+    assert (ckpt["epoch"], ckpt["step"]) == (1, 1)
+    resumed = train_supernet(space, splits, cfg, tmp_path / "killed.pt", progress=False)
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_weight_decay_spares_quantiser_steps_norms_and_biases(elastic):
+    from nas.training import _optimizer
+
+    space, _ = elastic
+    net = space.build_supernet()
+    decayed, spared = _optimizer(net, TrainConfig(weight_decay=1e-3)).param_groups
+    names = {id(p): n for n, p in net.named_parameters()}
+    assert decayed["weight_decay"] == 1e-3 and spared["weight_decay"] == 0.0
+    assert all(names[id(p)].endswith(".weight") for p in decayed["params"])
+    assert any(".steps." in names[id(p)] for p in spared["params"])
+    assert any(names[id(p)].endswith("bn.weight") for p in spared["params"])
+
+
+def test_device_choice_without_cuda():
+    from nas.training import train_device
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert train_device(TrainConfig(device="auto")).type == "cpu"
+    with pytest.raises(ValueError, match="train.device"):
+        train_device(TrainConfig(device="cuda"))
+
+
+def test_recipe_settings_are_checked_with_one_error(tmp_path):
+    from hwmodel.schema import SchemaError
+    from nas.config import load_config
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {epochs: 2, fp32_epochs: 1, companions: [smallest, tiny]}\n")
+    with pytest.raises(SchemaError, match=r"bad.yaml.*companions.*tiny"):
+        load_config(bad)
+    bad.write_text("train: {epochs: 2, fp32_epochs: 3}\n")
+    with pytest.raises(SchemaError, match=r"bad.yaml.*fp32_epochs"):
+        load_config(bad)

@@ -58,3 +58,37 @@ def test_activation_quantiser_signed_unsigned_and_switchable_bits():
     signed.bits = 32
     assert torch.equal(signed(x), x)
     assert set(signed.steps) == {"4", "8"} and bool(signed.ready.all())
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_lsq_matches_pytorch_learnable_fake_quant_kernels(per_channel: bool):
+    from search_spaces.modules.lsq import lsq
+
+    torch.manual_seed(0)
+    x = (torch.randn(16, 6, 9, 9) * 3).requires_grad_(True)
+    step = (torch.rand(16) * 0.1 + 0.01 if per_channel else torch.tensor(0.07)).requires_grad_(True)
+    g = torch.randn_like(x)
+    qn, qp = qrange(4, True)
+    factor = 1.0 / math.sqrt(x.numel() / step.numel() * qp)
+    ours = lsq(x, step, 4, True, training=True)
+    ours.backward(g)
+    ours_gx, ours_gs = x.grad.clone(), step.grad.clone()
+    x.grad = step.grad = None
+    if per_channel:
+        ref = torch._fake_quantize_learnable_per_channel_affine(x, step, torch.zeros(16), 0, qn, qp, factor)
+    else:
+        ref = torch._fake_quantize_learnable_per_tensor_affine(x, step.reshape(1), torch.zeros(1), qn, qp, factor)
+    ref.backward(g)
+    assert torch.equal(ours, ref)
+    assert torch.equal(ours_gx, x.grad)
+    assert torch.allclose(ours_gs, step.grad.reshape(step.shape), rtol=1e-4, atol=1e-6)
+
+
+def test_lsq_keeps_channels_last_layout_of_a_one_channel_input():
+    from search_spaces.modules.lsq import lsq
+
+    x = torch.randn(4, 1, 8, 8).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    out = lsq(x, torch.tensor(0.1, requires_grad=True), 8, True)
+    assert out.stride() == x.stride()
+    with torch.no_grad():
+        assert lsq(x, torch.tensor(0.1), 8, True).stride() == x.stride()
