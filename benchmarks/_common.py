@@ -50,3 +50,18 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     path.write_text(json.dumps(data, indent=2) + "\n")
     print(f"wrote {path}")
     return path
+
+
+def trained_supernet(cfg: Any, space: Any, zoo_name: str | None = None) -> Any:
+    """The supernet a study benchmark uses: a zoo entry by name, else ``<run_dir>/supernet.pt``."""
+    from nas import api, zoo
+    from nas.training import load_supernet
+
+    if zoo_name:
+        return zoo.load_supernet(zoo_name, space)
+    checkpoint = api.paths(cfg).checkpoint
+    if not checkpoint.is_file():
+        raise SystemExit(f"{checkpoint}: expected the trained supernet of configs/fashion_mnist_supernet.yaml "
+                         "(python benchmarks/fashion_mnist_supernet.py, nas train --config ... --run-dir ..., "
+                         "or --supernet NAME for a zoo supernet)")
+    return load_supernet(space, checkpoint)

@@ -40,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, write_result  # noqa: E402
+from _common import RESULTS, trained_supernet, write_result  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
 from hwmodel.plotting import pyplot, save  # noqa: E402
@@ -50,7 +50,6 @@ from nas.config import CONFIGS_DIR, RunConfig, load_config  # noqa: E402
 from nas.hypervolume import hypervolume_curve, trials_to_reach  # noqa: E402
 from nas.objectives import CandidateEvaluator  # noqa: E402
 from nas.study import pareto_trials  # noqa: E402
-from nas.training import load_supernet  # noqa: E402
 from search_spaces import Genotype  # noqa: E402
 
 REFERENCE = {"backbone": "reference", "bits": 8}
@@ -107,6 +106,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="+", metavar="TEXT", help="run only the studies whose names contain TEXT, "
                     "no report (e.g. two processes: --only 'reference space' and --only 'full space'; then a "
                     "plain run reports)")
+    ap.add_argument("--supernet", metavar="NAME", help="a zoo supernet (nas zoo) instead of <run-dir>/supernet.pt")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a key of the supernet config, e.g. --set data.name=cifar10 --set data.root=PATH")
     ap.add_argument("--quick", action="store_true", help="500 images, 6 trials per study, no JSON: a smoke test")
@@ -117,11 +117,7 @@ def main() -> None:
     cfg = replace(cfg, constraints=reference.constraints,
                   search=replace(cfg.search, population_size=reference.search.population_size))
     splits, space = data = api.data_and_space(cfg)
-    checkpoint = api.paths(cfg).checkpoint
-    if not checkpoint.is_file():
-        raise SystemExit(f"{checkpoint}: expected the trained supernet of configs/fashion_mnist_supernet.yaml "
-                         "(python benchmarks/fashion_mnist_supernet.py, or nas train --config ... --run-dir ...)")
-    supernet = load_supernet(space, checkpoint)
+    supernet = trained_supernet(cfg, space, args.supernet)
     budgets = {"reference": 6 if args.quick else args.trials_reference, "full": 6 if args.quick else args.trials_full}
     with api.cost_model(cfg) as cm:  # cold ZigZag runs once, before any study, so studies compare on search alone
         for schedule in (LBL, FUSED):

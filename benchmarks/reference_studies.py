@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, write_result  # noqa: E402
+from _common import RESULTS, trained_supernet, write_result  # noqa: E402
 
 from hwmodel import CostModel, expected_cost, load_system  # noqa: E402
 from hwmodel.plotting import pyplot, save  # noqa: E402
@@ -44,7 +44,6 @@ from nas.calibrate import exit_stats, rule_threshold  # noqa: E402
 from nas.cli import parse_overrides  # noqa: E402
 from nas.config import CONFIGS_DIR, load_config  # noqa: E402
 from nas.objectives import CandidateEvaluator, expected_macs  # noqa: E402
-from nas.training import load_supernet  # noqa: E402
 from search_spaces import stage_macs  # noqa: E402
 
 GRID = (0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
@@ -67,6 +66,7 @@ def kendall(a: list[float], b: list[float]) -> tuple[float, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run-dir", default="runs/fashion_mnist_supernet")
+    ap.add_argument("--supernet", metavar="NAME", help="a zoo supernet (nas zoo) instead of <run-dir>/supernet.pt")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a key of the supernet config, e.g. --set data.name=cifar10 --set data.root=PATH")
     ap.add_argument("--quick", action="store_true", help="500 images, two bit pairs, five networks, no JSON: a smoke test")
@@ -74,7 +74,7 @@ def main() -> None:
     quick = {"data.limit_test": 500, "data.n_val": 500, "search.bn_recalibration_samples": 200} if args.quick else {}
     cfg = load_config(CONFIGS_DIR / "fashion_mnist_supernet.yaml", {"run_dir": args.run_dir, **quick, **parse_overrides(args.set)})
     splits, space = api.data_and_space(cfg)
-    supernet = load_supernet(space, api.paths(cfg).checkpoint)
+    supernet = trained_supernet(cfg, space, args.supernet)
     calibration = api.calibration_images(cfg, splits)
     spec = load_system(cfg.cost.accelerator)
     constant = replace(spec, compute_cores=tuple(replace(c, mac_energy=MacEnergyModel("constant"))
