@@ -137,13 +137,17 @@ def throughput_section(data: dict) -> list[str]:
              "today_2_threads_allocator": "  the same, + tuned allocator",
              "today_2_threads_allocator_inplace_lsq": "  the same, + in-place LSQ",
              "fp32_largest": "new recipe, float phase: largest alone, no fake quantisation",
+             "fp32_largest_compiled": "  the same under torch.compile",
              "qat_companion": "new recipe, quantised phase: largest INT8 + one companion, distillation"}
     lines += ["`nas.training.train_step` plus the SGD step, every exit head, each variant in its own process "
               f"(mean of {data['steps_timed']} steps). Epoch = {math.ceil(data['train_images'] / data['batch'])} steps.",
               "", "| variant | subnets per step | step time | images/s | vs plain FP32 | epoch | peak memory (RSS) |",
               "|---|---|---|---|---|---|---|"]
     for r in data["rows"]:
-        lines.append(f"| {names.get(r['variant'], r['variant'])} | {r['subnets_per_step']} | {r['step_s']:.2f} s | "
+        name = names.get(r["variant"], r["variant"])
+        if r.get("compiled"):
+            name += f" (first step, compiling: {r['first_step_s']:.0f} s)"
+        lines.append(f"| {name} | {r['subnets_per_step']} | {r['step_s']:.2f} s | "
                      f"{r['images_per_s']:.1f} | {r['images_per_s_vs_plain_fp32']:.2f}x | {r['epoch_s'] / 60:.1f} min | "
                      f"{r['peak_rss_mb']:.0f} MB |")
     rec = data["recipe"]

@@ -9,7 +9,8 @@ times ``nas.training.train_step`` (the trainer's own step) plus the optimiser st
   fused learnable fake-quantisation kernels, default allocator, 1 thread (the landed config);
 - the same step with, added one at a time: 2 threads, the tuned allocator, the in-place LSQ;
 - the new recipe's two phases: ``fp32_largest`` (largest alone, float) and ``qat_companion``
-  (largest INT8 + one companion, cycling smallest / largest W4A4 / random, with distillation).
+  (largest INT8 + one companion, cycling smallest / largest W4A4 / random, with distillation), and
+  the float phase under ``torch.compile`` (one fixed architecture there; first step = compilation).
 
 An epoch's time is steps x step time; the recipe's mean epoch weights its phases by their epochs in
 ``configs/fashion_mnist_supernet.yaml``. Usage: python benchmarks/training_throughput.py
@@ -33,15 +34,16 @@ from _common import write_result  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 BATCH, STEPS, WARMUP, TRAIN_IMAGES = 128, 6, 1, 55_000
 CONFIG = ROOT / "configs" / "fashion_mnist_supernet.yaml"
-# variant -> (step kind, LSQ implementation, tuned allocator, threads)
+# variant -> (step kind, LSQ implementation, tuned allocator, threads, torch.compile)
 VARIANTS = {
-    "plain_fp32": ("plain", "inplace", False, 2),
-    "today": ("today", "fused", False, 1),
-    "today_2_threads": ("today", "fused", False, 2),
-    "today_2_threads_allocator": ("today", "fused", True, 2),
-    "today_2_threads_allocator_inplace_lsq": ("today", "inplace", True, 2),
-    "fp32_largest": ("fp32_largest", "inplace", True, 2),
-    "qat_companion": ("qat_companion", "inplace", True, 2),
+    "plain_fp32": ("plain", "inplace", False, 2, False),
+    "today": ("today", "fused", False, 1, False),
+    "today_2_threads": ("today", "fused", False, 2, False),
+    "today_2_threads_allocator": ("today", "fused", True, 2, False),
+    "today_2_threads_allocator_inplace_lsq": ("today", "inplace", True, 2, False),
+    "fp32_largest": ("fp32_largest", "inplace", True, 2, False),
+    "fp32_largest_compiled": ("fp32_largest", "inplace", True, 2, True),
+    "qat_companion": ("qat_companion", "inplace", True, 2, False),
 }
 
 
@@ -113,7 +115,7 @@ def plain_model(sp):  # noqa: ANN001, ANN201
 
 
 def run(variant: str) -> dict:
-    kind, lsq_impl, allocator, threads = VARIANTS[variant]
+    kind, lsq_impl, allocator, threads, compiled = VARIANTS[variant]
     if allocator:
         from nas.runtime import tune_cpu_allocator
 
@@ -143,7 +145,8 @@ def run(variant: str) -> dict:
     x = torch.randn(BATCH, 1, 32, 32).contiguous(memory_format=torch.channels_last)
     y = torch.randint(10, (BATCH,))
     weights = head_weights(sp, net, train_cfg) if train_cfg else {}
-    times, subnets_per_step = [], 1
+    model = torch.compile(net) if compiled else net  # the float phase trains one fixed architecture
+    times, subnets_per_step, first_step_s = [], 1, 0.0
     for step in range(WARMUP + STEPS):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
@@ -154,13 +157,15 @@ def run(variant: str) -> dict:
             rng = random.Random(step)
             subnets = subnets_for_step(sp, train_cfg, epoch, step, rng)
             subnets_per_step = len(subnets)
-            train_step(net, net, subnets, x, y, weights, train_cfg, rng)
+            train_step(model, net, subnets, x, y, weights, train_cfg, rng)
         opt.step()
         if step >= WARMUP:
             times.append(time.perf_counter() - t0)
+        else:
+            first_step_s = time.perf_counter() - t0  # includes compilation where compiled
     step_s = sum(times) / len(times)  # mean: the companion kinds differ in cost and cycle
     return {"variant": variant, "step": kind, "lsq": lsq_impl, "tuned_allocator": allocator, "threads": threads,
-            "subnets_per_step": subnets_per_step, "step_s": step_s, "images_per_s": BATCH / step_s,
+            "compiled": compiled, "first_step_s": first_step_s, "subnets_per_step": subnets_per_step, "step_s": step_s, "images_per_s": BATCH / step_s,
             "epoch_s": math.ceil(TRAIN_IMAGES / BATCH) * step_s,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
