@@ -155,7 +155,8 @@ def write_report(cfg: RunConfig, done: dict, n_train: int, n_test: int) -> None:
     write_result("fashion_mnist_supernet", {
         "config": str(CONFIG.relative_to(CONFIGS_DIR.parent)), "epochs": cfg.train.epochs,
         "fp32_epochs": cfg.train.fp32_epochs, "train_images": n_train, "test_images": n_test,
-        "training_s": seconds, "rows": [r for r in done["supernet"]["rows"] if "check" not in r and "branch_depth" not in r]
+        "training_s": seconds,
+        "rows": [r for r in done["supernet"]["rows"] if "check" not in r and "branch_depth" not in r]
         + [d["rows"][0] for p, d in done.items() if p != "supernet"],
         "per_exit": per_exit, "weight_sharing": sharing, "per_exit_plot": plot.name,
         "train_logs": {p: d["train_log"] for p, d in done.items()}})

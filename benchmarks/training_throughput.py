@@ -165,7 +165,8 @@ def run(variant: str) -> dict:
             first_step_s = time.perf_counter() - t0  # includes compilation where compiled
     step_s = sum(times) / len(times)  # mean: the companion kinds differ in cost and cycle
     return {"variant": variant, "step": kind, "lsq": lsq_impl, "tuned_allocator": allocator, "threads": threads,
-            "compiled": compiled, "first_step_s": first_step_s, "subnets_per_step": subnets_per_step, "step_s": step_s, "images_per_s": BATCH / step_s,
+            "compiled": compiled, "first_step_s": first_step_s, "subnets_per_step": subnets_per_step,
+            "step_s": step_s, "images_per_s": BATCH / step_s,
             "epoch_s": math.ceil(TRAIN_IMAGES / BATCH) * step_s,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 

@@ -18,10 +18,10 @@ steps, batch-norm parameters or biases).
 
 Sampling, shuffling and augmentation are seeded per (seed, epoch, step), so a run resumed from its
 last checkpoint replays exactly what an uninterrupted run would have done. The checkpoint is
-written after every epoch and every ``checkpoint_s`` seconds inside one (``step`` = steps done). Under ``torchrun`` (gloo,
-several processes) every rank trains on its share of each epoch, gradients are averaged by
-DistributedDataParallel, rank 0 writes the checkpoints, and the ranks' weights are checked equal at
-the end.
+written after every epoch and every ``checkpoint_s`` seconds inside one (``step`` = steps done).
+Under ``torchrun`` (gloo, several processes) every rank trains on its share of each epoch,
+gradients are averaged by DistributedDataParallel, rank 0 writes the checkpoints, and the ranks'
+weights are checked equal at the end.
 """
 
 from __future__ import annotations
@@ -200,7 +200,8 @@ def train_step(model: torch.nn.Module, net: Supernet, subnets: list[Genotype], x
     for k, genotype in enumerate(subnets):
         _configure(net, genotype, rng)
         sync = k == len(subnets) - 1 or world == 1
-        with contextlib.nullcontext() if sync else model.no_sync(), autocast or contextlib.nullcontext():  # type: ignore[operator]
+        no_sync = contextlib.nullcontext() if sync else model.no_sync()  # type: ignore[operator]
+        with no_sync, autocast or contextlib.nullcontext():
             outputs = model(x)
             if teacher is not None:
                 loss = sum(w * F.kl_div(F.log_softmax(outputs[h].float(), 1), teacher[h], reduction="batchmean")
