@@ -16,7 +16,8 @@ def tune_cpu_allocator(mmap_threshold: int = 1 << 30, trim_threshold: int = 1 <<
     By default glibc serves large buffers with mmap (a threshold that starts at 128 KiB) and trims
     freed memory at the top of its heap, so each step page-faults its activations in again;
     raising both thresholds makes the allocator reuse them (measured in
-    ``benchmarks/training_throughput.py``). Linux/glibc only; returns whether the settings were applied. Idempotent.
+    ``benchmarks/training_throughput.py``). Linux/glibc only; returns whether the settings were
+    applied. Idempotent.
     """
     if _TUNED[0]:
         return True

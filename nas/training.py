@@ -119,9 +119,9 @@ def subnets_for_step(space: SearchSpace, cfg: TrainConfig, epoch: int, step: int
                      ) -> list[Genotype]:
     """The subnets trained on one batch; with distillation the first one is the teacher."""
     if cfg.subnet != "all":
+        top = max(space.extreme(True).weight_bits)
         alone = {"largest": space.extreme(True), "smallest": space.extreme(False)}.get(cfg.subnet)
-        alone = alone or space.uniform(bits=max(space.extreme(True).weight_bits))
-        return [at_bits(alone, FLOAT_BITS if epoch < cfg.fp32_epochs else max(space.extreme(True).weight_bits))]
+        return [at_bits(alone or space.uniform(bits=top), FLOAT_BITS if epoch < cfg.fp32_epochs else top)]
     if epoch < cfg.fp32_epochs:
         return [at_bits(space.extreme(True), FLOAT_BITS)]
     if cfg.companions:

@@ -23,7 +23,8 @@ from nas.training import CheckpointError
 
 if TYPE_CHECKING:
     from nas.config import RunConfig
-    from search_spaces import SearchSpace, Supernet
+    from nas.data import Splits
+    from search_spaces import Genotype, SearchSpace, Supernet
 
 ZOO_DIR = Path(__file__).resolve().parent
 MAX_FILE_BYTES = 20 * 1024 * 1024
@@ -123,6 +124,28 @@ def load_supernet(name: str, space: SearchSpace | None = None, zoo_dir: Path | N
     net = space.build_supernet()
     net.load_state_dict(ckpt["state_dict"])
     return net.eval()
+
+
+def check_genotype(space: SearchSpace, subnet: str) -> Genotype:
+    """The architecture a record's check names: ``reference`` (every exit mounted), ``largest`` or ``smallest``."""
+    if subnet == "reference":
+        return space.uniform(exits=tuple(space.options.exit_points))
+    return space.extreme(subnet == "largest")
+
+
+def measure_check(supernet: Supernet, space: SearchSpace, splits: Splits, check: dict[str, Any]) -> float:
+    """The final-exit accuracy a record's ``check`` describes (subnet, bits ``WnAn``, the first
+    ``test_images`` test images, batch-norm re-estimated on ``bn_recalibration_samples`` training images)."""
+    from nas.calibrate import exit_outputs, exit_stats
+    from nas.data import Split
+    from nas.objectives import candidate_network
+    from nas.training import at_bits
+
+    genotype = at_bits(check_genotype(space, check["subnet"]), int(check["bits"].split("A")[1]))
+    net = candidate_network(supernet, genotype, splits.train.images[: check["bn_recalibration_samples"]])
+    n = check["test_images"]
+    stats = exit_stats(exit_outputs(net, Split(splits.test.images[:n], splits.test.labels[:n]), 500), 1.01)
+    return float(stats.exit_accuracy_all[-1])
 
 
 def publish(name: str, checkpoint: str | Path, cfg: RunConfig, *, description: str, accuracy: list[dict[str, Any]],

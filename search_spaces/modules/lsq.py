@@ -53,6 +53,13 @@ def _broadcast_step(step: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return step.reshape(-1, *([1] * (x.dim() - 1))) if step.numel() > 1 else step.reshape([])
 
 
+def _quantise(x: torch.Tensor, step: torch.Tensor, qn: int, qp: int) -> torch.Tensor:
+    """clamp(round(x * (1/s)), qn, qp) * s into a new tensor with ``x``'s memory layout."""
+    s = _broadcast_step(step, x)
+    out = torch.empty_like(x)
+    return torch.mul(x, torch.reciprocal(s), out=out).round_().clamp_(qn, qp).mul_(s)
+
+
 class _LSQFunction(torch.autograd.Function):
     """Fake quantisation with the LSQ gradient, written in in-place torch ops.
 
@@ -66,9 +73,7 @@ class _LSQFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, step: torch.Tensor, qn: int, qp: int,  # type: ignore[override]
                 grad_factor: float) -> torch.Tensor:
-        s = _broadcast_step(step, x)
-        out = torch.empty_like(x)
-        torch.mul(x, torch.reciprocal(s), out=out).round_().clamp_(qn, qp).mul_(s)
+        out = _quantise(x, step, qn, qp)
         ctx.save_for_backward(x, step)
         ctx.qn, ctx.qp, ctx.grad_factor = qn, qp, grad_factor
         return out
@@ -104,9 +109,7 @@ def lsq(x: torch.Tensor, step: torch.Tensor, bits: int, signed: bool, training: 
     grad_factor = 1.0 / math.sqrt(per * qp) if training else 1.0
     if not torch.is_grad_enabled() or not (x.requires_grad or step.requires_grad):
         with torch.no_grad():
-            s = _broadcast_step(step, x)
-            out = torch.empty_like(x)
-            return torch.mul(x, torch.reciprocal(s), out=out).round_().clamp_(qn, qp).mul_(s)
+            return _quantise(x, step, qn, qp)
     return _LSQFunction.apply(x, step, qn, qp, grad_factor)
 
 

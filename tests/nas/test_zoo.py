@@ -18,12 +18,15 @@ def published(tmp_path_factory: pytest.TempPathFactory):
     """A tiny trained supernet published into a temporary zoo folder as ``tiny``."""
     root = tmp_path_factory.mktemp("zoo")
     cfg = tiny_config(root / "run", train={"epochs": 1})
-    api.train(cfg, progress=False)
+    splits, space = data = api.data_and_space(cfg)
+    supernet = api.train(cfg, progress=False, data=data)
+    check = {"subnet": "reference", "bits": "W8A8", "test_images": 128, "bn_recalibration_samples": 256}
+    check["accuracy"] = zoo.measure_check(supernet, space, splits, check)
     zoo_dir = root / "zoo"
     zoo_dir.mkdir()
     record = zoo.publish("tiny", api.paths(cfg).checkpoint, cfg, description="a tiny test supernet",
                          accuracy=[{"subnet": "largest", "bits": "W8A8", "final_exit_accuracy": 0.5}],
-                         check={"subnet": "reference", "accuracy": 0.5}, zoo_dir=zoo_dir)
+                         check=check, zoo_dir=zoo_dir)
     return cfg, zoo_dir, record
 
 
@@ -46,6 +49,12 @@ def test_published_entry_loads_with_its_weights(tiny_zoo):
     for name, value in net.state_dict().items():
         assert torch.equal(value, trained[name]), name
     assert zoo.config("tiny").space == cfg.space
+
+
+def test_a_loaded_entry_reproduces_its_recorded_check(tiny_zoo):
+    cfg, _, record = tiny_zoo
+    splits, space = api.data_and_space(cfg)
+    assert zoo.measure_check(zoo.load_supernet("tiny", space), space, splits, record.check) == record.check["accuracy"]
 
 
 def test_unknown_name_lists_the_zoo(tiny_zoo):
@@ -96,22 +105,11 @@ def test_nas_search_starts_from_a_zoo_supernet_without_training(tiny_zoo, tmp_pa
 def test_shipped_supernet_reproduces_its_recorded_accuracy_on_real_data(name: str):
     """Rebuild the recorded check (a subnet's accuracy on a slice of the real test split) from the
     shipped file: inherited weights, batch-norm re-estimated as recorded."""
-    from nas.calibrate import exit_outputs, exit_stats
-    from nas.data import Split
-    from nas.objectives import candidate_network
-    from nas.training import at_bits
-
     record = zoo.entry(name)
     cfg = zoo.config(name)
     if cfg.data.root and not Path(cfg.data.root).expanduser().exists():
         pytest.skip(f"{cfg.data.root}: the dataset is not installed (apt-get install dataset-fashion-mnist)")
     splits, space = api.data_and_space(cfg)
     supernet = zoo.load_supernet(name, space)
-    check = record.check
-    genotype = {"reference": space.uniform(exits=tuple(space.options.exit_points)), "largest": space.extreme(True),
-                "smallest": space.extreme(False)}[check["subnet"]]
-    bits = int(check["bits"].split("A")[1])
-    net = candidate_network(supernet, at_bits(genotype, bits), splits.train.images[: check["bn_recalibration_samples"]])
-    n = check["test_images"]
-    stats = exit_stats(exit_outputs(net, Split(splits.test.images[:n], splits.test.labels[:n]), 500), 1.01)
-    assert stats.exit_accuracy_all[-1] == pytest.approx(check["accuracy"], abs=0.003), json.dumps(check)
+    accuracy = zoo.measure_check(supernet, space, splits, record.check)
+    assert accuracy == pytest.approx(record.check["accuracy"], abs=0.003), json.dumps(record.check)
