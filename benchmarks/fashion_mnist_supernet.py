@@ -42,6 +42,7 @@ from search_spaces import Genotype, SearchSpace, Supernet, total_macs  # noqa: E
 from search_spaces.mobilenetv2 import EXIT_POINT_LABELS, FINAL_LABEL  # noqa: E402
 
 CONFIG = CONFIGS_DIR / "fashion_mnist_supernet.yaml"
+STAGES = {"supernet": CONFIG, "supernet_stage2": CONFIGS_DIR / "fashion_mnist_supernet_stage2.yaml"}
 ZOO_NAME = "fmnist_mbv2_w025"
 ALONE = ("largest", "reference", "smallest")
 CHECK_IMAGES = 1000  # the zoo test reproduces the reference backbone's accuracy on this test slice
@@ -62,8 +63,9 @@ def evaluate(supernet: Supernet, genotype: Genotype, images, labels, calibration
 
 
 def part_config(cfg: RunConfig, part: str) -> RunConfig:
-    if part == "supernet":
-        return cfg
+    if part in STAGES:
+        return cfg if part == "supernet" else load_config(STAGES[part], {"run_dir": str(Path(cfg.run_dir).parent / Path(
+            load_config(STAGES[part]).run_dir).name)} if "fmnist_quick" in cfg.run_dir else None)
     subnet = part.removeprefix("alone_")
     return replace(cfg, run_dir=str(Path(cfg.run_dir).parent / f"fashion_mnist_{subnet}_alone"),
                    train=replace(cfg.train, subnet=subnet, companions=(), distill=False))
@@ -85,7 +87,7 @@ def main() -> None:
     calibration = splits.train.images[: cfg.search.bn_recalibration_samples]
     test = (splits.test.images, splits.test.labels)
     archs = architectures(space)
-    parts = ["supernet", *(f"alone_{a}" for a in ALONE)]
+    parts = [*STAGES, *(f"alone_{a}" for a in ALONE)]
     results_path = RESULTS / "fashion_mnist_supernet_parts.json"  # per-part rows, kept between sittings
     done = json.loads(results_path.read_text()) if results_path.is_file() and not quick else {}
     for part in parts if only is None else [only]:
@@ -93,7 +95,7 @@ def main() -> None:
         t0 = time.time()
         net = api.train(pcfg, data=data)
         rows = []
-        if part == "supernet":
+        if part in STAGES:
             for label, g in archs.items():
                 for bits in (8, 4):
                     rows.append({"subnet": label, "bits": f"W{bits}A{bits}", "macs": total_macs(space.layer_graph(g)),
@@ -119,26 +121,34 @@ def main() -> None:
             results_path.write_text(json.dumps(done, indent=1) + "\n")
     if quick:
         return
-    if "--publish" in args and "supernet" in done:
-        publish(cfg, done["supernet"])
+    final = last_stage(done)
+    if "--publish" in args and final:
+        publish(part_config(cfg, final), done, final)
     if all(p in done for p in parts):
         write_report(cfg, done, len(splits.train), len(splits.test))
 
 
-def publish(cfg: RunConfig, part: dict) -> None:
+def last_stage(done: dict) -> str | None:
+    """The last stage of the supernet recipe that has finished (the one published and reported)."""
+    return next((p for p in reversed(STAGES) if p in done), None)
+
+
+def publish(cfg: RunConfig, done: dict, final: str) -> None:
+    part = done[final]
     table = [r for r in part["rows"] if "check" not in r and "branch_depth" not in r]
     check = next(r["check"] for r in part["rows"] if "check" in r)
-    log = part["train_log"]
+    log = [{**r, "stage": p} for p in STAGES if p in done for r in done[p]["train_log"]]
     record = zoo.publish(ZOO_NAME, api.paths(cfg).checkpoint, cfg, check=check, accuracy=table,
                          description="MobileNetV2 (CIFAR, width 0.25) searchable reference space, QAT 4/8-bit, "
-                                     "trained on Fashion-MNIST (configs/fashion_mnist_supernet.yaml)",
+                                     f"trained on Fashion-MNIST ({', '.join(str(STAGES[p].relative_to(CONFIGS_DIR.parent)) for p in STAGES if p in done)})",
                          training={"train_seconds": sum(r.get("seconds", 0.0) for r in log), "log": log})
     print(f"published zoo entry {record.name}: {record.bytes / 1e6:.1f} MB, sha256 {record.sha256}")
 
 
 def write_report(cfg: RunConfig, done: dict, n_train: int, n_test: int) -> None:
-    sup = {(r["subnet"], r["bits"]): r for r in done["supernet"]["rows"] if "subnet" in r and "branch_depth" not in r}
-    per_exit = [r for r in done["supernet"]["rows"] if "branch_depth" in r]
+    final = done[last_stage(done) or "supernet"]
+    sup = {(r["subnet"], r["bits"]): r for r in final["rows"] if "subnet" in r and "branch_depth" not in r}
+    per_exit = [r for r in final["rows"] if "branch_depth" in r]
     sharing = []
     for arch in ALONE:
         alone = done[f"alone_{arch}"]["rows"][0]
@@ -152,8 +162,10 @@ def write_report(cfg: RunConfig, done: dict, n_train: int, n_test: int) -> None:
         "config": str(CONFIG.relative_to(CONFIGS_DIR.parent)), "epochs": cfg.train.epochs,
         "fp32_epochs": cfg.train.fp32_epochs, "train_images": n_train, "test_images": n_test,
         "training_s": seconds,
-        "rows": [r for r in done["supernet"]["rows"] if "check" not in r and "branch_depth" not in r]
-        + [d["rows"][0] for p, d in done.items() if p != "supernet"],
+        "rows": [r for r in final["rows"] if "check" not in r and "branch_depth" not in r]
+        + [d["rows"][0] for p, d in done.items() if p not in STAGES],
+        "stages": {p: [r for r in done[p]["rows"] if "check" not in r and "branch_depth" not in r]
+                   for p in STAGES if p in done},
         "per_exit": per_exit, "weight_sharing": sharing, "per_exit_plot": plot.name,
         "train_logs": {p: d["train_log"] for p, d in done.items()}})
 

@@ -39,7 +39,7 @@ class SpaceConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-COMPANIONS = ("smallest", "largest_low_bits", "random")  # subnet kinds of TrainConfig.companions
+COMPANIONS = ("smallest", "largest_low_bits", "reference", "random")  # subnet kinds of TrainConfig.companions
 
 
 @dataclass
@@ -71,6 +71,9 @@ class TrainConfig:
     # fp32 epochs and at the highest bits after them: "largest", "smallest" or "reference" (the space's)
     subnet: Literal["all", "largest", "smallest", "reference"] = "all"
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present (bfloat16 autocast in float epochs)
+    # a supernet checkpoint whose weights start this training (a later stage of a recipe: fresh
+    # optimiser and schedule); ignored once this run has its own checkpoint
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.batch_size < 1:

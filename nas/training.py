@@ -112,6 +112,9 @@ def _companion(space: SearchSpace, kind: str, rng: random.Random) -> Genotype:
         return space.extreme(False)
     if kind == "largest_low_bits":
         return at_bits(space.extreme(True), min(space.extreme(False).weight_bits))
+    if kind == "reference":  # the space's reference backbone, at its lowest or highest bits
+        return at_bits(space.uniform(), rng.choice([min(space.extreme(False).weight_bits),
+                                                    max(space.extreme(True).weight_bits)]))
     return space.sample(rng)
 
 
@@ -244,6 +247,12 @@ def train_supernet(
     net = space.build_supernet().to(device=device, memory_format=torch.channels_last)
     optimizer = _optimizer(net, cfg)
     start_epoch, start_step, resumed_stats = 0, 0, (0.0, 0, 0, 0.0)
+    if cfg.init_from and not checkpoint.is_file():  # a later stage: start from another run's weights
+        start = load_checkpoint(cfg.init_from)
+        if start["space"] != space.config:
+            raise CheckpointError(f"{cfg.init_from}: space: expected {space.config} (train.init_from), "
+                                  f"found {start['space']}")
+        net.load_state_dict(start["state_dict"])
     if checkpoint.is_file():
         ckpt = load_checkpoint(checkpoint)
         if ckpt["space"] != space.config:

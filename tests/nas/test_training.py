@@ -182,6 +182,29 @@ def test_float_epochs_leave_the_quantisers_untouched_until_the_quantised_phase(e
     assert any(bool(q.ready.any()) for q in net.modules() if isinstance(q, (LSQAct, LSQWeight)))
 
 
+def test_reference_companion_is_the_reference_backbone_at_low_or_high_bits(elastic):
+    import random
+
+    from nas.training import subnets_for_step
+
+    space, _ = elastic
+    cfg = _recipe(companions=("reference",))
+    picks = [subnets_for_step(space, cfg, 1, step, random.Random(step))[1] for step in range(12)]
+    assert {g.backbone for g in picks} == {space.uniform().backbone}
+    assert {frozenset(g.weight_bits) for g in picks} == {frozenset({4}), frozenset({8})}
+
+
+def test_init_from_starts_a_stage_from_another_runs_weights(elastic, tmp_path):
+    space, splits = elastic
+    first = train_supernet(space, splits, _recipe(epochs=1), tmp_path / "one.pt", progress=False)
+    stage = _recipe(epochs=0, fp32_epochs=0, init_from=str(tmp_path / "one.pt"))
+    second = train_supernet(space, splits, stage, tmp_path / "two.pt", progress=False)  # 0 epochs: the weights as given
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+    other = create_space("mobilenetv2_cifar", width_mult=0.25, bits_choices=(8,), exit_points=(3,))
+    with pytest.raises(CheckpointError, match=r"one\.pt: space: expected .*train\.init_from"):
+        train_supernet(other, splits, stage, tmp_path / "three.pt", progress=False)
+
+
 def test_resume_from_a_checkpoint_inside_an_epoch_equals_uninterrupted(elastic, tmp_path, monkeypatch):
     """Checkpoints every step; the run dies after its second one (inside epoch 1): same result."""
     import nas.training as training
