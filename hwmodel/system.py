@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from hwmodel.dvfs import DvfsSpec, OperatingPoint
 from hwmodel.precision import MacEnergyModel, PrecisionScaling
-from hwmodel.schema import SchemaError, from_mapping, load_yaml, to_mapping
+from hwmodel.schema import INTERNAL, SchemaError, from_mapping, load_yaml, to_mapping
 
 ACCELERATORS_ENV = "EENAS_ACCELERATORS"
 
@@ -92,6 +92,10 @@ class InterconnectSpec:
             raise ValueError(
                 f"link_bandwidth_bits_per_cycle: expected a positive integer, got {self.link_bandwidth_bits_per_cycle}"
             )
+        if self.energy_per_bit_pj < 0:
+            raise ValueError(f"energy_per_bit_pj: expected a non-negative number, got {self.energy_per_bit_pj}")
+        if self.rows < 1 or self.cols < 1:
+            raise ValueError(f"rows, cols: expected a mesh of at least 1 x 1, got {self.rows} x {self.cols}")
 
 
 OPERATOR_KINDS = ("conv", "depthwise", "fc")
@@ -124,13 +128,17 @@ class SystemSpec:
     interconnect: InterconnectSpec | None = None
     allocation: AllocationSpec = field(default_factory=AllocationSpec)
     dvfs: DvfsSpec | None = None
-    path: str = field(default="", compare=False)
+    path: str = field(default="", compare=False, metadata=INTERNAL)
 
     def __post_init__(self) -> None:
         if not self.compute_cores:
             raise ValueError("compute_cores: expected at least one compute core")
         if self.clock_hz <= 0:
             raise ValueError(f"clock_hz: expected a positive number, got {self.clock_hz}")
+        ic = self.interconnect
+        if ic is not None and ic.topology == "mesh" and ic.rows * ic.cols < self.num_compute_cores:
+            raise ValueError(f"interconnect: a {ic.rows} x {ic.cols} mesh has room for {ic.rows * ic.cols} cores, "
+                             f"expected at least the {self.num_compute_cores} compute cores")
         names = [c.name for c in self.compute_cores]
         if len(set(names)) != len(names):
             raise ValueError(f"compute_cores: expected distinct core names, got {names}")
@@ -148,7 +156,8 @@ class SystemSpec:
         """A DVFS point by name (default point if None); without DVFS, the nominal clock."""
         if self.dvfs is None:
             if name not in (None, "nominal"):
-                raise KeyError(f"system {self.name!r} declares no DVFS operating points")
+                raise KeyError(f"unknown operating point {name!r}; system {self.name!r} declares no DVFS points "
+                               f"(only 'nominal')")
             return OperatingPoint("nominal", self.clock_hz, 1.0, 0.0)
         return self.dvfs.point(name)
 
@@ -216,7 +225,7 @@ def load_system(name_or_path: str | Path) -> SystemSpec:
     if not isinstance(data, dict):
         raise SchemaError(path, "", f"expected a mapping with keys name, compute_cores, pooling_core, simd_core, "
                           f"offchip, ..., got {type(data).__name__}")
-    spec = from_mapping(SystemSpec, {**data, "path": str(path)}, file=path)
+    spec = from_mapping(SystemSpec, data, file=path, internal={"path": str(path)})
     for i, core in enumerate(spec.compute_cores):
         for key in ("core", "mapping"):
             target = spec.resolve(getattr(core, key))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -138,6 +139,18 @@ def _normalized_core(path: Path) -> dict[str, Any]:
     for operand in ("I1", "I2", "O"):
         if operand not in operands:
             raise SchemaError(path, "memories", f"a memory level holding operand {operand}; none does")
+    array = normalized["operational_array"]
+    if any(not isinstance(n, int) or n < 1 for n in array["sizes"]):
+        raise SchemaError(path, "operational_array.sizes", f"expected a positive number of units per dimension, got "
+                          f"{array['sizes']}")
+    _check_cost(path, "operational_array.unit_energy", array["unit_energy"])
+    for name, mem in normalized["memories"].items():
+        for key in ("r_cost", "w_cost", "area", "latency"):
+            _check_cost(path, f"memories.{name}.{key}", mem[key])
+        widest = max((port["bandwidth_min"] for port in mem["ports"]), default=1)
+        if mem["size"] < max(widest, 1):
+            raise SchemaError(path, f"memories.{name}.size", f"expected at least one access of its ports ({widest} bits), "
+                              f"got {mem['size']} bits")
     inner: dict[str, tuple[str, int]] = {}  # operand -> (innermost-so-far memory, its size)
     for name, mem in normalized["memories"].items():
         for operand in mem["operands"]:
@@ -157,6 +170,12 @@ def _normalized_core(path: Path) -> dict[str, Any]:
                               f"dimensions of the operational array {sorted(dims)}, got {unknown}")
     finish()
     return normalized
+
+
+def _check_cost(path: Path, key: str, value: Any) -> None:
+    """An energy (pJ), area or latency (cycles) of a core file: a finite number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise SchemaError(path, key, f"expected a non-negative number, got {value!r}")
 
 
 def _normalized_mapping(path: Path, core: dict[str, Any]) -> list[dict[str, Any]]:

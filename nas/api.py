@@ -30,7 +30,7 @@ from hwmodel.schema import SchemaError
 from nas.artifacts import attach_to_study, run_artifact_store
 from nas.calibrate import exit_outputs
 from nas.config import RunConfig
-from nas.data import Splits, load_dataset
+from nas.data import DatasetError, Splits, load_dataset
 from nas.modes import GRID, mode_table, named_modes
 from nas.network_io import ExportedNetwork, export_network, load_network
 from nas.objectives import CandidateEvaluator, candidate_network
@@ -38,7 +38,7 @@ from nas.onnx_export import export_onnx
 from nas.plots import plot_exit_costs, plot_ribbon
 from nas.prescreen import Prescreener
 from nas.report import choose_trial
-from nas.study import enqueue_baselines, open_study, run_study, sqlite_url
+from nas.study import TrialError, enqueue_baselines, evaluated_trial, normalise_url, open_study, run_study, sqlite_url
 from nas.training import load_supernet, train_supernet
 from search_spaces import Genotype, SearchSpace, Supernet, create_space
 
@@ -80,8 +80,15 @@ def paths(cfg: RunConfig) -> RunPaths:
 def data_and_space(cfg: RunConfig) -> tuple[Splits, SearchSpace]:
     """The dataset splits and the search space sized for them."""
     splits = load_dataset(cfg.data, cfg.source)
-    space = create_space(cfg.space.name, cfg.space_options(splits.num_classes, splits.image_shape[0]))
-    return splits, space
+    channels, size, _ = splits.image_shape
+    try:
+        options = cfg.space_options(splits.num_classes, channels, size)
+    except SchemaError as exc:
+        if exc.key != "space.options" or not cfg.data.root:  # a config key, or synthetic data: the config's fault
+            raise
+        raise DatasetError(cfg.data.root, "images", f"{channels}-channel {size}x{size} images with "
+                           f"{splits.num_classes} classes to suit space {cfg.space.name!r} ({exc.message})") from None
+    return splits, create_space(cfg.space.name, options)
 
 
 def train(cfg: RunConfig, *, progress: bool = True, data: tuple[Splits, SearchSpace] | None = None) -> Supernet:
@@ -93,10 +100,17 @@ def train(cfg: RunConfig, *, progress: bool = True, data: tuple[Splits, SearchSp
 
 
 def cost_model(cfg: RunConfig, *, progress: bool = True) -> CostModel:
-    """The configured cost model (close it, or use it as a context manager)."""
+    """The configured cost model (close it, or use it as a context manager); SchemaError naming
+    ``cost.operating_point`` when the accelerator has no such point."""
     settings = ZigZagSettings(cfg.cost.lpf_limit, cfg.cost.optimize, cfg.cost.spatial_mappings)
-    return CostModel(cfg.cost.accelerator, settings=settings, cache=cfg.cost.cache, workers=cfg.cost.workers,
-                     progress=progress)
+    cm = CostModel(cfg.cost.accelerator, settings=settings, cache=cfg.cost.cache, workers=cfg.cost.workers,
+                   progress=progress)
+    try:
+        cm.system.operating_point(cfg.cost.operating_point)
+    except KeyError as exc:
+        cm.close()
+        raise SchemaError(cfg.source, "cost.operating_point", str(exc.args[0])) from None
+    return cm
 
 
 def calibration_images(cfg: RunConfig, splits: Splits) -> torch.Tensor | None:
@@ -159,15 +173,19 @@ def search(cfg: RunConfig, supernet: Supernet | str | None = None, *, storage: s
     trained one, a zoo name (:mod:`nas.zoo`), or None for ``<run_dir>/supernet.pt``. ``ready`` is
     called once everything is loaded, just before the first trial (workers use it to start together)."""
     p = paths(cfg)
-    splits, space = data or data_and_space(cfg)
-    if isinstance(supernet, str):
-        supernet = install_zoo_supernet(cfg, supernet, space)
-    elif supernet is None:
-        supernet = load_supernet(space, p.checkpoint)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    study = prepare_study(cfg, space, storage)
-    with cost_model(cfg, progress=progress) as cm:
+    if storage is not None:
+        normalise_url(storage)  # a bad URL fails before anything is loaded
+    with cost_model(cfg, progress=progress) as cm:  # first: checks the accelerator and its operating point
+        splits, space = data or data_and_space(cfg)
+        if isinstance(supernet, str):
+            supernet = install_zoo_supernet(cfg, supernet, space)
+        elif supernet is None:
+            supernet = load_supernet(space, p.checkpoint)
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        if not p.config.is_file():  # report and export --run-dir read it
+            cfg.save(p.config)
+        study = prepare_study(cfg, space, storage)
         evaluator = CandidateEvaluator(space, supernet, splits.val.head(cfg.search.val_samples), cm, cfg.constraints,
                                        cfg.search.eval_batch_size, cfg.cost.operating_point, schedule_settings(cfg), calibration_images(cfg, splits),
                                        cfg.search.threshold, cfg.search.max_accuracy_loss)
@@ -187,9 +205,9 @@ def export(cfg: RunConfig, study: optuna.Study, trial: int | FrozenTrial | None 
     if trial is None:
         trial = choose_trial(study)
     elif isinstance(trial, int):
-        trial = study.trials[trial]
+        trial = evaluated_trial(study, trial)
     if "genotype" not in trial.user_attrs or "accuracy" not in trial.user_attrs:
-        raise ValueError(f"trial {trial.number} of study {study.study_name!r} has no evaluated candidate to export")
+        raise TrialError(f"trial {trial.number} of study {study.study_name!r} has no evaluated candidate to export")
     splits, space = data or data_and_space(cfg)
     if supernet is None:
         supernet = load_supernet(space, p.checkpoint)

@@ -8,28 +8,29 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean bad input: printed as one line, no traceback."""
     from hwmodel import CacheError, MappingError, SchemaError
     from nas.data import DatasetError
-    from nas.study import StorageError
+    from nas.study import SearchFailedError, StorageError, TrialError
     from nas.training import CheckpointError
     from search_spaces import GenotypeError
 
-    return (SchemaError, DatasetError, CheckpointError, StorageError, CacheError, GenotypeError, MappingError)
+    return (SchemaError, DatasetError, CheckpointError, StorageError, CacheError, GenotypeError, MappingError,
+            TrialError, SearchFailedError)
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     """``--set key=value`` pairs as config overrides (values parsed as YAML)."""
+    from hwmodel.schema import parse_yaml
+
     out = {}
     for pair in pairs:
         if "=" not in pair:
             raise SystemExit(f"error: --set expects key=value (e.g. search.n_trials=50), got {pair!r}")
         key, value = pair.split("=", 1)
-        out[key] = yaml.safe_load(value)
+        out[key] = parse_yaml(value, f"--set {key}")
     return out
 
 
@@ -69,11 +70,13 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from nas import api
     from nas.report import write_report
+    from nas.study import raise_if_all_failed
 
     cfg = _config(args)
     data = api.data_and_space(cfg)
     supernet = api.train(cfg, data=data)
     study = api.search(cfg, supernet, data=data)
+    raise_if_all_failed(study)
     table, plot = write_report(study, api.paths(cfg).root)
     print(table, f"\nplot: {plot}", sep="\n")
     print(f"exported: {api.export(cfg, study, supernet=supernet, data=data)}")
@@ -92,6 +95,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     from nas import api
     from nas.report import write_report
+    from nas.study import raise_if_all_failed
 
     cfg = _config(args)
     if args.supernet:
@@ -106,6 +110,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         study = search_workers(cfg, args.workers, args.storage)
     else:
         study = api.search(cfg, supernet, storage=args.storage, data=data)
+    raise_if_all_failed(study)
     table, plot = write_report(study, api.paths(cfg).root)
     print(table, f"\nplot: {plot}", sep="\n")
     return 0
@@ -182,7 +187,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     import optuna_dashboard
 
     from nas import api
-    from nas.study import sqlite_url, storage_for
+    from nas.study import StorageError, sqlite_file, sqlite_url, storage_for
 
     store = None
     if args.storage and not (args.config or args.run_dir):
@@ -191,11 +196,29 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         cfg = _config(args)
         url = args.storage or sqlite_url(api.paths(cfg).root)
         store = api.artifact_store(cfg)
+    database = sqlite_file(url)
+    if database is not None and not database.is_file():
+        raise StorageError(f"{url}: expected an existing study file; {database} does not exist (run nas search first)")
+    storage = storage_for(url)
+    _check_port_free(args.host, args.port)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving the dashboard on {args.host}, reachable from other machines", file=sys.stderr)
     print(f"optuna-dashboard on http://{args.host}:{args.port}/ (storage {url}); Ctrl-C stops it", flush=True)
-    optuna_dashboard.run_server(storage_for(url), host=args.host, port=args.port, artifact_store=store)
+    optuna_dashboard.run_server(storage, host=args.host, port=args.port, artifact_store=store)
     return 0
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """SystemExit with one line when ``host:port`` cannot be bound (e.g. another dashboard holds it)."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: only a listener blocks
+            probe.bind((host, port))
+    except OSError as exc:
+        raise SystemExit(f"error: --port {port}: expected a free port on {host}, {exc.strerror.lower()} "
+                         f"(another dashboard? pass --port N)") from None
 
 
 def cmd_warm_cache(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import yaml
 
-from hwmodel.schema import SchemaError, from_mapping, load_yaml, to_mapping
+from hwmodel.schema import INTERNAL, SchemaError, from_mapping, load_yaml, to_mapping, user_keys
 from search_spaces import space_class
 
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -29,6 +29,13 @@ class DataConfig:
     limit_train: int | None = None  # files: use only the first N training images
     limit_test: int | None = None
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for key in ("n_train", "n_val", "n_test", "limit_train", "limit_test"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ValueError(f"{key}: expected a positive number of images{' or null' if 'limit' in key else ''}, "
+                                 f"got {value}")
 
 
 @dataclass
@@ -114,6 +121,16 @@ class CostConfig:
     workers: int = 2  # processes for cost-cache misses
     operating_point: str | None = None  # DVFS point of the accelerator (null: its default)
 
+    def __post_init__(self) -> None:
+        from hwmodel.scheduling import ScheduleSettings
+        from hwmodel.zigzag_core import ZigZagSettings
+
+        # the settings objects these keys become check them (a ValueError naming the key)
+        ZigZagSettings(self.lpf_limit, self.optimize, self.spatial_mappings)
+        ScheduleSettings(mode=self.mode, tile_rows=self.tile_rows, allocation=self.allocation, order=self.order)
+        if self.workers < 1:
+            raise ValueError(f"workers: expected a positive number of processes, got {self.workers}")
+
 
 @dataclass
 class ConstraintConfig:
@@ -154,6 +171,13 @@ class SearchConfig:
             raise ValueError(f"heartbeat_s: expected a positive number of seconds, got {self.heartbeat_s}")
         if self.val_samples is not None and self.val_samples < 1:
             raise ValueError(f"val_samples: expected a positive number of images or null, got {self.val_samples}")
+        if self.eval_batch_size < 1:
+            raise ValueError(f"eval_batch_size: expected a positive number of images, got {self.eval_batch_size}")
+        if self.bn_recalibration_samples < 0:
+            raise ValueError(f"bn_recalibration_samples: expected 0 (off) or more images, "
+                             f"got {self.bn_recalibration_samples}")
+        if self.max_accuracy_loss < 0:
+            raise ValueError(f"max_accuracy_loss: expected a non-negative fraction, got {self.max_accuracy_loss}")
         if self.population_size < 2:
             raise ValueError(f"population_size: expected >= 2, got {self.population_size}")
         from nas.study import OBJECTIVES
@@ -174,13 +198,16 @@ class RunConfig:
     cost: CostConfig = field(default_factory=CostConfig)
     constraints: ConstraintConfig = field(default_factory=ConstraintConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
-    source: str = field(default="<defaults>", compare=False, repr=False)
+    source: str = field(default="<defaults>", compare=False, repr=False, metadata=INTERNAL)
 
-    def space_options(self, num_classes: int | None = None, in_channels: int | None = None) -> Any:
-        """The space's Options object; ``num_classes`` / ``in_channels`` filled from the data if unset."""
+    def space_options(self, num_classes: int | None = None, in_channels: int | None = None,
+                      input_size: int | None = None) -> Any:
+        """The space's Options object; ``num_classes`` / ``in_channels`` / ``input_size`` (pixels) filled
+        from the data where the space has that option and the config leaves it unset."""
         opts = dict(self.space.options)
-        for key, value in (("num_classes", num_classes), ("in_channels", in_channels)):
-            if value is None:
+        known = {f.name for f in dataclasses.fields(space_class(self.space.name).Options)}
+        for key, value in (("num_classes", num_classes), ("in_channels", in_channels), ("input_size", input_size)):
+            if value is None or key not in known:
                 continue
             if key in opts and opts[key] != value:
                 raise SchemaError(self.source, f"space.options.{key}", f"{value} to match the dataset, got {opts[key]}")
@@ -200,28 +227,48 @@ class RunConfig:
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Load a YAML run configuration; ``overrides`` maps dotted keys (``search.n_trials``) to values."""
     path = Path(path)
-    return config_from_dict(load_yaml(path) or {}, str(path), overrides)
+    data = load_yaml(path)
+    if data is None:
+        raise SchemaError(path, "", "expected a mapping of run settings, got an empty file (write {} to take every default)")
+    return config_from_dict(data, str(path), overrides)
 
 
 def config_from_dict(data: dict[str, Any], source: str, overrides: dict[str, Any] | None = None) -> RunConfig:
     """A RunConfig from a mapping (as read from YAML), with dotted-key ``overrides``; errors name ``source``."""
+    if not isinstance(data, dict):
+        raise SchemaError(source, "", f"expected a mapping with keys {user_keys(RunConfig)}, got a {type(data).__name__}")
     data = copy.deepcopy(data)
     for dotted, value in (overrides or {}).items():
         node = data
         *parents, leaf = dotted.split(".")
-        for key in parents:
+        for depth, key in enumerate(parents):
             node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                section = ".".join(parents[: depth + 1])
+                raise SchemaError(source, dotted, f"expected a key inside a section, but {section} is a single value, "
+                                  f"not a section of keys")
         node[leaf] = value
-    cfg = from_mapping(RunConfig, {**data, "source": source}, file=source)
-    try:
-        space_class(cfg.space.name)
-    except KeyError as exc:
-        raise SchemaError(source, "space.name", str(exc.args[0])) from None
-    cfg.space_options()  # validate the space options now, naming the file
+    cfg = from_mapping(RunConfig, data, file=source, internal={"source": source})
+    _check_against_space(cfg)
     return cfg
+
+
+def _check_against_space(cfg: RunConfig) -> None:
+    """The keys whose valid values the search space defines: name, options, fixed and enqueued baselines."""
+    try:
+        cls = space_class(cfg.space.name)
+    except KeyError as exc:
+        raise SchemaError(cfg.source, "space.name", str(exc.args[0])) from None
+    space = cls(cfg.space_options())
+    for key, check in (("search.fixed", lambda: space.fixed_params(cfg.search.fixed)),
+                       ("search.enqueue", lambda: space.named_baselines(cfg.search.enqueue))):
+        try:
+            check()
+        except ValueError as exc:
+            raise SchemaError(cfg.source, key, str(exc)) from None
 
 
 def default_config(**sections: Any) -> RunConfig:
     """A RunConfig from keyword sections, e.g. ``default_config(search={"n_trials": 5})``."""
-    return from_mapping(RunConfig, {k: (to_mapping(v) if dataclasses.is_dataclass(v) else v) for k, v in sections.items()},
-                        file="<python>")
+    return config_from_dict({k: (to_mapping(v) if dataclasses.is_dataclass(v) else v) for k, v in sections.items()},
+                            "<python>")

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from nas.modes import Mode, named_modes, select_mode
-from nas.training import CheckpointError
+from nas.training import CheckpointError, load_weights_only
 from search_spaces import EarlyExitNet, Genotype, GenotypeError, SearchSpace, space_from_config
 
 FORMAT_VERSION = 1
@@ -123,8 +123,8 @@ def load_network(path: str | Path) -> ExportedNetwork:
     weights = folder / "weights.pt"
     if not weights.is_file():
         raise CheckpointError(f"{weights}: expected the exported weights; the file does not exist")
+    state = load_weights_only(weights, "the exported weights")
     try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
         network.load_state_dict(state, strict=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt or mismatched files
         raise CheckpointError(f"{weights}: expected weights matching {arch_path} ({type(exc).__name__}: {exc})") from None

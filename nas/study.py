@@ -9,11 +9,16 @@ infeasible trials). A candidate that cannot be costed or evaluated becomes a FAI
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import fcntl
+import json
+import importlib.util
 import os
 import socket
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +65,43 @@ class StorageError(ValueError):
     """A storage URL that Optuna cannot open (names the URL and what was expected)."""
 
 
+class TrialError(ValueError):
+    """A trial asked for by number that the study lacks, or that holds no evaluated candidate."""
+
+
+class SearchFailedError(RuntimeError):
+    """A study whose every finished trial failed (the message counts the reasons)."""
+
+
+def raise_if_all_failed(study: optuna.Study) -> None:
+    """SearchFailedError summing up the reasons when ``study`` has failed trials and no complete one."""
+    trials = study.get_trials(deepcopy=False)
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    if not failed or any(t.state == TrialState.COMPLETE for t in trials):
+        return
+    reasons: dict[str, int] = {}
+    for t in failed:
+        reason = str(t.user_attrs.get("fail_reason", "no reason recorded")).splitlines()[0][:160]
+        reasons[reason] = reasons.get(reason, 0) + 1
+    summary = "; ".join(f"{n} x {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
+    raise SearchFailedError(f"study {study.study_name!r}: all {len(failed)} trials failed ({summary})")
+
+
+def evaluated_trial(study: optuna.Study, number: int) -> FrozenTrial:
+    """Trial ``number`` of ``study``, which must hold an evaluated candidate; TrialError otherwise."""
+    trials = study.get_trials(deepcopy=False)
+    if not 0 <= number < len(trials):
+        raise TrialError(f"--trial {number}: expected a trial number of study {study.study_name!r} "
+                         f"(0..{len(trials) - 1})" if trials else f"--trial {number}: study {study.study_name!r} "
+                         "has no trials yet")
+    trial = trials[number]
+    if trial.state != TrialState.COMPLETE or "genotype" not in trial.user_attrs:
+        reason = trial.user_attrs.get("fail_reason")
+        raise TrialError(f"--trial {number}: expected a complete trial with an evaluated candidate; trial {number} "
+                         f"is {trial.state.name}" + (f" ({reason})" if reason else ""))
+    return trial
+
+
 def constraints_of(trial: FrozenTrial) -> Sequence[float]:
     """Constraint values recorded by the objective (<= 0 is feasible)."""
     return list(trial.user_attrs.get("constraints", {}).values())
@@ -104,16 +146,59 @@ def storage_for(url: str, heartbeat_s: int = 30) -> optuna.storages.BaseStorage:
             return JournalStorage(JournalFileBackend(path))
         except OSError as exc:
             raise StorageError(f"{url}: expected a writable journal file path ({exc})") from None
+    url = normalise_url(url)
+    database = sqlite_file(url)
     try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and the supported way
+        with warnings.catch_warnings(), _creation_lock(database):
+            # heartbeats are "experimental" in Optuna 5, and the supported way
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             # SQLite: wait up to a minute for another worker's write lock instead of failing after 5 s
-            engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+            engine = {"connect_args": {"timeout": 60}} if database else None
             return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat_s, grace_period=3 * heartbeat_s,
                               heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many types for bad URLs
         raise StorageError(f"{url}: expected an Optuna storage URL such as sqlite:///path/study.db or "
                            f"postgresql://user@127.0.0.1/db ({type(exc).__name__}: {exc})") from None
+
+
+def normalise_url(url: str) -> str:
+    """``postgresql://`` (and ``postgres://``) with the PostgreSQL driver that is installed named in it:
+    SQLAlchemy's default for the bare form may be a driver this environment lacks. A bare
+    ``sqlite://``, ``sqlite:///`` or ``sqlite:///:memory:`` (an in-memory database, lost when the
+    process ends) is refused."""
+    if url.startswith("sqlite:") and sqlite_file(url) is None:
+        raise StorageError(f"{url}: expected a study file after sqlite:/// (e.g. sqlite:///runs/x/study.db); "
+                           "without one the study would live in memory and be lost when the process ends")
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare):
+            driver = next((d for d in ("psycopg2", "psycopg") if importlib.util.find_spec(d) is not None), None)
+            if driver is None:
+                raise StorageError(f"{url}: expected a PostgreSQL driver (pip install psycopg2-binary)")
+            return f"postgresql+{driver}://{url[len(bare):]}"
+    return url
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URL (None for other URLs or in-memory ones)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url[len("sqlite:///"):].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+@contextlib.contextmanager
+def _creation_lock(database: Path | None) -> Iterator[None]:
+    """Hold an exclusive lock next to a SQLite study file while its schema is created or checked, so
+    workers started together on a new file do not race on it (no-op for other storages)."""
+    if database is None or not database.parent.is_dir():
+        yield
+        return
+    with open(database.parent / f".{database.name}.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def sqlite_url(run_dir: str | Path) -> str:
@@ -139,6 +224,9 @@ def open_study(cfg: SearchConfig, storage: str, *, create: bool = True, fixed: d
     except ValueError as exc:
         raise StorageError(f"{storage}: study {cfg.study_name!r} exists with other objectives than "
                            f"{list(cfg.objectives)} ({exc})") from None
+    resumed = len(study.get_trials(deepcopy=False))
+    if resumed:  # a re-seeded sampler would replay the proposals it made before the interruption
+        study.sampler = make_sampler(dataclasses.replace(cfg, seed=cfg.seed + resumed), fixed)
     metrics = [o.metric for o in objectives]
     if study.metric_names is None:
         with warnings.catch_warnings():
@@ -155,12 +243,8 @@ def enqueue_baselines(study: optuna.Study, space: SearchSpace, names: Sequence[s
     exit sets, ...) so they are evaluated first; returns the names enqueued."""
     if study.get_trials(deepcopy=False):
         return []
-    available = space.baselines()
-    unknown = [n for n in names if n not in available]
-    if unknown:
-        raise ValueError(f"search.enqueue: expected baselines from {sorted(available)}, got {unknown}")
-    for name in names:
-        study.enqueue_trial(space.encode(available[name]), user_attrs={"baseline": name}, skip_if_exists=True)
+    for name, genotype in space.named_baselines(names).items():
+        study.enqueue_trial(space.encode(genotype), user_attrs={"baseline": name}, skip_if_exists=True)
     return list(names)
 
 
@@ -173,6 +257,45 @@ def attach_ribbon(trial: optuna.Trial, ev: Evaluation, bits: dict[str, str], sto
         upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)
 
 
+def evaluated_twin(study: optuna.Study, genotype: dict[str, Any], number: int) -> FrozenTrial | None:
+    """The first complete trial other than ``number`` that evaluated this genotype (as stored), if any."""
+    stored = json.loads(json.dumps(genotype))
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.number != number and t.user_attrs.get("genotype") == stored and "accuracy" in t.user_attrs:
+            return t
+    return None
+
+
+def fail_orphaned_trials(study: optuna.Study) -> list[int]:
+    """Fail, and queue again once, the RUNNING trials whose worker was a process on this host that no
+    longer exists (killed mid-trial): a restart recovers them at once instead of after 3 heartbeats."""
+    host = socket.gethostname()
+    storage, recovered = study._storage, []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker_host, _, pid = str(t.user_attrs.get("worker", "")).rpartition(":")
+        if worker_host != host or not pid.isdigit() or _process_alive(int(pid)):
+            continue
+        try:
+            storage.set_trial_user_attr(t._trial_id, "fail_reason", f"worker {host}:{pid} died during the trial")
+            if not storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another process recovered it first
+        RetryHeartbeatStaleTrialCallback(max_retry=1)(study, storage.get_trial(t._trial_id))
+        recovered.append(t.number)
+    return recovered
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by another user
+    return True
+
+
 def make_objective(space: SearchSpace, evaluator: CandidateEvaluator,
                    objectives: Sequence[str] = ("accuracy", "expected_edp"),
                    artifacts: ArtifactStore | None = None,
@@ -182,9 +305,16 @@ def make_objective(space: SearchSpace, evaluator: CandidateEvaluator,
     metrics = [OBJECTIVES[o].metric for o in objectives]
 
     def objective(trial: optuna.Trial) -> tuple[float, ...]:
+        trial.set_user_attr("worker", WORKER)  # first: a restart recovers the trial if this process dies
         genotype = space.decode(trial.suggest_categorical)
         trial.set_user_attr("genotype", genotype.to_dict())
-        trial.set_user_attr("worker", WORKER)
+        earlier = evaluated_twin(trial.study, trial.user_attrs["genotype"], trial.number)
+        if earlier is not None:  # already evaluated (a resumed or parallel sampler proposed it again)
+            for key, value in earlier.user_attrs.items():
+                if key not in ("worker", "baseline", "genotype"):
+                    trial.set_user_attr(key, value)
+            trial.set_user_attr("duplicate_of", earlier.number)
+            return tuple(float(earlier.user_attrs[m]) for m in metrics)
         if prescreen is not None and "baseline" not in trial.user_attrs:
             verdict = prescreen.verdict(trial.study, trial.params)
             if verdict is not None:
@@ -230,6 +360,7 @@ def run_study(study: optuna.Study, space: SearchSpace, evaluator: CandidateEvalu
 
     with warnings.catch_warnings():  # fail (and retry) trials whose worker died, before counting
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        fail_orphaned_trials(study)
         optuna.storages.fail_stale_trials(study)
     # trials running in other workers count against the budget: N workers overshoot by < N trials
     remaining = max(0, n_trials - finished_trials(study, running=True))

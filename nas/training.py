@@ -53,6 +53,29 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded (names the file and what was expected)."""
 
 
+def load_weights_only(path: Path, expected: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU; CheckpointError naming ``path`` and ``expected``
+    with torch's reason in one line (and never its advice to turn ``weights_only`` off)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt or hostile files
+        raise CheckpointError(f"{path}: expected {expected} readable with weights_only=True "
+                              f"({_load_failure(exc)})") from None
+
+
+def _load_failure(exc: Exception) -> str:
+    """The reason inside torch's load error, without its paragraphs on how to load the file unsafely."""
+    import pickle
+
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if isinstance(exc, pickle.UnpicklingError):
+        detail = next((line for line in lines if "GLOBAL" in line), "")
+        detail = detail.split(". Please")[0].removeprefix("WeightsUnpickler error: ").rstrip(".")
+        return "refused, the file holds more than tensors" + (f": {detail}" if detail else "")
+    safe = [line for line in lines if "weights_only" not in line and "trust" not in line]
+    return f"{type(exc).__name__}: {(safe or [''])[0][:200]}".rstrip(": ")
+
+
 def atomic_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary file, fsync, then rename over ``path``: never a torn file."""
     path = Path(path)
@@ -70,10 +93,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: expected a supernet checkpoint file; it does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt files
-        raise CheckpointError(f"{path}: expected a torch checkpoint readable with weights_only=True ({exc})") from None
+    ckpt = load_weights_only(path, "a torch checkpoint")
     for key in ("version", "state_dict", "space", "epoch"):
         if not isinstance(ckpt, dict) or key not in ckpt:
             raise CheckpointError(f"{path}: {key}: expected a key of a supernet checkpoint")

@@ -172,6 +172,14 @@ class SearchSpace(ABC):
         static network (final exit only) at the highest quantised bit-width."""
         return {"static": self.static_genotype(self.extreme(True))}
 
+    def named_baselines(self, names: Sequence[str]) -> dict[str, Genotype]:
+        """The baselines called ``names``, in that order; ValueError listing the known ones."""
+        available = self.baselines()
+        unknown = [n for n in names if n not in available]
+        if unknown:
+            raise ValueError(f"expected baselines of space {self.name!r} from {sorted(available)}, got {unknown}")
+        return {name: available[name] for name in names}
+
     @abstractmethod
     def extreme(self, largest: bool) -> Genotype:
         """The largest or smallest genotype of the space (bounds of the sandwich rule)."""

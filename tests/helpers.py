@@ -11,12 +11,15 @@ from hwmodel import load_system
 
 
 def unmappable_system(folder: Path) -> Path:
-    """A copy of edge_tpu_quad whose memory hierarchy is valid (inner to outer) but far too small for
-    any real layer (4096 bits off-chip) and whose output register cannot hold one partial sum: ZigZag
-    cannot map anything on it, whole layers or fused tiles. Returns its system.yaml."""
+    """A copy of edge_tpu_quad whose memory hierarchy is valid (inner to outer, each memory holds one
+    access of its ports) but far too small for any real layer (4096 bits off-chip), and whose 8-bit
+    output register cannot hold one 16-bit partial sum of an 8-bit layer: ZigZag cannot map such a
+    layer on it, whole or as fused tiles. Returns its system.yaml."""
     system = load_system("edge_tpu_quad")
     core = yaml.safe_load(system.resolve(system.compute_cores[0].core).read_text())
-    core["memories"]["output_reg"]["size"] = 4
+    core["memories"]["output_reg"]["size"] = 8
+    for port in core["memories"]["output_reg"]["ports"]:
+        port["bandwidth_min"] = port["bandwidth_max"] = 8
     core["memories"]["weight_sram"]["size"] = 256
     core["memories"]["act_sram"]["size"] = 1024
     core["memories"]["dram_port"]["size"] = 4096

@@ -41,7 +41,7 @@ def _as_postgres() -> dict:
 
 @contextmanager
 def postgres_server(database: str = "eenas") -> Iterator[str]:
-    """Yield the SQLAlchemy URL of a fresh database on a private server."""
+    """Yield the storage URL of a fresh database on a private server, in the form the README documents."""
     bindir = postgres_bin()
     if bindir is None:
         raise FileNotFoundError("PostgreSQL is not installed (apt-get install -y postgresql)")
@@ -58,7 +58,7 @@ def postgres_server(database: str = "eenas") -> Iterator[str]:
                         f"-h 127.0.0.1 -p {port} -k {root} -F -c max_connections=100", "start"], **run)
         try:
             subprocess.run([bindir / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "eenas", database], **run)
-            yield f"postgresql+psycopg2://eenas@127.0.0.1:{port}/{database}"
+            yield f"postgresql://eenas@127.0.0.1:{port}/{database}"  # the documented form (nas.study.normalise_url)
         finally:
             subprocess.run([bindir / "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"], **{**run, "check": False})
     except subprocess.CalledProcessError as exc:

@@ -71,9 +71,6 @@ class Platform:
                 pos = (k // cols, k % cols) if self.topology == "mesh" else None
                 compute.append(Instance(f"{core.name}#{i}", core.name, pos, caps.get("O", 0), caps.get("I2", 0),
                                         **access))
-        if self.topology == "mesh" and ic and len(compute) > ic.rows * ic.cols:
-            raise ValueError(f"{system.path}: interconnect: a {ic.rows}x{ic.cols} mesh cannot place "
-                             f"{len(compute)} compute cores")
         self.compute = compute
         self.instances = {i.name: i for i in [*compute, Instance(POOLING, POOLING, None), Instance(SIMD, SIMD, None)]}
         self.kinds: dict[str, ComputeCoreSpec] = {c.name: c for c in system.compute_cores}

@@ -18,13 +18,14 @@ if TYPE_CHECKING:
 __all__ = ["DATASETS", "DatasetError", "Split", "Splits", "augment", "load_dataset", "make_synthetic"]
 
 FileLoader = Callable[[Path, str], Split]
-# name -> (split loader, classes, pad images to this size or None)
-FILE_DATASETS: dict[str, tuple[FileLoader, int, int | None]] = {
-    "fashion_mnist": (load_idx_split, 10, 32),
-    "mnist": (load_idx_split, 10, 32),
-    "cifar10": (load_cifar10_split, 10, None),
-    "npz": (load_npz_split, 0, None),  # classes: from the labels
+# name -> (split loader, classes)
+FILE_DATASETS: dict[str, tuple[FileLoader, int]] = {
+    "fashion_mnist": (load_idx_split, 10),
+    "mnist": (load_idx_split, 10),
+    "cifar10": (load_cifar10_split, 10),
+    "npz": (load_npz_split, 0),  # classes: from the labels
 }
+MIN_SIZE = 32  # smaller images (28x28 Fashion-MNIST, ...) are zero-padded to this size
 DATASETS = ("synthetic", *FILE_DATASETS)
 
 
@@ -40,11 +41,15 @@ def load_dataset(cfg: DataConfig, source: str = "<config>") -> Splits:
         raise DatasetError(source, "data.name", f"one of {list(DATASETS)}, got {cfg.name!r}")
     if not cfg.root:
         raise DatasetError(source, "data.root", f"the folder holding the {cfg.name} files")
-    loader, num_classes, size = FILE_DATASETS[cfg.name]
+    loader, num_classes = FILE_DATASETS[cfg.name]
     root = Path(cfg.root).expanduser()
     train, test = _limit(loader(root, "train"), cfg.limit_train), _limit(loader(root, "test"), cfg.limit_test)
-    if size is not None:
-        train.images, test.images = pad_to(train.images, size), pad_to(test.images, size)
+    sizes = tuple(train.images.shape[2:]), tuple(test.images.shape[2:])
+    if sizes[0] != sizes[1] or sizes[0][0] != sizes[0][1]:
+        raise DatasetError(root, "images", f"square images of one size in both splits, got {sizes[0][0]}x{sizes[0][1]} "
+                           f"(train) and {sizes[1][0]}x{sizes[1][1]} (test)")
+    if sizes[0][0] < MIN_SIZE:
+        train.images, test.images = pad_to(train.images, MIN_SIZE), pad_to(test.images, MIN_SIZE)
     if not 0 < cfg.n_val < len(train):
         raise DatasetError(source, "data.n_val", f"0 < n_val < {len(train)} (the training images in {root}), "
                            f"got {cfg.n_val}")

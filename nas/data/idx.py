@@ -62,5 +62,8 @@ def load_idx_split(root: str | Path, split: str) -> Split:
         raise DatasetError(lbl_path, "shape", f"({images.shape[0]},) labels to match the images, got {labels.shape}")
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise DatasetError(lbl_path, "labels", f"class labels in 0..9, found {labels.min()}..{labels.max()}")
-    x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
+    x = images.astype(np.float32) / 255.0
+    if not np.isfinite(x).all():
+        raise DatasetError(img_path, "data", "finite pixel values, found NaN or infinite ones")
+    x = torch.from_numpy(x).unsqueeze(1)
     return Split(x, torch.from_numpy(labels.astype(np.int64)))

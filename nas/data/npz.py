@@ -15,6 +15,7 @@ import torch
 from nas.data.base import DatasetError, Split
 
 KEYS = {"train": ("x_train", "y_train"), "test": ("x_test", "y_test")}
+MAX_CLASSES = 1000  # labels must lie in 0..MAX_CLASSES-1 (the class count is max(label) + 1)
 
 
 def _images(path: Path, key: str, x: np.ndarray) -> torch.Tensor:
@@ -29,7 +30,11 @@ def _images(path: Path, key: str, x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(x.astype(np.float32) / 255.0)
     if not np.issubdtype(x.dtype, np.floating):
         raise DatasetError(path, key, f"uint8 or float images, got {x.dtype}")
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    images = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(images).all():
+        raise DatasetError(path, key, f"finite pixel values, found {int((~np.isfinite(images)).sum())} NaN or "
+                           "infinite ones")
+    return torch.from_numpy(images)
 
 
 def load_npz_split(path: str | Path, split: str) -> Split:
@@ -46,8 +51,16 @@ def load_npz_split(path: str | Path, split: str) -> Split:
         for key in (x_key, y_key):
             if key not in archive.files:
                 raise DatasetError(path, key, f"an array named {key} (found {sorted(archive.files)})")
-        x, y = archive[x_key], archive[y_key]
+        arrays = {}
+        for key in (x_key, y_key):
+            try:
+                arrays[key] = archive[key]
+            except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+                raise DatasetError(path, key, f"a numeric array stored without pickle ({exc})") from None
+    x, y = arrays[x_key], arrays[y_key]
     images = _images(path, x_key, x)
     if y.ndim != 1 or len(y) != len(images) or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
         raise DatasetError(path, y_key, f"{len(images)} non-negative integer labels, got {y.dtype} {y.shape}")
+    if len(y) and y.max() >= MAX_CLASSES:
+        raise DatasetError(path, y_key, f"class labels in 0..{MAX_CLASSES - 1}, found label {y.max()}")
     return Split(images, torch.from_numpy(y.astype(np.int64)))

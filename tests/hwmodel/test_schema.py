@@ -250,7 +250,7 @@ def test_float_from_yaml_1_0e9_which_pyyaml_reads_as_string(tmp_path: Path):
 
 def test_float_rejects_non_numeric_string_and_bool():
     err = _raises(Scalars, {"n": 1, "rate": "fast"})
-    assert err.key == "rate" and "a number" in str(err)
+    assert err.key == "rate" and "a finite number" in str(err)
     err = _raises(Scalars, {"n": 1, "rate": True})
     assert err.key == "rate"
 

@@ -329,7 +329,7 @@ SYSTEM_CASES: dict[str, Any] = {
         ("simd_core.lanes: unknown key", "'units'"),
     ),
     "no compute cores": (lambda d: d.update(compute_cores=[]), ("compute_cores",)),
-    "clock a word": (lambda d: d.update(clock_hz="fast"), ("clock_hz: expected a number",)),
+    "clock a word": (lambda d: d.update(clock_hz="fast"), ("clock_hz: expected a finite number",)),
     "compute_cores a mapping": (
         lambda d: d.update(compute_cores={"name": "x"}),
         ("compute_cores: expected a list",),
@@ -381,11 +381,13 @@ def test_empty_system_yaml_reports_first_missing_key(tree: Path):
     _expect_error(path, path, "missing required key")
 
 
-def test_path_key_in_system_file_is_overridden(tree: Path):
-    # `path` is filled in by the loader; a stray `path:` in the file must not redirect relative paths.
+def test_path_key_is_the_loaders_not_the_files(tree: Path):
+    # `path` is filled in by the loader: a `path:` in the file is an unknown key, and the keys the
+    # error lists are the ones a user may write
     path = _bad_system(tree, lambda d: d.update(path="/nowhere/system.yaml"))
-    spec = load_system(path)
-    assert _same_file(spec.path, path)
+    err = _expect_error(path, path, "path: unknown key")
+    assert "'path'" not in str(err).split("expected one of", 1)[1]
+    assert _same_file(load_system(tree / "edge_tpu_quad").path, tree / "edge_tpu_quad" / "system.yaml")
 
 
 # --- bad core and mapping files ------------------------------------------------------------------

@@ -174,7 +174,12 @@ def test_storage_url_errors_are_clear():
 
     with pytest.raises(StorageError, match="expected an Optuna storage URL"):
         storage_for("notadb://nowhere")
-    assert isinstance(storage_for("sqlite:///:memory:"), optuna.storages.RDBStorage)
+    with pytest.raises(StorageError, match="would live in memory"):
+        storage_for("sqlite:///:memory:")
+    from nas.study import normalise_url
+
+    assert normalise_url("postgresql://u@h/db") == normalise_url("postgres://u@h/db") == "postgresql+psycopg2://u@h/db"
+    assert normalise_url("postgresql+psycopg2://u@h/db") == "postgresql+psycopg2://u@h/db"
 
 
 def test_pareto_front_breaks_accuracy_ties_by_edp(tiny_run):
@@ -240,3 +245,100 @@ def test_a_bad_search_fixed_key_names_the_config_and_key(tmp_path):
     _splits, space = api.data_and_space(cfg)
     with pytest.raises(ValueError, match=r"search\.fixed: kernel_b1: not a parameter of mobilenetv2_cifar"):
         api.prepare_study(cfg, space)
+
+
+# --- losing or duplicating work -------------------------------------------------------------------------
+
+def _new_sqlite_study(url: str) -> int:
+    from nas.study import storage_for
+
+    optuna.create_study(storage=storage_for(url), study_name="race", load_if_exists=True)
+    return 0
+
+
+def test_workers_started_together_on_a_new_sqlite_file_do_not_race(tmp_path):
+    import multiprocessing as mp
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    with mp.get_context("spawn").Pool(4) as pool:
+        assert pool.map(_new_sqlite_study, [url] * 4) == [0] * 4
+    assert optuna.load_study(study_name="race", storage=url).trials == []
+
+
+def _start_trial_and_die(url: str) -> None:
+    import os
+
+    from nas.study import WORKER, storage_for
+
+    study = optuna.load_study(study_name="orphans", storage=storage_for(url))
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    trial.set_user_attr("worker", WORKER)
+    os.kill(os.getpid(), 9)  # kill -9 mid-trial: no cleanup of any kind
+
+
+def test_a_trial_whose_worker_was_killed_is_recovered_at_once(tmp_path):
+    import multiprocessing as mp
+
+    from nas.study import fail_orphaned_trials, finished_trials, storage_for
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(storage=storage_for(url, heartbeat_s=3600), study_name="orphans")
+    proc = mp.get_context("spawn").Process(target=_start_trial_and_die, args=(url,))
+    proc.start()
+    proc.join()
+    assert proc.exitcode == -9
+    (dead,) = study.get_trials(states=(TrialState.RUNNING,))
+    assert fail_orphaned_trials(study) == [dead.number]  # an hour-long heartbeat: only the pid check helps
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states[dead.number] == TrialState.FAIL and list(states.values()).count(TrialState.WAITING) == 1
+    assert "died during the trial" in study.trials[dead.number].user_attrs["fail_reason"]
+    assert finished_trials(study, running=True) == 0  # the retry replaces it in the budget
+    assert fail_orphaned_trials(study) == []
+
+
+def test_a_live_workers_trial_is_left_alone(tmp_path):
+    from nas.study import WORKER, fail_orphaned_trials
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
+    trial = study.ask()
+    trial.set_user_attr("worker", WORKER)
+    assert fail_orphaned_trials(study) == []
+
+
+def test_a_resumed_study_does_not_replay_its_samplers_proposals(tmp_path):
+    from nas.config import SearchConfig
+    from nas.study import open_study
+
+    cfg = SearchConfig(sampler="random", seed=3, study_name="resume")
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    first = open_study(cfg, url)
+    proposed = [first.ask(dist).params["x"] for _ in range(3)]
+    again = open_study(cfg, url)  # a re-run of the same command
+    assert again.ask(dist).params["x"] not in proposed
+
+
+def test_a_genotype_already_evaluated_is_not_evaluated_again(tiny_run, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from nas import api
+
+    cfg, supernet, _study, data = tiny_run
+    space = data[1]
+    static = space.encode(space.baselines()["static"])
+    run = replace(cfg, run_dir=str(tmp_path / "dups"), search=replace(cfg.search, n_trials=2, enqueue=()))
+    study = api.prepare_study(run, space)
+    study.enqueue_trial(static)
+    study.enqueue_trial(static, skip_if_exists=False)
+    calls = []
+    original = api.CandidateEvaluator.__call__
+
+    def counting(self, genotype):  # noqa: ANN001, ANN202
+        calls.append(genotype)
+        return original(self, genotype)
+
+    monkeypatch.setattr(api.CandidateEvaluator, "__call__", counting)  # counts; the real evaluation runs
+    api.search(run, supernet, progress=False, data=data)
+    first, second = study.get_trials()
+    assert len(calls) == 1 and first.state == second.state == TrialState.COMPLETE
+    assert second.user_attrs["duplicate_of"] == first.number and second.values == first.values
