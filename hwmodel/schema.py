@@ -64,8 +64,9 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int],
 
 def parse_yaml(text: str, path: str | Path) -> Any:
     """``yaml.safe_load`` of ``text``, refusing documents that expand to more than ``MAX_NODES`` nodes."""
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # the reader already refuses control characters
         node = loader.get_single_node()
         if node is None:
             return None
@@ -77,9 +78,10 @@ def parse_yaml(text: str, path: str | Path) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "file"
-        raise SchemaError(path, where, f"expected valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+        raise SchemaError(path, where, f"expected valid YAML ({getattr(exc, 'problem', None) or short_repr(str(exc))})") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def load_yaml(path: str | Path) -> Any:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from hwmodel.schema import SchemaError, load_yaml
+from hwmodel.schema import SchemaError, load_yaml, short_repr
 
 Kind = Literal["default", "depthwise", "fc"]
 
@@ -112,13 +112,20 @@ def _validate(validator: Any, path: Path, what: str) -> tuple[Any, Callable[[], 
         original(message)
 
     validator.invalidate = capture
+    crash: Exception | None = None
     with quiet_zigzag():
-        normalized = validator.normalized_data
-        ok = validator.validate()
-    errors = _flatten_errors(validator.validator.errors)
+        try:
+            normalized = validator.normalized_data
+            ok = validator.validate()
+        except Exception as exc:  # noqa: BLE001 - ZigZag's rule checks assume schema-valid data
+            crash, normalized, ok = exc, None, False
+    errors = _flatten_errors(getattr(validator.validator, "errors", {}) or {})
     if errors:
         key, message = errors[0]
         raise SchemaError(path, key, f"ZigZag 3.9 {what} schema: {message}")
+    if crash is not None or not isinstance(normalized, (dict, list)):
+        raise SchemaError(path, "", f"expected a valid ZigZag 3.9 {what} (ZigZag's checks failed on it: "
+                          f"{type(crash).__name__}: {short_repr(str(crash))})")
 
     def finish() -> None:
         if not ok:

@@ -542,3 +542,54 @@ def test_first_core_error_is_reported_for_second_compute_core(tree: Path):
     ]
     _dump(system, data)
     _expect_error(system, core_path, "memories.act_sram.size")
+
+
+# --- property tests: generated malformed system and core files give one SchemaError, quickly ---------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+
+from tests.fuzz import bounded, mutations, yaml_texts  # noqa: E402
+
+_SYSTEM = _yaml(SHIPPED / "edge_tpu_quad" / "system.yaml")
+_CORE = _yaml(CORE_FILE)
+_FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _validate_or_schema_error(system: Any, core: Any | str) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "core.yaml").write_text(core if isinstance(core, str) else yaml.safe_dump(core, allow_unicode=True),
+                                          encoding="utf-8", errors="surrogateescape")
+        shutil.copy(MAPPING_FILE, folder / "mapping.yaml")
+        if isinstance(system, dict) and isinstance(system.get("compute_cores"), list) and system["compute_cores"] \
+                and isinstance(system["compute_cores"][0], dict):
+            system = copy.deepcopy(system)
+            system["compute_cores"][0].update(core="core.yaml", mapping="mapping.yaml")
+        path = folder / "system.yaml"
+        path.write_text(yaml.safe_dump(system, allow_unicode=True))
+        with bounded():
+            try:
+                load_system(path)
+            except SchemaError as exc:
+                assert exc.file in (str(path), str(folder / "core.yaml"), str(folder / "mapping.yaml")) \
+                    or Path(exc.file).parent == folder, str(exc)
+
+
+@_FUZZ
+@given(mutations(_SYSTEM))
+def test_fuzzed_system_file_gives_one_schema_error(system):
+    _validate_or_schema_error(system, _CORE)
+
+
+@_FUZZ
+@given(mutations(_CORE))
+def test_fuzzed_core_file_gives_one_schema_error(core):
+    _validate_or_schema_error(_SYSTEM, core)
+
+
+@_FUZZ
+@given(yaml_texts)
+def test_fuzzed_core_text_gives_one_schema_error(text):
+    _validate_or_schema_error(_SYSTEM, text)

@@ -74,3 +74,40 @@ def test_dataset_mismatch_is_reported(tmp_path):
     cfg = load_config(path)
     with pytest.raises(SchemaError, match="space.options.num_classes"):
         cfg.space_options(num_classes=10)
+
+
+# --- property tests: generated malformed configs give one SchemaError, quickly ----------------------
+
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import yaml  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+
+from tests.fuzz import bounded, mutations, yaml_texts  # noqa: E402
+
+SHIPPED = yaml.safe_load((CONFIGS_DIR / "fashion_mnist_supernet.yaml").read_text())
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _load_or_schema_error(text: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "config.yaml"
+        path.write_text(text, encoding="utf-8", errors="surrogateescape")
+        with bounded():
+            try:
+                load_config(path)
+            except SchemaError as exc:
+                assert str(exc).startswith(f"{path}: ")
+
+
+@FUZZ
+@given(mutations(SHIPPED))
+def test_fuzzed_config_loads_or_gives_one_schema_error(data):
+    _load_or_schema_error(yaml.safe_dump(data, allow_unicode=True))
+
+
+@FUZZ
+@given(yaml_texts)
+def test_fuzzed_config_text_loads_or_gives_one_schema_error(text):
+    _load_or_schema_error(text)

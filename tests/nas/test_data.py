@@ -745,3 +745,51 @@ def test_split_head_takes_the_first_samples() -> None:
     head = split.head(4)
     assert len(head) == 4 and torch.equal(head.labels, torch.arange(4)) and torch.equal(head.images, split.images[:4])
     assert split.head(None) is split and split.head(99) is split
+
+
+# --- property tests: generated malformed dataset files give one DatasetError, quickly ----------------
+
+import tempfile  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+from hwmodel import SchemaError  # noqa: E402
+from tests.fuzz import bounded  # noqa: E402
+
+_FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_dtypes = st.sampled_from([np.uint8, np.int8, np.int64, np.uint64, np.float16, np.float32, np.float64, np.bool_,
+                           np.complex64, np.dtype("<U2"), np.dtype("<M8[s]")])
+_arrays = _dtypes.flatmap(lambda dt: hnp.arrays(dt, hnp.array_shapes(min_dims=0, max_dims=5, min_side=0, max_side=12)))
+
+
+def _load_or_dataset_error(cfg: DataConfig) -> None:
+    with bounded():
+        try:
+            load_dataset(cfg)
+        except (DatasetError, SchemaError):
+            pass
+
+
+@_FUZZ
+@given(st.dictionaries(st.sampled_from(["x_train", "y_train", "x_test", "y_test", "other"]), _arrays, max_size=5),
+       st.integers(1, 40))
+def test_fuzzed_npz_gives_one_dataset_error(arrays, n_val):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "data.npz"
+        np.savez(path, **arrays)
+        _load_or_dataset_error(DataConfig(name="npz", root=str(path), n_val=n_val))
+
+
+@_FUZZ
+@given(st.binary(max_size=64), st.binary(max_size=64), st.booleans())
+def test_fuzzed_idx_files_give_one_dataset_error(images, labels, valid_header):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for stem in ("train", "t10k"):
+            head_i = bytes([0, 0, 8, 3]) + b"".join(int(v).to_bytes(4, "big") for v in (2, 4, 4)) if valid_header else b""
+            head_l = bytes([0, 0, 8, 1]) + (2).to_bytes(4, "big") if valid_header else b""
+            (root / f"{stem}-images-idx3-ubyte").write_bytes(head_i + images)
+            (root / f"{stem}-labels-idx1-ubyte").write_bytes(head_l + labels)
+        _load_or_dataset_error(DataConfig(name="fashion_mnist", root=str(root), n_val=1))
