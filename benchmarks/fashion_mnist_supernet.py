@@ -16,7 +16,9 @@ several sittings; ``--only supernet`` or ``--only alone_largest`` (etc.) trains 
 a plain run trains what is missing and writes the JSON. ``--publish`` then writes the zoo entry
 (``nas/zoo/fmnist_mbv2_w025.*``) with this accuracy table. ``--quick``: no training, a smoke run.
 
-Usage: python benchmarks/fashion_mnist_supernet.py [--only PART] [--publish] [--quick]
+``--report``: no training or evaluation, the JSON from the parts measured so far.
+
+Usage: python benchmarks/fashion_mnist_supernet.py [--only PART] [--publish] [--report] [--quick]
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ def main() -> None:
     parts = [*STAGES, *(f"alone_{a}" for a in ALONE)]
     results_path = RESULTS / "fashion_mnist_supernet_parts.json"  # per-part rows, kept between sittings
     done = json.loads(results_path.read_text()) if results_path.is_file() and not quick else {}
-    for part in parts if only is None else [only]:
+    for part in [] if "--report" in args else parts if only is None else [only]:
         pcfg = part_config(cfg, part)
         t0 = time.time()
         net = api.train(pcfg, data=data)
@@ -124,7 +126,7 @@ def main() -> None:
     final = last_stage(done)
     if "--publish" in args and final:
         publish(part_config(cfg, final), done, final)
-    if all(p in done for p in parts):
+    if final:  # the trained-alone comparison fills in as its parts finish
         write_report(cfg, done, len(splits.train), len(splits.test))
 
 
@@ -150,7 +152,7 @@ def write_report(cfg: RunConfig, done: dict, n_train: int, n_test: int) -> None:
     sup = {(r["subnet"], r["bits"]): r for r in final["rows"] if "subnet" in r and "branch_depth" not in r}
     per_exit = [r for r in final["rows"] if "branch_depth" in r]
     sharing = []
-    for arch in ALONE:
+    for arch in (a for a in ALONE if f"alone_{a}" in done):
         alone = done[f"alone_{arch}"]["rows"][0]
         shared = sup[(arch, "W8A8")]
         sharing.append({"architecture": arch, "supernet": shared["final_exit_accuracy"],
@@ -158,9 +160,12 @@ def write_report(cfg: RunConfig, done: dict, n_train: int, n_test: int) -> None:
                         "cost_points": 100 * (alone["final_exit_accuracy"] - shared["final_exit_accuracy"])})
     seconds = {p: sum(r.get("seconds", 0.0) for r in d["train_log"]) for p, d in done.items()}
     plot = plot_per_exit(per_exit, RESULTS / "fashion_mnist_per_exit.png")
+    stages = [p for p in STAGES if p in done]
     write_result("fashion_mnist_supernet", {
-        "config": str(CONFIG.relative_to(CONFIGS_DIR.parent)), "epochs": cfg.train.epochs,
-        "fp32_epochs": cfg.train.fp32_epochs, "train_images": n_train, "test_images": n_test,
+        "config": ", ".join(str(STAGES[p].relative_to(CONFIGS_DIR.parent)) for p in stages),
+        "epochs": sum(part_config(cfg, p).train.epochs for p in stages),
+        "fp32_epochs": sum(part_config(cfg, p).train.fp32_epochs for p in stages), "train_images": n_train,
+        "test_images": n_test, "alone_pending": [a for a in ALONE if f"alone_{a}" not in done],
         "training_s": seconds,
         "rows": [r for r in final["rows"] if "check" not in r and "branch_depth" not in r]
         + [d["rows"][0] for p, d in done.items() if p not in STAGES],

@@ -181,6 +181,13 @@ def fashion_section(data: dict) -> list[str]:
     for r in data["weight_sharing"]:
         lines.append(f"| {r['architecture']} | {100 * r['supernet']:.2f} % | {100 * r['alone']:.2f} % | "
                      f"{r['cost_points']:+.2f} |")
+    for arch in data.get("alone_pending", []):
+        lines.append(f"| {arch} | | not trained alone yet (`--only alone_{arch}`) | |")
+    for stage, rows in data.get("stages", {}).items():
+        ref = next((r for r in rows if r["subnet"] == "reference" and r["bits"] == "W8A8"), None)
+        if ref and stage != list(data["stages"])[-1]:
+            lines.append(f"\nAfter `{stage}` alone the reference backbone was at "
+                         f"{100 * ref['final_exit_accuracy']:.2f} % (W8A8).")
     labels = data["per_exit"][0]["exit_labels"]
     lines += ["", "Per-exit test accuracy of the reference backbone (W8A8), every mounting point:", "",
               "| branch | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]

@@ -281,7 +281,9 @@ def fail_orphaned_trials(study: optuna.Study) -> list[int]:
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another process recovered it first
-        RetryHeartbeatStaleTrialCallback(max_retry=1)(study, storage.get_trial(t._trial_id))
+        with warnings.catch_warnings():  # "experimental" in Optuna 5, and the supported way to retry
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            RetryHeartbeatStaleTrialCallback(max_retry=1)(study, storage.get_trial(t._trial_id))
         recovered.append(t.number)
     return recovered
 
