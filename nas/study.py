@@ -12,8 +12,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import json
 import importlib.util
+import json
 import os
 import socket
 import tempfile
