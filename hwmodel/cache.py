@@ -87,6 +87,22 @@ class CostCache:
             conn.execute("ROLLBACK")
             raise
 
+    def check(self) -> list[str]:
+        """Problems of a persistent cache (empty: sound): SQLite's own integrity check, then every value
+        must be a JSON object."""
+        if self.path is None:
+            return []
+        conn = self._connect()
+        problems = [row[0] for row in conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
+        for key, value in conn.execute("SELECT key, value FROM costs"):
+            try:
+                ok = isinstance(json.loads(value), dict)
+            except json.JSONDecodeError:
+                ok = False
+            if not ok:
+                problems.append(f"entry {key[:16]}: expected a JSON object, got {value[:40]!r}")
+        return problems
+
     def __len__(self) -> int:
         if self.path is None:
             return len(self._memory)

@@ -6,7 +6,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nas.config import RunConfig
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -228,6 +231,8 @@ def cmd_warm_cache(args: argparse.Namespace) -> int:
     from search_spaces import create_space
 
     cfg = _config(args)
+    if args.check:
+        return _check_cost_cache(cfg)
     space = create_space(cfg.space.name, cfg.space_options())
     cfg.cost.workers = args.workers or os.cpu_count() or 1
     t0 = time.perf_counter()
@@ -238,6 +243,27 @@ def cmd_warm_cache(args: argparse.Namespace) -> int:
           f"pairs; {counts['cached_before']} were cached, {counts['computed']} computed "
           f"({counts['unmappable']} unmappable) in {time.perf_counter() - t0:.0f} s with {cfg.cost.workers} workers; "
           f"cache: {cm.cache.path or 'memory'}")
+    return 0
+
+
+def _check_cost_cache(cfg: RunConfig) -> int:
+    """``nas warm-cache --check``: the cache's integrity, one line; exit code 2 when damaged."""
+    from hwmodel.cache import CostCache, default_cache_path
+
+    if cfg.cost.cache is None:
+        print("cost.cache is null: the costs are kept in memory, there is no cache file to check")
+        return 0
+    path = default_cache_path() if cfg.cost.cache == "default" else Path(cfg.cost.cache)
+    if not path.is_file():
+        print(f"{path}: no cost cache yet (nothing to check)")
+        return 0
+    cache = CostCache(path)
+    problems = cache.check()
+    if problems:
+        print(f"error: {path}: {len(problems)} problem(s), first: {problems[0]}; delete the file to start afresh",
+              file=sys.stderr)
+        return 2
+    print(f"{path}: {len(cache)} entries, integrity ok")
     return 0
 
 
@@ -305,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("warm-cache", cmd_warm_cache, "Cost every distinct layer of the config's search space on its "
                                           "accelerator, in parallel, into the persistent cost cache.")
     p.add_argument("--workers", type=int, help="processes (default: one per CPU core)")
+    p.add_argument("--check", action="store_true", help="only check the cache's integrity (after a crash, say)")
     p = add("dashboard", cmd_dashboard, "Open the run's study in optuna-dashboard.")
     p.add_argument("--storage", help="Optuna storage URL instead of a run folder")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")

@@ -12,15 +12,13 @@ An export folder holds:
   precision in the metadata (see :mod:`nas.onnx_export`);
 - ``ribbon.png`` and ``exit_costs.png``: the architecture ribbon and the per-exit-stage costs.
 
-The folder is written under a temporary name and renamed into place, so a crash never leaves a
-half-written export.
+The folder is written under a temporary name and renamed into place (:mod:`nas.files`), so a crash
+never leaves a half-written export, nor loses the export it was replacing.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Any
 
 import torch
 
+from nas.files import remove_stale_temporaries, replace_folder, temporary_for
 from nas.modes import Mode, named_modes, select_mode
 from nas.training import CheckpointError, load_weights_only
 from search_spaces import EarlyExitNet, Genotype, GenotypeError, SearchSpace, space_from_config
@@ -73,10 +72,10 @@ def export_network(space: SearchSpace, network: EarlyExitNet, genotype: Genotype
     ``out_dir``; ``extras(folder)`` may add files (ONNX, modes, plots) before the folder goes live."""
     out = Path(out_dir)
     network = network.eval()
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
+    tmp = temporary_for(out)
+    tmp.mkdir()
     torch.save(network.state_dict(), tmp / "weights.pt")
     architecture = {"format_version": FORMAT_VERSION, "space": space.config, "genotype": genotype.to_dict(),
                     "exit_labels": space.exit_labels(genotype)}
@@ -84,9 +83,7 @@ def export_network(space: SearchSpace, network: EarlyExitNet, genotype: Genotype
     (tmp / "metrics.json").write_text(json.dumps(metrics or {}, indent=2, default=float))
     if extras is not None:
         extras(tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    replace_folder(tmp, out)
     return out
 
 

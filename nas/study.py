@@ -32,6 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hwmodel import MappingError
 from nas.config import SearchConfig
+from nas.files import process_alive
 from nas.objectives import CandidateEvaluator, Evaluation
 from nas.plots import plot_ribbon
 from nas.prescreen import Prescreener
@@ -273,7 +274,7 @@ def fail_orphaned_trials(study: optuna.Study) -> list[int]:
     storage, recovered = study._storage, []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker_host, _, pid = str(t.user_attrs.get("worker", "")).rpartition(":")
-        if worker_host != host or not pid.isdigit() or _process_alive(int(pid)):
+        if worker_host != host or not pid.isdigit() or process_alive(int(pid)):
             continue
         try:
             storage.set_trial_user_attr(t._trial_id, "fail_reason", f"worker {host}:{pid} died during the trial")
@@ -286,16 +287,6 @@ def fail_orphaned_trials(study: optuna.Study) -> list[int]:
             RetryHeartbeatStaleTrialCallback(max_retry=1)(study, storage.get_trial(t._trial_id))
         recovered.append(t.number)
     return recovered
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by another user
-    return True
 
 
 def make_objective(space: SearchSpace, evaluator: CandidateEvaluator,

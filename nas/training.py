@@ -42,6 +42,7 @@ from torch.nn import functional as F
 
 from nas.config import TrainConfig
 from nas.data import Splits, augment
+from nas.files import remove_stale_temporaries, temporary_for
 from nas.runtime import tune_cpu_allocator
 from search_spaces import Genotype, SearchSpace, Supernet
 from search_spaces.genotype import FLOAT_BITS
@@ -77,10 +78,12 @@ def _load_failure(exc: Exception) -> str:
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file, fsync, then rename over ``path``: never a torn file."""
+    """``torch.save`` to a temporary file, fsync, then rename over ``path``: never a torn file (see
+    :mod:`nas.files`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    remove_stale_temporaries(path)
+    tmp = temporary_for(path)
     with tmp.open("wb") as fh:
         torch.save(obj, fh)
         fh.flush()

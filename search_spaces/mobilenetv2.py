@@ -48,6 +48,11 @@ def scale_channels(channels: int, width_mult: float, divisor: int = 8) -> int:
     return scaled + divisor if scaled < 0.9 * value else scaled
 
 
+def _nearest(value: int, choices: Sequence[int]) -> int:
+    """``value`` if it is one of ``choices``, else the closest choice (the smaller on a tie)."""
+    return value if value in choices else min(choices, key=lambda c: (abs(c - value), c))
+
+
 @dataclass(frozen=True)
 class MobileNetV2Options:
     """Settings of the reference space.
@@ -209,14 +214,15 @@ class MobileNetV2Space(SearchSpace):
                 threshold: float = 0.9, kernel: int | None = None, expansion: int | None = None,
                 skip: bool = False) -> Genotype:
         """A genotype with uniform bits (the reference's setting) and, in an elastic space, the same
-        kernel / expansion / skip in every block where that choice exists (default: the reference)."""
+        kernel / expansion / skip in every block where that choice exists (default: the reference's,
+        or the nearest choice the space offers)."""
         n = len(self.backbone_layer_names())
         cb = bits if classifier_bits is None else classifier_bits
         k = len(exits) + 1
         choices = []
         for i, (kk, ee, _s) in enumerate(self.reference_choices()):
-            kk = kernel if kernel is not None and kernel in self.kernels(i) else kk
-            ee = expansion if expansion is not None and expansion in self.expansions(i) else ee
+            kk = kernel if kernel is not None and kernel in self.kernels(i) else _nearest(kk, self.kernels(i))
+            ee = expansion if expansion is not None and expansion in self.expansions(i) else _nearest(ee, self.expansions(i))
             choices.append((kk, ee, skip and self.skippable(i)))
         g = Genotype(tuple(sorted(exits)), (depth,) * k, (bits,) * n, (bits,) * n, (cb,) * k, (cb,) * k, threshold,
                      self._backbone(choices))

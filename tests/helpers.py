@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 
 import yaml
@@ -29,3 +30,18 @@ def unmappable_system(folder: Path) -> Path:
     data["compute_cores"][0].update(core="core.yaml", mapping="mapping.yaml")
     (folder / "system.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     return folder / "system.yaml"
+
+
+def running_trial(db: Path) -> int | None:
+    """The number of a RUNNING trial that has sent a heartbeat, read directly from an Optuna SQLite
+    file (a poll takes ~1 ms, so even a short first trial is seen). A worker killed before a trial's
+    first heartbeat leaves a trial Optuna cannot tell from a live one."""
+    if not db.exists():
+        return None
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
+            row = con.execute("SELECT t.number FROM trials t JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
+                              "WHERE t.state = 'RUNNING' LIMIT 1").fetchone()
+    except sqlite3.Error:  # the worker is still creating the tables
+        return None
+    return None if row is None else int(row[0])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from optuna.trial import TrialState
 from nas import api
 from nas.study import finished_trials
 from nas.workers import search_workers
+from tests.helpers import running_trial
 from tests.nas.conftest import tiny_config
 
 
@@ -24,21 +24,6 @@ def _sharing_supernet(tiny_run, run_dir, **search):  # noqa: ANN001, ANN202
     shutil.copy(api.paths(cfg).checkpoint, api.paths(run).checkpoint)
     run.save(api.paths(run).config)
     return run
-
-
-def _running_trial(db) -> int | None:  # noqa: ANN001
-    """The number of a RUNNING trial that has sent a heartbeat, read directly from an Optuna SQLite
-    file (a poll takes ~1 ms, so even a short first trial is seen). A worker killed before a trial's
-    first heartbeat leaves a trial Optuna cannot tell from a live one."""
-    if not db.exists():
-        return None
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
-            row = con.execute("SELECT t.number FROM trials t JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
-                              "WHERE t.state = 'RUNNING' LIMIT 1").fetchone()
-    except sqlite3.Error:  # the worker is still creating the tables
-        return None
-    return None if row is None else int(row[0])
 
 
 def test_workers_on_postgres_lose_and_duplicate_no_trial(tiny_run, postgres_url, tmp_path):
@@ -67,7 +52,7 @@ def test_a_trial_whose_worker_died_is_failed_and_retried(tiny_run, tmp_path):
     try:
         while killed is None and time.monotonic() < deadline and worker.poll() is None:
             time.sleep(0.01)
-            killed = _running_trial(api.paths(run).study)
+            killed = running_trial(api.paths(run).study)
             if killed is not None:
                 worker.kill()
     finally:
