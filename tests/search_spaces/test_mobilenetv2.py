@@ -224,3 +224,11 @@ def test_fixed_params_reject_what_the_space_cannot_pin(fixed, message):
     space = ss.create_space("mobilenetv2_cifar", width_mult=0.25, kernel_choices=(3, 5, 7), bits_choices=(4, 8))
     with pytest.raises(ValueError, match=message):
         space.fixed_params(fixed)
+
+
+def test_a_space_without_the_reference_kernels_uses_the_nearest_ones_for_its_baselines():
+    sp = ss.create_space("mobilenetv2_cifar", width_mult=0.25, kernel_choices=(3, 5), expansion_choices=(4,))
+    choices = sp.block_choices(sp.uniform())
+    assert {k for k, _e, _s in choices} <= {3, 5} and {e for _k, e, _s in choices[1:]} == {4}
+    assert [k for k, _e, _s in choices] == [k if k < 7 else 5 for k, _e, _s in sp.reference_choices()]
+    assert set(sp.named_baselines(["static", "reference_dfik"])) == {"static", "reference_dfik"}
