@@ -25,6 +25,14 @@ def default_cache_path() -> Path:
     return Path(root) / "costs.sqlite"
 
 
+def resolve_cache_path(setting: str | Path | None) -> Path | None:
+    """The file of a ``cost.cache`` setting: ``"default"`` (:func:`default_cache_path`), a path, or
+    ``None`` (memory only)."""
+    if setting is None:
+        return None
+    return default_cache_path() if setting == "default" else Path(setting)
+
+
 class CacheError(RuntimeError):
     """The cache file exists but is not a usable cost cache."""
 

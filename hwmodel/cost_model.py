@@ -28,7 +28,7 @@ from typing import Any
 
 import networkx as nx
 
-from hwmodel.cache import CostCache, default_cache_path
+from hwmodel.cache import CostCache, resolve_cache_path
 from hwmodel.network import LayerResult, NetworkCost
 from hwmodel.system import ComputeCoreSpec, SimpleCoreSpec, SystemSpec, load_system
 from hwmodel.workload import COMPUTE_OPS, LayerLike, kind, signature, zigzag_layer
@@ -141,7 +141,7 @@ class CostModel:
         if isinstance(cache, CostCache):
             self.cache = cache
         else:
-            self.cache = CostCache(default_cache_path() if cache == "default" else cache)
+            self.cache = CostCache(resolve_cache_path(cache))
         self.workers = max(1, int(workers))
         self.progress = progress
         self._files: dict[str, CoreFiles] = {

@@ -248,12 +248,12 @@ def cmd_warm_cache(args: argparse.Namespace) -> int:
 
 def _check_cost_cache(cfg: RunConfig) -> int:
     """``nas warm-cache --check``: the cache's integrity, one line; exit code 2 when damaged."""
-    from hwmodel.cache import CostCache, default_cache_path
+    from hwmodel.cache import CostCache, resolve_cache_path
 
-    if cfg.cost.cache is None:
+    path = resolve_cache_path(cfg.cost.cache)
+    if path is None:
         print("cost.cache is null: the costs are kept in memory, there is no cache file to check")
         return 0
-    path = default_cache_path() if cfg.cost.cache == "default" else Path(cfg.cost.cache)
     if not path.is_file():
         print(f"{path}: no cost cache yet (nothing to check)")
         return 0
