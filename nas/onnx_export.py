@@ -33,15 +33,17 @@ def export_onnx(net: EarlyExitNet, path: str | Path, input_shape: tuple[int, int
     import onnx
 
     path = Path(path)
-    net = net.eval()
+    was_training = net.training
+    wrapper = _AllExits(net).eval()  # the exporter restores the wrapper's mode afterwards: eval, not train
     outputs = [f"exit_{label}" for label in exit_labels]
     with torch.no_grad(), exportable(), warnings.catch_warnings():
         # the legacy exporter handles this graph; tracer warnings concern Python-side constants (bits)
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(_AllExits(net), torch.zeros(1, *input_shape), str(path), dynamo=False, opset_version=17,
+        torch.onnx.export(wrapper, torch.zeros(1, *input_shape), str(path), dynamo=False, opset_version=17,
                           input_names=["input"], output_names=outputs,
                           dynamic_axes={"input": {0: "batch"}, **{o: {0: "batch"} for o in outputs}})
+    net.train(was_training)
     model = onnx.load(str(path))
     for key, value in metadata.items():
         entry = model.metadata_props.add()
