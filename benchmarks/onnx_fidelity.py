@@ -28,6 +28,7 @@ import torch  # noqa: E402
 from benchmarks._common import write_result  # noqa: E402
 
 ZOO_NAME = "fmnist_mbv2_w025"
+CHUNK = 100  # images per ONNX evaluator call
 
 
 def compare(net: torch.nn.Module, images: torch.Tensor, labels: list[str], folder: Path) -> list[dict]:
@@ -38,7 +39,10 @@ def compare(net: torch.nn.Module, images: torch.Tensor, labels: list[str], folde
     from nas.onnx_export import export_onnx
 
     path = export_onnx(net, folder / "model.onnx", tuple(images.shape[1:]), {}, labels)
-    got = ReferenceEvaluator(onnx.load(str(path))).run(None, {"input": images.numpy()})
+    evaluator = ReferenceEvaluator(onnx.load(str(path)))
+    # in chunks: the reference evaluator's convolutions take gigabytes for a whole batch of 1000
+    chunks = [evaluator.run(None, {"input": images[i: i + CHUNK].numpy()}) for i in range(0, len(images), CHUNK)]
+    got = [np.concatenate(parts) for parts in zip(*chunks)]
     with torch.no_grad():
         want = [w.numpy() for w in net(images)]
     rows = []

@@ -197,6 +197,29 @@ def fashion_section(data: dict) -> list[str]:
     return lines
 
 
+def onnx_section(data: dict) -> list[str]:
+    lines = header("ONNX export against PyTorch, exit by exit", data)
+    lines += [f"The zoo supernet `{data['zoo']}`'s networks exported with `nas export`'s ONNX writer and run with "
+              f"`{data['evaluator']}` on the first {data['test_images']} Fashion-MNIST test images. Both compute the same "
+              "formula in float32; where a convolution's sum, accumulated in another order, lands on the other side of a "
+              "rounding boundary of the next quantiser, the value moves one quantisation step, and that grows with depth.",
+              "", "| network | exits | exits equal to 1e-4 | worst exit | max abs logit diff | mean abs logit diff | "
+              "lowest argmax agreement |", "|---|---|---|---|---|---|---|"]
+    for n in data["networks"]:
+        rows = n["exits"]
+        worst = max(rows, key=lambda r: r["max_abs_diff"])
+        same = sum(r["max_abs_diff"] < 1e-4 for r in rows)
+        lines.append(f"| {n['network']} | {len(rows)} | {same} | {worst['exit']} (of logits up to "
+                     f"{worst['max_abs_logit']:.1f}) | {worst['max_abs_diff']:.4f} | "
+                     f"{max(r['mean_abs_diff'] for r in rows):.2e} | "
+                     f"{min(r['argmax_agreement'] for r in rows) * 100:.2f} % |")
+    s = data["summary"]
+    lines += ["", f"Tolerance held by `tests/nas/test_onnx_export.py`: every exit within 1.0 in logits and at least 99 % "
+              f"argmax agreement (measured here: at most {s['max_abs_diff']:.4f} and at least "
+              f"{s['min_argmax_agreement'] * 100:.2f} %)."]
+    return lines
+
+
 def samplers_section(data: dict) -> list[str]:
     lines = header("Search: random vs NSGA-II vs NSGA-II with surrogate pre-screening", data)
     lines += [f"Config `{data['config']}`, {data['trials']} trials per arm on one trained supernet (same seed, the "
@@ -314,7 +337,7 @@ def main() -> None:
     for name, render in (("reference_search", headline_section), ("readme_commands", readme_section), ("hwmodel_speed", speed_section),
                          ("hwmodel_fidelity", fidelity_section), ("zigzag_settings", settings_section),
                          ("scheduling", scheduling_section), ("training_throughput", throughput_section),
-                         ("fashion_mnist_supernet", fashion_section), ("search_samplers", samplers_section),
+                         ("fashion_mnist_supernet", fashion_section), ("onnx_fidelity", onnx_section), ("search_samplers", samplers_section),
                          ("reference_studies", reference_section), ("reference_search", search_section)):
         data = load(name)
         if data:
