@@ -23,7 +23,7 @@ def test_resumed_training_equals_uninterrupted(setup, tmp_path, monkeypatch):
     import nas.training as training
 
     space, splits = setup
-    cfg = TrainConfig(epochs=2, batch_size=128, seed=3)
+    cfg = TrainConfig(epochs=2, batch_size=128, seed=3, sandwich=False, random_subnets=1)  # one subnet a step: fast
     straight = train_supernet(space, splits, cfg, tmp_path / "straight.pt", progress=False)
     original = training.atomic_save
 
@@ -45,7 +45,7 @@ def test_resumed_training_equals_uninterrupted(setup, tmp_path, monkeypatch):
 def test_training_reduces_the_loss(setup, tmp_path):
     space, splits = setup
     log = tmp_path / "log.jsonl"
-    train_supernet(space, splits, TrainConfig(epochs=3, batch_size=64, seed=0, augment=False), tmp_path / "s.pt",
+    train_supernet(space, splits, TrainConfig(epochs=3, batch_size=64, seed=0, augment=False, sandwich=False, random_subnets=1), tmp_path / "s.pt",
                    log_path=log, progress=False)
     import json
 
