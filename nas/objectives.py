@@ -11,8 +11,10 @@ Exit-overhead constraints (Optuna convention: a value <= 0 is satisfied):
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -119,13 +121,28 @@ class Evaluation:
         }
 
 
-def candidate_network(supernet: Supernet, genotype: Genotype, calibration: torch.Tensor | None) -> EarlyExitNet:
+@contextlib.contextmanager
+def timed(seconds: dict[str, float] | None, phase: str) -> Iterator[None]:
+    """Add the block's wall time (s) to ``seconds[phase]`` (nothing when ``seconds`` is None)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        if seconds is not None:
+            seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - start
+
+
+def candidate_network(supernet: Supernet, genotype: Genotype, calibration: torch.Tensor | None,
+                      seconds: dict[str, float] | None = None) -> EarlyExitNet:
     """The genotype's standalone network as scored and exported: extracted from the supernet, with
-    batch-norm statistics re-estimated on ``calibration`` images (deterministic)."""
+    batch-norm statistics re-estimated on ``calibration`` images (deterministic). ``seconds``
+    collects the time of each step ("extract", "batchnorm")."""
     with torch.no_grad():
-        net = supernet.eval().extract(genotype)
+        with timed(seconds, "extract"):
+            net = supernet.eval().extract(genotype)
         if calibration is not None and len(calibration):
-            recalibrate_batchnorm(net, calibration)
+            with timed(seconds, "batchnorm"):
+                recalibrate_batchnorm(net, calibration)
     return net.eval()
 
 
@@ -149,6 +166,7 @@ class CandidateEvaluator:
         self.threshold, self.max_accuracy_loss = threshold, max_accuracy_loss
         self._heads: dict[tuple, dict[tuple, torch.Tensor]] = {}  # backbone -> head -> logits (LRU)
         self.cached_backbones = 32
+        self.seconds: dict[str, float] = {}  # the last call's wall time per phase (s)
 
     def with_schedule(self, schedule: ScheduleSettings) -> CandidateEvaluator:
         """This evaluator under another schedule, sharing its cache of exit logits (they do not depend
@@ -187,7 +205,7 @@ class CandidateEvaluator:
     def _every_head(self, genotype: Genotype, wanted: list[tuple]) -> dict[tuple, torch.Tensor]:
         """Logits of every head variant (mount, depth, weight bits, activation bits; mount -1: the
         final block) on ``genotype``'s backbone, with its batch-norm statistics re-estimated."""
-        net = candidate_network(self.supernet, genotype, self.calibration)
+        net = candidate_network(self.supernet, genotype, self.calibration, self.seconds)
         last = len(net.blocks) - 1
         bits = tuple(getattr(self.space.options, "bits_choices", ()))
         variants = set(wanted)
@@ -198,14 +216,19 @@ class CandidateEvaluator:
         for v in sorted(variants):
             by_block.setdefault(last if v[0] == -1 else v[0], []).append(v)
         chunks: dict[tuple, list[torch.Tensor]] = {v: [] for v in variants}
+        start, head_s = time.perf_counter(), 0.0
         for x, _y in self.split.batches(self.batch_size):
             h = net.stem(x)
             for i, block in enumerate(net.blocks):
                 h = block(h)
+                t = time.perf_counter()
                 for v in by_block.get(i, ()):
                     head = self.supernet.head(i, v[1])
                     head.set_bits(v[2], v[3])
                     chunks[v].append(head(h))
+                head_s += time.perf_counter() - t
+        self.seconds["backbone"] = self.seconds.get("backbone", 0.0) + time.perf_counter() - start - head_s
+        self.seconds["heads"] = self.seconds.get("heads", 0.0) + head_s
         return {v: torch.cat(c) for v, c in chunks.items()}
 
     def settle_threshold(self, genotype: Genotype) -> Genotype:
@@ -221,10 +244,12 @@ class CandidateEvaluator:
 
     def __call__(self, genotype: Genotype) -> Evaluation:
         """Costs first (cheap when cached, and an unmappable layer fails fast), then accuracy."""
+        self.seconds = {}
         self.space.validate(genotype)
-        graph = self.space.layer_graph(genotype)
-        network = self.cost(graph)
-        static = self.cost(self.space.layer_graph(self.space.static_genotype(genotype)))
+        with timed(self.seconds, "cost"):
+            graph = self.space.layer_graph(genotype)
+            network = self.cost(graph)
+            static = self.cost(self.space.layer_graph(self.space.static_genotype(genotype)))
         genotype = self.settle_threshold(genotype)
         stats = self.stats(genotype)
         expected = expected_cost(network, static, stats.ratios)

@@ -48,6 +48,11 @@ def exportable() -> Iterator[None]:
         _EXPLICIT[0] = previous
 
 
+def exporting() -> bool:
+    """Inside :func:`exportable` (an ONNX export is tracing the explicit quantisation ops)."""
+    return _EXPLICIT[0]
+
+
 def _broadcast_step(step: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``step`` shaped to broadcast over ``x``: a scalar, or one value per index of dim 0."""
     return step.reshape(-1, *([1] * (x.dim() - 1))) if step.numel() > 1 else step.reshape([])

@@ -11,14 +11,14 @@ outputs equal the supernet's bit for bit.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from search_spaces.genotype import FLOAT_BITS
-from search_spaces.modules.lsq import LSQAct, LSQWeight
+from search_spaces.modules.lsq import LSQAct, LSQWeight, exporting
 
 
 class _Switchable:
@@ -27,6 +27,21 @@ class _Switchable:
     w_bits: int
     act: LSQAct
     wq: LSQWeight
+    _reused: dict[tuple, torch.Tensor] | None = None  # quantised weights kept for inference, by key
+
+    def _quantised(self, weight: Callable[[], torch.Tensor], key: tuple) -> torch.Tensor:
+        """``wq(weight())``, computed once per weight, step, shape and bits in inference (eval mode,
+        no autograd, not exporting): identical values, without re-quantising the weights every
+        batch. A few keys are kept (an exit head is run at each of its bit-widths in turn)."""
+        if self.training or torch.is_grad_enabled() or exporting() or torch.jit.is_tracing():
+            return self.wq(weight(), self.w_bits)
+        step = self.wq.steps[str(self.w_bits)]._version if self.w_bits < FLOAT_BITS else None
+        key = (*key, self.w_bits, self.weight._version, step)
+        if self._reused is None or len(self._reused) >= 8 and key not in self._reused:
+            self._reused = {}
+        if key not in self._reused:
+            self._reused[key] = self.wq(weight(), self.w_bits)
+        return self._reused[key]
 
     def set_bits(self, w_bits: int, a_bits: int) -> None:
         """Weight and input-activation bit-widths for the following forward passes."""
@@ -81,7 +96,7 @@ class QConv2d(_Switchable, nn.Module):
         if self.w_bits < FLOAT_BITS:
             self.wq.init_steps(self.weight, self.w_bits)
         cin = int(x.shape[1])  # a constant even when traced (channels are static in any one network)
-        w = self.wq(self.active_weight(cin), self.w_bits)
+        w = self._quantised(lambda: self.active_weight(cin), (cin, self.active_out, self.active_kernel))
         groups = cin if self.depthwise else 1
         return F.conv2d(self.act(x), w, None, self.stride, self.active_kernel // 2, 1, groups)
 
@@ -140,7 +155,7 @@ class QLinear(_Switchable, nn.Module):
         self.w_bits = FLOAT_BITS
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(self.act(x), self.wq(self.weight, self.w_bits), self.bias)
+        return F.linear(self.act(x), self._quantised(lambda: self.weight, ()), self.bias)
 
     def static_copy(self) -> QLinear:
         bits = [b for b in (self.w_bits, self.act.bits) if b < FLOAT_BITS]

@@ -52,3 +52,30 @@ def test_elastic_batch_norm_updates_only_active_channels():
     bn.train()
     bn(torch.randn(4, 3, 5, 5) + 10)
     assert (bn.running_mean[:3] > 0.5).all() and torch.equal(bn.running_mean[3:], torch.zeros(5))
+
+
+def test_inference_reuses_the_quantised_weight_until_it_changes():
+    from search_spaces.modules.lsq import exportable
+
+    conv = QConv2d(4, 6, 3, bits_choices=(4, 8)).eval()
+    conv.set_bits(4, 8)
+    x = torch.randn(2, 4, 8, 8)
+    with torch.no_grad():
+        first = conv(x)
+        assert conv._reused and torch.equal(conv(x), first)
+        conv.weight.mul_(2)  # an in-place change (an optimiser step, a load) invalidates the kept weight
+        changed = conv(x)
+        conv.set_bits(8, 8)
+        eight = conv(x)
+        conv.set_bits(4, 8)
+        assert torch.equal(conv(x), changed) and not torch.equal(changed, first) and not torch.equal(eight, changed)
+        with exportable():  # an export traces the explicit ops, never a kept tensor
+            conv._reused = None
+            conv(x)
+            assert conv._reused is None
+    conv._reused = None
+    conv(x)  # autograd on: never kept
+    conv.train()
+    with torch.no_grad():
+        conv(x)  # training mode: never kept
+    assert conv._reused is None
