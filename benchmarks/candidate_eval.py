@@ -3,10 +3,10 @@
 The search's own evaluator (:class:`nas.objectives.CandidateEvaluator`) on the zoo supernet and
 Fashion-MNIST: 2000 validation images, every exit head the space can mount, batch-norm statistics
 re-estimated per candidate, the cost model on a warm cache. Variants run side by side on the same
-random candidates, each with a fresh evaluator (no logits cached across candidates); the fidelity
-part compares each fast variant's accuracy and exit ratios with the slow path's.
+random candidates, each with a fresh evaluator (no logits cached across candidates); each variant's
+accuracy and exit ratios are compared with the first variant's.
 
-Usage: python benchmarks/candidate_eval.py [--candidates K] [--fidelity N]
+Usage: python benchmarks/candidate_eval.py [--candidates K]
 """
 
 from __future__ import annotations
@@ -49,8 +49,6 @@ VARIANTS = [Variant("2000 batch-norm images, batches of 500 (the Fashion-MNIST c
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--candidates", type=int, default=8, help="random candidates timed per variant (default 8)")
-    parser.add_argument("--fidelity", type=int, default=0,
-                        help="random candidates compared with the slow path, accuracy only (default 0: skip)")
     args = parser.parse_args(argv)
 
     from nas import api, zoo
@@ -62,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     supernet = zoo.load_supernet(ZOO_NAME, space)
     val = splits.val.head(VAL_IMAGES)
     rng = random.Random(0)
-    candidates = [space.sample(rng) for _ in range(max(args.candidates, args.fidelity))]
+    candidates = [space.sample(rng) for _ in range(args.candidates)]
 
     with api.cost_model(cfg, progress=False) as cm:
         def evaluator(v: Variant) -> CandidateEvaluator:
