@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +52,34 @@ def export_onnx(net: EarlyExitNet, path: str | Path, input_shape: tuple[int, int
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
+
+
+@dataclass(frozen=True)
+class ExitAgreement:
+    """How closely one exit of an ONNX export reproduces the PyTorch network (logit units)."""
+
+    exit: str
+    max_abs_diff: float
+    mean_abs_diff: float
+    max_abs_logit: float
+    argmax_agreement: float  # share of images with the same predicted class
+
+
+def exit_agreement(net: EarlyExitNet, path: str | Path, images: torch.Tensor, exit_labels: list[str],
+                   chunk: int = 100) -> list[ExitAgreement]:
+    """Run the export at ``path`` with ONNX's reference evaluator on ``images`` (``chunk`` at a time: its
+    convolutions take gigabytes for a batch of 1000) and compare every exit with ``net``'s logits."""
+    import numpy as np
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    evaluator = ReferenceEvaluator(onnx.load(str(path)))
+    parts = [evaluator.run(None, {"input": images[i: i + chunk].numpy()}) for i in range(0, len(images), chunk)]
+    with torch.no_grad():
+        want = [w.numpy() for w in net.eval()(images)]
+    rows = []
+    for label, got, w in zip(exit_labels, (np.concatenate(p) for p in zip(*parts)), want):
+        diff = np.abs(got - w)
+        rows.append(ExitAgreement(label, float(diff.max()), float(diff.mean()), float(np.abs(w).max()),
+                                  float((got.argmax(1) == w.argmax(1)).mean())))
+    return rows

@@ -10,7 +10,7 @@ import torch
 
 from nas import api, zoo
 from nas.objectives import candidate_network
-from nas.onnx_export import export_onnx
+from nas.onnx_export import exit_agreement, export_onnx
 from nas.training import at_bits
 from tests.nas.conftest import tiny_config
 
@@ -44,18 +44,11 @@ def zoo_network(bits: int):
 
 def test_every_exit_of_a_zoo_network_agrees_with_pytorch(tmp_path: Path):
     """The reference backbone with every exit at W8A8 (the benchmark also covers W4A4 and mixed bits)."""
-    import onnx
-    from onnx.reference import ReferenceEvaluator
-
     net, splits, labels = zoo_network(8)
-    images = splits.test.images[:64]
     path = export_onnx(net, tmp_path / "model.onnx", splits.image_shape, {}, labels)
-    got = ReferenceEvaluator(onnx.load(str(path))).run(None, {"input": images.numpy()})
-    with torch.no_grad():
-        want = net(images)
-    for label, g, w in zip(labels, got, want):
-        diff = abs(g - w.numpy())
-        agreement = (g.argmax(1) == w.argmax(1).numpy()).mean()
-        assert diff.max() <= MAX_ABS_LOGIT_DIFF, f"exit {label}: max |logit diff| {diff.max():.4f}"
-        assert agreement >= MIN_ARGMAX_AGREEMENT, f"exit {label}: argmax agreement {agreement:.4f}"
-    assert abs(got[0] - want[0].numpy()).max() < 1e-4  # the shallowest exit: equal to float precision
+    rows = exit_agreement(net, path, splits.test.images[:64], labels)
+    assert [r.exit for r in rows] == labels
+    for r in rows:
+        assert r.max_abs_diff <= MAX_ABS_LOGIT_DIFF, f"exit {r.exit}: max |logit diff| {r.max_abs_diff:.4f}"
+        assert r.argmax_agreement >= MIN_ARGMAX_AGREEMENT, f"exit {r.exit}: argmax agreement {r.argmax_agreement:.4f}"
+    assert rows[0].max_abs_diff < 1e-4  # the shallowest exit: equal to float precision
