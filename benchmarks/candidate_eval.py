@@ -2,11 +2,13 @@
 
 The search's own evaluator (:class:`nas.objectives.CandidateEvaluator`) on the zoo supernet and
 Fashion-MNIST: 2000 validation images, every exit head the space can mount, batch-norm statistics
-re-estimated per candidate, the cost model on a warm cache. Variants run side by side on the same
-random candidates, each with a fresh evaluator (no logits cached across candidates); each variant's
-accuracy and exit ratios are compared with the first variant's.
+re-estimated per candidate, the cost model on a warm cache. Variants run side by side, interleaved
+candidate by candidate, each call on a fresh evaluator (no logits cached across candidates). Each
+variant's accuracy, exit ratios and per-exit accuracies are compared with the first variant's (the
+exact path: NCHW inference, 2000 batch-norm images). ``--fidelity N`` then runs the first variant
+and the fast one (the evaluator's defaults) on N candidates for the fidelity figures.
 
-Usage: python benchmarks/candidate_eval.py [--candidates K]
+Usage: python benchmarks/candidate_eval.py [--candidates K] [--fidelity N]
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import random
 import statistics
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -36,19 +39,32 @@ class Variant:
 
     name: str
     bn_images: int
-    batch_size: int
+    channels_last: bool
+    batch_size: int = 500
 
 
-VARIANTS = [Variant("2000 batch-norm images, batches of 500 (the Fashion-MNIST config)", 2000, 500),
-            Variant("1000 batch-norm images", 1000, 500),
-            Variant("500 batch-norm images", 500, 500),
-            Variant("250 batch-norm images", 250, 500),
-            Variant("500 batch-norm images, batches of 1000", 500, 1000)]
+EXACT = Variant("NCHW inference, 2000 batch-norm images (the Fashion-MNIST config)", 2000, False)
+FAST = Variant("channels_last inference, 500 batch-norm images (the fast path)", 500, True)
+VARIANTS = [EXACT, Variant("channels_last inference, 2000 batch-norm images", 2000, True), FAST,
+            Variant("channels_last inference, 250 batch-norm images", 250, True)]
+
+
+def differences(got: list[Any], base: list[Any]) -> dict[str, float]:
+    """Max and mean absolute differences of accuracy (fraction), exit ratios and per-exit accuracy
+    between two lists of evaluations of the same candidates (per-exit: each exit on every sample)."""
+    acc = [abs(a.stats.accuracy - b.stats.accuracy) for a, b in zip(got, base)]
+    ratios = [abs(x - y) for a, b in zip(got, base) for x, y in zip(a.stats.ratios, b.stats.ratios)]
+    exits = [abs(x - y) for a, b in zip(got, base) for x, y in zip(a.stats.exit_accuracy_all, b.stats.exit_accuracy_all)]
+    return {"candidates": len(got), "accuracy_max_abs_diff": max(acc), "accuracy_mean_abs_diff": statistics.fmean(acc),
+            "exit_ratio_max_abs_diff": max(ratios), "exit_ratio_mean_abs_diff": statistics.fmean(ratios),
+            "exit_accuracy_max_abs_diff": max(exits), "exit_accuracy_mean_abs_diff": statistics.fmean(exits)}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--candidates", type=int, default=8, help="random candidates timed per variant (default 8)")
+    parser.add_argument("--fidelity", type=int, default=100,
+                        help="candidates on which the fast path is compared with the exact one (default 100)")
     args = parser.parse_args(argv)
 
     from nas import api, zoo
@@ -60,43 +76,49 @@ def main(argv: list[str] | None = None) -> None:
     supernet = zoo.load_supernet(ZOO_NAME, space)
     val = splits.val.head(VAL_IMAGES)
     rng = random.Random(0)
-    candidates = [space.sample(rng) for _ in range(args.candidates)]
+    candidates = [space.sample(rng) for _ in range(max(args.candidates, args.fidelity))]
 
     with api.cost_model(cfg, progress=False) as cm:
         def evaluator(v: Variant) -> CandidateEvaluator:
             return CandidateEvaluator(space, supernet, val, cm, cfg.constraints, v.batch_size, cfg.cost.operating_point,
-                                      api.schedule_settings(cfg), splits.train.images[: v.bn_images])
+                                      api.schedule_settings(cfg), splits.train.images[: v.bn_images],
+                                      channels_last=v.channels_last)
 
-        slow = evaluator(VARIANTS[0])
+        warm = evaluator(EXACT)
         start = time.perf_counter()
         for g in candidates:  # warm the cost cache: what is timed is a warm lookup, as in a long study
-            slow.cost(space.layer_graph(g)), slow.cost(space.layer_graph(space.static_genotype(g)))
-        print(f"cost cache warmed for {len(candidates)} candidates in {time.perf_counter() - start:.0f} s")
+            warm.cost(space.layer_graph(g)), warm.cost(space.layer_graph(space.static_genotype(g)))
+        print(f"cost cache warmed for {len(candidates)} candidates in {time.perf_counter() - start:.0f} s", flush=True)
 
-        rows, results = [], {}
-        for v in VARIANTS:  # interleaved per candidate would mix caches; each variant gets fresh evaluators
-            per = []
-            for g in candidates[: args.candidates]:
+        times: dict[str, list[dict[str, float]]] = {v.name: [] for v in VARIANTS}
+        results: dict[str, list[Any]] = {v.name: [] for v in VARIANTS}
+        for i, g in enumerate(candidates):
+            for v in VARIANTS if i < args.candidates else (EXACT, FAST):
                 ev = evaluator(v)
                 t = time.perf_counter()
-                result = ev(g)
-                per.append({"total": time.perf_counter() - t, **ev.seconds})
-                results.setdefault(v.name, []).append(result)
-            row = {"variant": v.name, "bn_images": v.bn_images, "batch_size": v.batch_size,
-                   "median_s": {k: statistics.median(p.get(k, 0.0) for p in per) for k in ("total", *PHASES)}}
-            rows.append(row)
-            print(f"{v.name}: median {row['median_s']['total']:.2f} s ("
-                  + ", ".join(f"{k} {row['median_s'][k]:.2f}" for k in PHASES) + ")")
-        base = results[VARIANTS[0].name]
-        for row in rows:
-            got = results[row["variant"]]
-            acc = [abs(a.stats.accuracy - b.stats.accuracy) for a, b in zip(got, base)]
-            ratios = [abs(x - y) for a, b in zip(got, base) for x, y in zip(a.stats.ratios, b.stats.ratios)]
-            row["vs_first_variant"] = {"candidates": len(got), "accuracy_max_abs_diff": max(acc),
-                               "accuracy_mean_abs_diff": statistics.fmean(acc),
-                               "exit_ratio_max_abs_diff": max(ratios), "exit_ratio_mean_abs_diff": statistics.fmean(ratios)}
+                results[v.name].append(ev(g))
+                if i < args.candidates:
+                    times[v.name].append({"total": time.perf_counter() - t, **ev.seconds})
+            if i < args.candidates or (i + 1) % 10 == 0:
+                print(f"candidate {i + 1}/{len(candidates)}: accuracy exact {results[EXACT.name][-1].stats.accuracy:.4f}, "
+                      f"fast {results[FAST.name][-1].stats.accuracy:.4f}", flush=True)
+        rows = []
+        for v in VARIANTS:
+            med = {k: statistics.median(p.get(k, 0.0) for p in times[v.name]) for k in ("total", *PHASES)}
+            rows.append({"variant": v.name, "bn_images": v.bn_images, "channels_last": v.channels_last,
+                         "batch_size": v.batch_size, "median_s": med,
+                         "vs_exact": differences(results[v.name][: args.candidates], results[EXACT.name])})
+            print(f"{v.name}: median {med['total']:.2f} s (" + ", ".join(f"{k} {med[k]:.2f}" for k in PHASES) + ")")
+        fidelity = differences(results[FAST.name], results[EXACT.name])
+        print(f"fast vs exact on {fidelity['candidates']} candidates: " + ", ".join(
+            f"{k} {v:.4f}" for k, v in fidelity.items() if k != "candidates"))
     write_result("candidate_eval", {"zoo": ZOO_NAME, "val_images": VAL_IMAGES, "threads": torch.get_num_threads(),
-                                    "candidates": args.candidates, "variants": rows})
+                                    "candidates": args.candidates, "variants": rows, "exact": EXACT.name,
+                                    "fast": FAST.name, "fast_vs_exact": fidelity, "records": [  # really evaluated candidates: data for predictors
+        {"genotype": g.to_dict(), **{key: {"accuracy": r.stats.accuracy, "ratios": list(r.stats.ratios),
+                                          "exit_accuracy_all": list(r.stats.exit_accuracy_all)}
+                                    for key, r in (("exact", e), ("fast", f))}}
+        for g, e, f in zip(candidates, results[EXACT.name], results[FAST.name])]})
 
 
 if __name__ == "__main__":

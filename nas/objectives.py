@@ -151,13 +151,14 @@ class CandidateEvaluator:
 
     ``calibration``: training images for batch-norm recalibration of each candidate (None: off).
     ``threshold``: ``searched`` (the genotype's) or ``rule`` (the lowest threshold of the space's grid
-    within ``max_accuracy_loss`` of the final exit's accuracy).
+    within ``max_accuracy_loss`` of the final exit's accuracy). ``channels_last``: run candidates' inference in
+    NHWC memory order (faster on CPU, the same logits bit for bit; ``benchmarks/candidate_eval.py``).
     """
 
     def __init__(self, space: SearchSpace, supernet: Supernet, split: Split, cost_model: CostModel,
                  limits: ConstraintConfig, batch_size: int = 500, operating_point: str | None = None,
                  schedule: ScheduleSettings | None = None, calibration: torch.Tensor | None = None,
-                 threshold: str = "searched", max_accuracy_loss: float = 0.01) -> None:
+                 threshold: str = "searched", max_accuracy_loss: float = 0.01, channels_last: bool = True) -> None:
         self.space, self.supernet, self.split = space, supernet.eval(), split
         self.cost_model, self.limits, self.batch_size = cost_model, limits, batch_size
         self.operating_point = operating_point
@@ -167,6 +168,7 @@ class CandidateEvaluator:
         self._heads: dict[tuple, dict[tuple, torch.Tensor]] = {}  # backbone -> head -> logits (LRU)
         self.cached_backbones = 32
         self.seconds: dict[str, float] = {}  # the last call's wall time per phase (s)
+        self.channels_last = channels_last
 
     def with_schedule(self, schedule: ScheduleSettings) -> CandidateEvaluator:
         """This evaluator under another schedule, sharing its cache of exit logits (they do not depend
@@ -206,6 +208,8 @@ class CandidateEvaluator:
         """Logits of every head variant (mount, depth, weight bits, activation bits; mount -1: the
         final block) on ``genotype``'s backbone, with its batch-norm statistics re-estimated."""
         net = candidate_network(self.supernet, genotype, self.calibration, self.seconds)
+        if self.channels_last:  # after batch norm: its training-mode statistics in NHWC sum in another order
+            net = net.to(memory_format=torch.channels_last)
         last = len(net.blocks) - 1
         bits = tuple(getattr(self.space.options, "bits_choices", ()))
         variants = set(wanted)
@@ -222,10 +226,13 @@ class CandidateEvaluator:
             for i, block in enumerate(net.blocks):
                 h = block(h)
                 t = time.perf_counter()
+                pooled: dict[int, torch.Tensor] = {}  # every head variant at a mount reads the same pooling
                 for v in by_block.get(i, ()):
                     head = self.supernet.head(i, v[1])
                     head.set_bits(v[2], v[3])
-                    chunks[v].append(head(h))
+                    if head.pool_kernel not in pooled:
+                        pooled[head.pool_kernel] = head.pool(h)
+                    chunks[v].append(head.fc(pooled[head.pool_kernel]))
                 head_s += time.perf_counter() - t
         self.seconds["backbone"] = self.seconds.get("backbone", 0.0) + time.perf_counter() - start - head_s
         self.seconds["heads"] = self.seconds.get("heads", 0.0) + head_s

@@ -20,6 +20,8 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.predictors import RidgePredictor
+
 
 @dataclass
 class Prediction:
@@ -30,36 +32,21 @@ class Prediction:
 
 
 class Surrogate:
-    """Ridge regression of each objective on one-hot encoded parameters."""
+    """Ridge regression of each objective on one-hot encoded parameters (minimised positive
+    objectives in log space)."""
 
     def __init__(self, trials: Sequence[FrozenTrial], directions: Sequence[optuna.study.StudyDirection],
                  ridge: float = 1.0) -> None:
-        self.columns = sorted({f"{k}={v!r}" for t in trials for k, v in t.params.items()})
-        self.index = {c: i for i, c in enumerate(self.columns)}
-        x = np.stack([self.features(t.params) for t in trials])
         values = np.array([t.values for t in trials], dtype=float)
         minimise = [d == optuna.study.StudyDirection.MINIMIZE for d in directions]
         self.logged = [m and bool((values[:, i] > 0).all()) for i, m in enumerate(minimise)]
         y = np.where(self.logged, np.log(np.where(self.logged, values, 1.0)), values)
-        self.mean = y.mean(0)
-        a = x.T @ x + ridge * np.eye(x.shape[1])
-        self.weights = np.linalg.solve(a, x.T @ (y - self.mean))
-        hat = np.einsum("ij,ji->i", x, np.linalg.solve(a, x.T))  # leverages, for leave-one-out residuals
-        loo = (y - self.mean - x @ self.weights) / np.clip(1.0 - hat, 1e-6, None)[:, None]
-        self.loo_std = np.sqrt((loo**2).mean(0))
-
-    def features(self, params: dict[str, Any]) -> np.ndarray:
-        f = np.zeros(len(self.columns))
-        for k, v in params.items():
-            i = self.index.get(f"{k}={v!r}")
-            if i is not None:
-                f[i] = 1.0
-        return f
+        self.ridge = RidgePredictor([t.params for t in trials], y, ridge)
 
     def predict(self, params: dict[str, Any]) -> Prediction:
-        y = self.mean + self.features(params) @ self.weights
+        y = self.ridge.predict([params])[0]
         values = [math.exp(v) if lg else float(v) for v, lg in zip(y, self.logged)]
-        return Prediction(values, [float(s) for s in self.loo_std])
+        return Prediction(values, [float(s) for s in self.ridge.loo_std])
 
 
 @dataclass(frozen=True)

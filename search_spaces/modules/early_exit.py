@@ -53,10 +53,15 @@ class ExitHead(nn.Module):
         for layer in quant_layers(self):
             layer.set_bits(w_bits, a_bits)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled, flattened features the FC layers read (the same for every head with this
+        ``pool_kernel`` at a mount: an evaluator running many head variants pools once)."""
         if self.pool_kernel > 1:
             x = F.max_pool2d(x, self.pool_kernel)
-        return self.fc(torch.flatten(x, 1))
+        return torch.flatten(x, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(x))
 
     def static_copy(self) -> ExitHead:
         dst = ExitHead.__new__(ExitHead)
@@ -99,6 +104,13 @@ class EarlyExitNet(nn.Module):
             return list(self.thresholds)
         thr = self.threshold if threshold is None else float(threshold)
         return [thr] * (len(self.heads) - 1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last block's output (stem and every block, no exit head)."""
+        h = self.stem(x)
+        for block in self.blocks:
+            h = block(h)
+        return h
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Logits of every exit for every sample (no exiting), in exit order."""

@@ -30,7 +30,8 @@ def test_one_inference_per_backbone_gives_every_head_bit_for_bit(tiny_run, monke
     cached.outputs(space.uniform(exits=(3, 5), depth=2))
     got = cached.outputs(mixed)
     assert len(calls) == 1
-    # the same logits as the candidate's own extracted network, run on its own
+    # the same logits as the candidate's own extracted network, run on its own (NCHW: the evaluator runs
+    # channels_last, which must not change a bit)
     want = exit_outputs(real(supernet, mixed, splits.train.images[:256]), splits.val, 256)
     for g, w in zip(got.logits, want.logits):
         assert torch.equal(g, w)

@@ -1,0 +1,53 @@
+"""Genotype-level predictors and their rank metric."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from nas.predictors import EnsemblePredictor, OneHot, RidgePredictor, kendall_tau
+
+
+def test_kendall_tau_on_known_rankings():
+    assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(4 / 6)  # one discordant pair of six
+    with pytest.raises(ValueError, match="equal length"):
+        kendall_tau([1, 2], [1])
+
+
+def test_one_hot_columns_and_unseen_values():
+    enc = OneHot([{"k": 3, "e": 6}, {"k": 5, "e": 6}])
+    assert enc.columns == ["e=6", "k=3", "k=5"]
+    assert enc({"k": 5, "e": 4}).tolist() == [0.0, 0.0, 1.0]  # e=4 was never seen
+
+
+def additive_data(n: int, seed: int) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """(params, noisy targets, noiseless targets) of an additive function of the parameters."""
+    rng = random.Random(seed)
+    params = [{"a": rng.randrange(4), "b": rng.randrange(4), "c": rng.choice("xyz")} for _ in range(n)]
+    effect = {"x": 0.0, "y": 0.5, "z": -0.5}
+    y = np.array([[p["a"] * 0.1 + (p["b"] == 2) * 0.3 + effect[p["c"]], -p["a"] * 0.2] for p in params])
+    return params, y + np.random.default_rng(seed).normal(0, 0.01, y.shape), y
+
+
+@pytest.mark.parametrize("model", [lambda p, y: RidgePredictor(p, y, ridge=1e-3),
+                                   lambda p, y: EnsemblePredictor(p, y, members=3, epochs=300)])
+def test_predictors_rank_held_out_candidates(model):
+    params, y, truth = additive_data(120, seed=1)
+    fitted = model(params[:80], y[:80])
+    pred = fitted.predict(params[80:])
+    assert pred.shape == (40, 2)
+    for col in range(2):
+        assert kendall_tau(pred[:, col], truth[80:, col]) > 0.85  # tied truths cap tau-b below 1
+        assert np.abs(pred[:, col] - truth[80:, col]).mean() < 0.05
+
+
+def test_ensemble_uncertainty_and_ridge_leave_one_out_error():
+    params, y, _truth = additive_data(60, seed=2)
+    mean, std = EnsemblePredictor(params, y, members=3, epochs=200).predict_with_std(params[:5])
+    assert mean.shape == std.shape == (5, 2) and (std >= 0).all() and std.max() > 0
+    ridge = RidgePredictor(params, y, ridge=1e-3)
+    assert ridge.loo_std.shape == (2,) and (ridge.loo_std < 0.05).all()
