@@ -5,11 +5,13 @@
 reports the first problem as one :class:`SchemaError`:
 ``configs/x.yaml: search.n_trials: expected an integer, got 'ten'``.
 A ValueError raised by a dataclass's ``__post_init__`` is reported at that dataclass's key path.
+:func:`package_folder` finds the shipped YAML files (accelerators, configs) where they are installed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import math
 import reprlib
 import types
@@ -60,6 +62,23 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int],
     open_nodes.discard(key)
     sizes[key] = size
     return size
+
+
+def package_folder(package: str) -> Path:
+    """The folder of an installed package (code or data, e.g. ``accelerators``) as a file-system Path.
+
+    Found through ``importlib.resources``, so it is the installed copy for a wheel and the source
+    folder for an editable install or a checkout.
+    """
+    try:
+        root = importlib.resources.files(package)
+    except ModuleNotFoundError:
+        raise RuntimeError(f"{package}: expected an installed package of eenas, found none; an editable install "
+                           f"made before it was added needs `pip install -e .` again") from None
+    if not isinstance(root, Path):
+        raise RuntimeError(f"{package}: expected a package in a folder, found {root!r} (a zip archive or a "
+                           f"namespace package); install eenas with pip, which unpacks its files")
+    return root
 
 
 def parse_yaml(text: str, path: str | Path) -> Any:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from hwmodel.dvfs import DvfsSpec, OperatingPoint
 from hwmodel.precision import MacEnergyModel, PrecisionScaling
-from hwmodel.schema import INTERNAL, SchemaError, from_mapping, load_yaml, to_mapping
+from hwmodel.schema import INTERNAL, SchemaError, from_mapping, load_yaml, package_folder, to_mapping
 
 ACCELERATORS_ENV = "EENAS_ACCELERATORS"
 
@@ -191,9 +191,10 @@ def _plain(spec: SystemSpec) -> dict[str, Any]:
 
 
 def accelerators_dir() -> Path:
-    """Folder of the shipped accelerator files (``$EENAS_ACCELERATORS`` overrides)."""
+    """Folder of the shipped accelerator files: the installed ``accelerators`` data package
+    (``$EENAS_ACCELERATORS`` overrides)."""
     env = os.environ.get(ACCELERATORS_ENV)
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "accelerators"
+    return Path(env) if env else package_folder("accelerators")
 
 
 def list_systems() -> list[str]:

@@ -10,10 +10,10 @@ from typing import Any, Literal
 
 import yaml
 
-from hwmodel.schema import INTERNAL, SchemaError, from_mapping, load_yaml, to_mapping, user_keys
+from hwmodel.schema import INTERNAL, SchemaError, from_mapping, load_yaml, package_folder, to_mapping, user_keys
 from search_spaces import space_class
 
-CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS_DIR = package_folder("configs")  # the shipped configs: the installed ``configs`` data package
 
 
 @dataclass

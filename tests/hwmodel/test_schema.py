@@ -10,7 +10,7 @@ from typing import Literal
 import pytest
 import yaml
 
-from hwmodel.schema import SchemaError, from_mapping, load_yaml, to_mapping
+from hwmodel.schema import SchemaError, from_mapping, load_yaml, package_folder, to_mapping
 
 FILE = "configs/example.yaml"
 
@@ -436,3 +436,26 @@ def test_to_mapping_leaves_classes_and_scalars_alone():
     assert to_mapping(Inner) is Inner
     assert to_mapping(3) == 3
     assert to_mapping((1, (2, 3))) == [1, [2, 3]]
+
+
+# --- package_folder: where the shipped data files are ------------------------------------------
+
+
+def test_package_folder_is_the_data_package_folder():
+    import accelerators
+
+    folder = package_folder("accelerators")
+    assert isinstance(folder, Path) and folder == Path(accelerators.__file__).parent
+    assert (folder / "edge_tpu_quad" / "system.yaml").is_file()
+
+
+def test_package_folder_of_a_missing_package_says_to_reinstall():
+    with pytest.raises(RuntimeError, match=r"no_such_eenas_package: expected an installed package.*pip install -e \."):
+        package_folder("no_such_eenas_package")
+
+
+def test_package_folder_refuses_a_namespace_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    (tmp_path / "eenas_namespace_only").mkdir()  # no __init__.py: not one folder Python can name
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(RuntimeError, match="eenas_namespace_only: expected a package in a folder"):
+        package_folder("eenas_namespace_only")
