@@ -245,6 +245,27 @@ def candidate_section(data: dict) -> list[str]:
     return lines
 
 
+def predictors_section(data: dict) -> list[str]:
+    lines = header("Predictors: ranking unseen candidates from their genotype", data)
+    lines += [f"{data['records']} really evaluated random candidates of the zoo supernet `{data['zoo']}` "
+              f"({data['source']}). Per training-set size, {data['splits']} random splits train on that many and score "
+              "the rest: Kendall tau-b and mean absolute error (points for accuracy, fraction for the early-exit share), "
+              "mean ± standard deviation over splits.", "",
+              "| model | train | held out | accuracy tau | accuracy MAE | early-exit share tau | early-exit share MAE | fit |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in data["rows"]:
+        lines.append(f"| {r['model']} | {r['train']} | {r['held_out']} | "
+                     f"{r['accuracy_tau']['mean']:.2f} ± {r['accuracy_tau']['std']:.2f} | "
+                     f"{r['accuracy_mae']['mean'] * 100:.2f} ± {r['accuracy_mae']['std'] * 100:.2f} | "
+                     f"{r['early_exit_share_tau']['mean']:.2f} ± {r['early_exit_share_tau']['std']:.2f} | "
+                     f"{r['early_exit_share_mae']['mean']:.3f} ± {r['early_exit_share_mae']['std']:.3f} | "
+                     f"{r['fit_s_median'] * 1000:.0f} ms |")
+    if data["sizes_skipped"]:
+        lines += ["", "Not measured yet (too few records for a held-out set): "
+                  + ", ".join(str(n) for n in data["sizes_skipped"]) + " training candidates."]
+    return lines
+
+
 def samplers_section(data: dict) -> list[str]:
     lines = header("Search: random vs NSGA-II vs NSGA-II with surrogate pre-screening", data)
     lines += [f"Config `{data['config']}`, {data['trials']} trials per arm on one trained supernet (same seed, the "
@@ -362,7 +383,7 @@ def main() -> None:
     for name, render in (("reference_search", headline_section), ("readme_commands", readme_section), ("hwmodel_speed", speed_section),
                          ("hwmodel_fidelity", fidelity_section), ("zigzag_settings", settings_section),
                          ("scheduling", scheduling_section), ("training_throughput", throughput_section),
-                         ("fashion_mnist_supernet", fashion_section), ("onnx_fidelity", onnx_section), ("candidate_eval", candidate_section), ("search_samplers", samplers_section),
+                         ("fashion_mnist_supernet", fashion_section), ("onnx_fidelity", onnx_section), ("candidate_eval", candidate_section), ("predictors", predictors_section), ("search_samplers", samplers_section),
                          ("reference_studies", reference_section), ("reference_search", search_section)):
         data = load(name)
         if data:

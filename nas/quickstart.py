@@ -8,15 +8,21 @@ from typing import Any
 
 from nas import api
 from nas.calibrate import early_exit_stats
-from nas.config import CONFIGS_DIR, load_config
+from nas.config import CONFIGS_DIR, RunConfig, load_config
 from nas.report import write_report
-from nas.study import sqlite_url
+from nas.study import pareto_trials, sqlite_url
 
 QUICKSTART_CONFIG = CONFIGS_DIR / "quickstart.yaml"
 
 
 def _step(title: str) -> None:
     print(f"\n== {title}", flush=True)
+
+
+def constraint_summary(cfg: RunConfig) -> str:
+    """The active constraints as ``name <= limit`` (or "none")."""
+    active = [f"{k} <= {v:g}" for k, v in vars(cfg.constraints).items() if v is not None]
+    return ", ".join(active) or "none"
 
 
 def quickstart(config: str | Path = QUICKSTART_CONFIG, overrides: dict[str, Any] | None = None,
@@ -41,6 +47,13 @@ def quickstart(config: str | Path = QUICKSTART_CONFIG, overrides: dict[str, Any]
     print(f"plot: {plot}")
 
     _step("export and reload")
+    if not pareto_trials(study):
+        print(f"No trial met the exit-overhead constraints ({constraint_summary(cfg)}), so nothing is exported: "
+              "an infeasible network is no early-exit result. Run more trials (search.n_trials), or relax "
+              "constraints.* in the config.")
+        wall = time.time() - t0
+        print(f"\nquickstart finished in {wall:.0f} s", flush=True)
+        return {"wall_s": wall, "trial": None, "export": None, "pareto": table}
     path = api.export(cfg, study, supernet=supernet, data=data)
     loaded = api.load(path)
     recorded = loaded.metrics
