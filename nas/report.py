@@ -56,12 +56,14 @@ def pareto_rows(study: optuna.Study) -> list[dict[str, Any]]:
 
 def choose_trial(study: optuna.Study, accuracy_tolerance: float = 0.01) -> FrozenTrial:
     """Default pick for export: the lowest-EDP feasible Pareto trial within ``accuracy_tolerance``
-    (absolute) of the front's best accuracy."""
+    (absolute) of the front's best accuracy. Accuracy and expected EDP are read by name from the
+    trial's record, so any objectives, in any order, pick the same way."""
     front = pareto_trials(study) or pareto_trials(study, feasible_only=False)
     if not front:
         raise ValueError(f"study {study.study_name!r} has no complete trial to export")
-    best = max(t.values[0] for t in front)
-    return min((t for t in front if t.values[0] >= best - accuracy_tolerance), key=lambda t: t.values[1])
+    best = max(t.user_attrs["accuracy"] for t in front)
+    return min((t for t in front if t.user_attrs["accuracy"] >= best - accuracy_tolerance),
+               key=lambda t: t.user_attrs["expected_edp_j_cycles"])
 
 
 def plot_pareto(study: optuna.Study, path: str | Path) -> Path:

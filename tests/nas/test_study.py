@@ -341,3 +341,19 @@ def test_a_genotype_already_evaluated_is_not_evaluated_again(tiny_run, tmp_path,
     first, second = study.get_trials()
     assert len(calls) == 1 and first.state == second.state == TrialState.COMPLETE
     assert second.user_attrs["duplicate_of"] == first.number and second.values == first.values
+
+
+@pytest.mark.parametrize(("objectives", "picked"), [(("accuracy", "expected_edp"), 0.895),
+                                                   (("expected_edp", "accuracy"), 0.895), (("accuracy",), 0.90)])
+def test_choose_trial_reads_metrics_by_name_for_any_objectives(objectives, picked):
+    """Three feasible trials: the pick is the front's lowest-EDP trial within 1 point of its best accuracy,
+    in either objective order; with accuracy alone the front is the most accurate trial."""
+    import optuna
+
+    signs = {"accuracy": "maximize", "expected_edp": "minimize"}
+    study = optuna.create_study(directions=[signs[o] for o in objectives])
+    for acc, edp in ((0.90, 5.0), (0.895, 2.0), (0.80, 1.0)):
+        attrs = {"accuracy": acc, "expected_edp_j_cycles": edp, "constraints": {"final_exit_ratio": -0.1}}
+        values = [acc if o == "accuracy" else edp for o in objectives]
+        study.add_trial(optuna.trial.create_trial(values=values, user_attrs=attrs))
+    assert choose_trial(study).user_attrs["accuracy"] == picked
