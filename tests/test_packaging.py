@@ -135,6 +135,7 @@ def test_accelerators_lists_and_validates_the_shipped_systems(installed: Install
     assert bad.returncode != 0 and "edge_tpu_quad" in bad.stderr  # the error offers the shipped names
 
 
+@pytest.mark.slow  # about 60 s in a fresh interpreter; tests/nas/test_quickstart.py runs the quickstart in process
 def test_tiny_quickstart_runs_from_the_installed_config(installed: Installed) -> None:
     run_dir = installed.elsewhere / "run"
     args = [arg for pair in TINY_QUICKSTART for arg in ("--set", pair)]
