@@ -9,7 +9,12 @@ and score the rest (at least ``--held-out``): Kendall tau-b and mean absolute er
 standard deviation over splits. Sizes the records cannot support with a held-out set are skipped
 and listed.
 
-Usage: python benchmarks/predictors.py [--splits S] [--held-out H]
+``--collect N`` first evaluates random candidates until ``results/predictor_records.jsonl`` holds N
+(exact path: the zoo config's 2000 batch-norm images, channels_last inference; candidate i is drawn
+from seed 10000 + i, one JSON line each, written as it is measured), so a stopped collection resumes
+where it stopped; those records join the ones of ``candidate_eval.json``.
+
+Usage: python benchmarks/predictors.py [--collect N] [--splits S] [--held-out H]
 """
 
 from __future__ import annotations
@@ -30,6 +35,32 @@ import numpy as np  # noqa: E402
 from benchmarks._common import RESULTS, write_result  # noqa: E402
 
 SIZES = (50, 100, 200, 500)
+RECORDS = RESULTS / "predictor_records.jsonl"
+
+
+def collect(cfg: Any, splits: Any, space: Any, zoo_name: str, wanted: int) -> None:
+    """Append exact-path evaluations of seeded random candidates to RECORDS until it holds ``wanted``."""
+    from nas import api, zoo
+    from nas.objectives import CandidateEvaluator
+
+    have = len(RECORDS.read_text().splitlines()) if RECORDS.exists() else 0
+    if have >= wanted:
+        return
+    supernet = zoo.load_supernet(zoo_name, space)
+    val = splits.val.head(cfg.search.val_samples)
+    with api.cost_model(cfg, progress=False) as cm, RECORDS.open("a") as out:
+        ev = CandidateEvaluator(space, supernet, val, cm, cfg.constraints, cfg.search.eval_batch_size,
+                                cfg.cost.operating_point, api.schedule_settings(cfg), api.calibration_images(cfg, splits))
+        for i in range(have, wanted):
+            g = space.sample(random.Random(10000 + i))
+            start = time.perf_counter()
+            r = ev(g)
+            out.write(json.dumps({"genotype": g.to_dict(), "exact": {
+                "accuracy": r.stats.accuracy, "ratios": list(r.stats.ratios),
+                "exit_accuracy_all": list(r.stats.exit_accuracy_all)}}) + "\n")
+            out.flush()
+            print(f"collected {i + 1}/{wanted} in {time.perf_counter() - start:.1f} s", flush=True)
+
 TARGETS = ("accuracy", "early_exit_share")
 
 
@@ -37,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--splits", type=int, default=20, help="random train/held-out splits per size (default 20)")
     parser.add_argument("--held-out", type=int, default=40, help="fewest held-out candidates per split (default 40)")
+    parser.add_argument("--collect", type=int, default=0, help="evaluate candidates until the records file holds N")
     args = parser.parse_args(argv)
 
     from nas import api, zoo
@@ -44,8 +76,12 @@ def main(argv: list[str] | None = None) -> None:
     from search_spaces.genotype import Genotype
 
     source = json.loads((RESULTS / "candidate_eval.json").read_text())
-    _splits, space = api.data_and_space(zoo.config(source["zoo"]))  # the space sized for the zoo's data
-    records = source["records"]
+    cfg = zoo.config(source["zoo"], {"search": {"val_samples": source["val_images"]}})
+    splits, space = api.data_and_space(cfg)  # the space sized for the zoo's data
+    if args.collect:
+        collect(cfg, splits, space, source["zoo"], args.collect)
+    collected = [json.loads(line) for line in RECORDS.read_text().splitlines() if line.strip()] if RECORDS.exists() else []
+    records = source["records"] + collected
     params = [space.encode(Genotype.from_dict(r["genotype"])) for r in records]
     y = np.array([[r["exact"]["accuracy"], 1.0 - r["exact"]["ratios"][-1]] for r in records])
     models = {"ridge (one-hot, closed form)": lambda p, t: RidgePredictor(p, t, ridge=1.0),
@@ -73,7 +109,8 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(row)
             print(f"{name}, {n} training candidates: " + ", ".join(
                 f"{k} {v['mean']:.3f}±{v['std']:.3f}" for k, v in row.items() if isinstance(v, dict)), flush=True)
-    write_result("predictors", {"records": len(records), "source": "results/candidate_eval.json (exact path)",
+    write_result("predictors", {"records": len(records), "source": "results/candidate_eval.json and "
+                                f"{RECORDS.name} (exact path; {len(collected)} collected)",
                                 "zoo": source["zoo"], "splits": args.splits, "targets": list(TARGETS),
                                 "rows": rows, "sizes_skipped": skipped})
 
