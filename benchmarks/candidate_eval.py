@@ -8,12 +8,14 @@ variant's accuracy, exit ratios and per-exit accuracies are compared with the fi
 exact path: NCHW inference, 2000 batch-norm images). ``--fidelity N`` then runs the first variant
 and the fast one (the evaluator's defaults) on N candidates for the fidelity figures.
 
-Usage: python benchmarks/candidate_eval.py [--candidates K] [--fidelity N]
+Usage: python benchmarks/candidate_eval.py [--candidates K] [--fidelity N] [--timing-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
 import statistics
 import sys
@@ -26,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from benchmarks._common import write_result  # noqa: E402
+from benchmarks._common import RESULTS, write_result  # noqa: E402
 
 ZOO_NAME = "fmnist_mbv2_w025"
 VAL_IMAGES = 2000
@@ -65,7 +67,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--candidates", type=int, default=8, help="random candidates timed per variant (default 8)")
     parser.add_argument("--fidelity", type=int, default=100,
                         help="candidates on which the fast path is compared with the exact one (default 100)")
+    parser.add_argument("--timing-only", action="store_true",
+                        help="re-time the variants (an idle machine) and keep the fidelity figures and records of "
+                             "the last results file")
     args = parser.parse_args(argv)
+    kept = json.loads((RESULTS / "candidate_eval.json").read_text()) if args.timing_only else None
+    if kept is not None:
+        args.fidelity = 0
 
     from nas import api, zoo
     from nas.objectives import CandidateEvaluator
@@ -109,16 +117,17 @@ def main(argv: list[str] | None = None) -> None:
                          "batch_size": v.batch_size, "median_s": med,
                          "vs_exact": differences(results[v.name][: args.candidates], results[EXACT.name])})
             print(f"{v.name}: median {med['total']:.2f} s (" + ", ".join(f"{k} {med[k]:.2f}" for k in PHASES) + ")")
-        fidelity = differences(results[FAST.name], results[EXACT.name])
+        fidelity = kept["fast_vs_exact"] if kept else differences(results[FAST.name], results[EXACT.name])
         print(f"fast vs exact on {fidelity['candidates']} candidates: " + ", ".join(
             f"{k} {v:.4f}" for k, v in fidelity.items() if k != "candidates"))
     write_result("candidate_eval", {"zoo": ZOO_NAME, "val_images": VAL_IMAGES, "threads": torch.get_num_threads(),
                                     "candidates": args.candidates, "variants": rows, "exact": EXACT.name,
-                                    "fast": FAST.name, "fast_vs_exact": fidelity, "records": [  # really evaluated candidates: data for predictors
+                                    "fast": FAST.name, "fast_vs_exact": fidelity, "records": kept["records"] if kept else [
         {"genotype": g.to_dict(), **{key: {"accuracy": r.stats.accuracy, "ratios": list(r.stats.ratios),
                                           "exit_accuracy_all": list(r.stats.exit_accuracy_all)}
-                                    for key, r in (("exact", e), ("fast", f))}}
-        for g, e, f in zip(candidates, results[EXACT.name], results[FAST.name])]})
+                                    for key, r in (("exact", e), ("fast", f))}}  # really evaluated: data for predictors
+        for g, e, f in zip(candidates, results[EXACT.name], results[FAST.name])],
+        "load_avg_1min_after_timing": round(os.getloadavg()[0], 2)})
 
 
 if __name__ == "__main__":
