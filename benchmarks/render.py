@@ -225,8 +225,10 @@ def candidate_section(data: dict) -> list[str]:
     lines += [f"The search's evaluator on the zoo supernet `{data['zoo']}`: {data['val_images']} validation images, every "
               f"exit head the space can mount, batch-norm statistics re-estimated per candidate, warm cost cache, "
               f"{data['threads']} threads. Median of {data['candidates']} random candidates with unseen backbones and "
-              "bits, variants interleaved candidate by candidate. Accuracy differences are against the first row, in "
-              "points.", "",
+              "bits, variants interleaved candidate by candidate"
+              + (f" (1-minute load average {data['load_avg_1min_after_timing']} after timing; the benchmark itself "
+                 "accounts for about 2)" if "load_avg_1min_after_timing" in data else "")
+              + ". Accuracy differences are against the first row, in points.", "",
               "| variant | total | batch norm | backbone | exit heads | extract | cost | max accuracy diff | "
               "max exit-ratio diff |", "|---|---|---|---|---|---|---|---|---|"]
     for r in data["variants"]:
