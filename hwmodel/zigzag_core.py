@@ -150,12 +150,11 @@ def _normalized_core(path: Path) -> dict[str, Any]:
     if any(not isinstance(n, int) or n < 1 for n in array["sizes"]):
         raise SchemaError(path, "operational_array.sizes", f"expected a positive number of units per dimension, got "
                           f"{array['sizes']}")
-    if "unit_energy" not in array:  # ZigZag's validator lets it be missing and its parser then raises KeyError
-        raise SchemaError(path, "operational_array.unit_energy", "the energy of one operation (pJ); it is missing")
-    _check_cost(path, "operational_array.unit_energy", array["unit_energy"])
+    # ZigZag's validator lets costs be missing (its parser then raises KeyError): None is refused like a bad value
+    _check_cost(path, "operational_array.unit_energy", array.get("unit_energy"))
     for name, mem in normalized["memories"].items():
         for key in ("r_cost", "w_cost", "area", "latency"):
-            _check_cost(path, f"memories.{name}.{key}", mem.get(key))  # None (missing) is refused too
+            _check_cost(path, f"memories.{name}.{key}", mem.get(key))
         widest = max((port["bandwidth_min"] for port in mem["ports"]), default=1)
         if mem["size"] < max(widest, 1):
             raise SchemaError(path, f"memories.{name}.size", f"expected at least one access of its ports ({widest} bits), "

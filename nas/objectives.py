@@ -152,7 +152,7 @@ class CandidateEvaluator:
     ``calibration``: training images for batch-norm recalibration of each candidate (None: off).
     ``threshold``: ``searched`` (the genotype's) or ``rule`` (the lowest threshold of the space's grid
     within ``max_accuracy_loss`` of the final exit's accuracy). ``channels_last``: run candidates' inference in
-    NHWC memory order (faster on CPU, the same logits bit for bit; ``benchmarks/candidate_eval.py``).
+    NHWC memory order (the same logits bit for bit; its speed on this CPU: ``benchmarks/candidate_eval.py``).
     """
 
     def __init__(self, space: SearchSpace, supernet: Supernet, split: Split, cost_model: CostModel,
