@@ -116,8 +116,10 @@ def recalibrate_batchnorm(net: torch.nn.Module, images: torch.Tensor, batch_size
         bn.reset_running_stats()
         bn.momentum = None
         bn.train()
-    run = net.features if isinstance(net, EarlyExitNet) else net  # exit heads hold no batch norm
     for start in range(0, len(images), batch_size):
+        # exit heads hold no batch norm, so after the first batch (which also gives any exit quantiser
+        # never used before its first-use step size) only the stem and blocks run
+        run = net.features if isinstance(net, EarlyExitNet) and start else net
         run(images[start : start + batch_size])
     for bn, momentum in zip(bns, saved):
         bn.momentum = momentum

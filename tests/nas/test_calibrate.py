@@ -72,3 +72,18 @@ def test_batchnorm_recalibration_is_deterministic_and_changes_statistics(tiny_ru
     b = candidate_network(supernet, g, splits.train.images[:128])
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     assert not torch.equal(plain.stem.bn.running_mean, a.stem.bn.running_mean)
+
+
+def test_batchnorm_recalibration_gives_never_used_exit_quantisers_their_first_use_step(tmp_path):
+    """An untrained supernet's exit heads have uninitialised step sizes; the recalibration pass must set
+    them (the ONNX export traces the network and cannot record a first-use initialisation)."""
+    from nas import api
+    from nas.objectives import candidate_network
+    from search_spaces.modules.lsq import LSQAct, LSQWeight
+    from tests.nas.conftest import tiny_config
+
+    splits, space = api.data_and_space(tiny_config(tmp_path))
+    g = space.uniform(exits=tuple(space.options.exit_points), bits=8)
+    net = candidate_network(space.build_supernet(), g, splits.train.images[:64])
+    quantisers = [m for head in net.heads for m in head.modules() if isinstance(m, (LSQAct, LSQWeight))]
+    assert quantisers and all(bool(q.ready[q._index[8]]) for q in quantisers)
