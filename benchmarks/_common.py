@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -40,12 +42,17 @@ def machine() -> dict[str, Any]:
     }
 
 
+def command() -> str:
+    """The command line that runs this benchmark, with its arguments (as it was typed, from the repo root)."""
+    return shlex.join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+
+
 def write_result(name: str, payload: dict[str, Any]) -> Path:
     """Write ``results/<name>.json`` with the machine description and the command that produced it."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     commit, dirty = _SOURCE
-    data = {"benchmark": name, "command": f"python benchmarks/{name}.py", "commit": commit,
+    data = {"benchmark": name, "command": command(), "commit": commit,
             "uncommitted_changes": dirty, "machine": machine(), **payload}
     path.write_text(json.dumps(data, indent=2) + "\n")
     print(f"wrote {path}")

@@ -133,6 +133,7 @@ def test_search_worker_killed_reaches_its_budget_without_a_duplicate(tiny_run, t
         assert "died" in dead.user_attrs["fail_reason"]
 
 
+@pytest.mark.slow  # three CLI processes, ~40 s; concurrent writers and a corrupt file: tests/hwmodel/test_cache.py
 def test_warm_cache_killed_leaves_a_sound_cache_that_the_rerun_completes(tmp_path: Path, rng: random.Random) -> None:
     cache = tmp_path / "costs.sqlite"
     config = write_config(tmp_path / "c.yaml", tmp_path / "run", cost={"cache": str(cache)})
@@ -147,6 +148,7 @@ def test_warm_cache_killed_leaves_a_sound_cache_that_the_rerun_completes(tmp_pat
     assert CostCache(cache).check() == []
 
 
+@pytest.mark.slow  # three CLI processes, ~40 s; the atomic replace in process: tests/nas/test_network_io.py
 def test_export_killed_never_leaves_a_partial_folder(tiny_run, tmp_path: Path, rng: random.Random) -> None:
     cfg, _supernet, study, _data = tiny_run
     trial = next(t.number for t in study.trials if t.state == TrialState.COMPLETE)

@@ -12,11 +12,17 @@ from nas.study import pareto_trials
 from nas.training import CheckpointError
 
 
-@pytest.fixture()
-def exported(tiny_run, tmp_path):
+@pytest.fixture(scope="module")
+def exported_once(tiny_run, tmp_path_factory):
+    """One export (it re-measures the network, seconds); each test edits its own copy."""
     cfg, supernet, study, data = tiny_run
-    return api.export(cfg, study, pareto_trials(study, feasible_only=False)[0], tmp_path / "net", supernet=supernet,
-                      data=data)
+    return api.export(cfg, study, pareto_trials(study, feasible_only=False)[0],
+                      tmp_path_factory.mktemp("export") / "net", supernet=supernet, data=data)
+
+
+@pytest.fixture()
+def exported(exported_once, tmp_path):
+    return shutil.copytree(exported_once, tmp_path / "net")
 
 
 def test_weights_are_plain_tensors_loadable_with_weights_only(exported):
