@@ -1,9 +1,24 @@
-"""How candidates are FOUND: data, QAT supernet training, calibration, the Optuna study, export, CLI."""
+"""How candidates are FOUND: data, QAT supernet training, calibration, the Optuna study, export, CLI.
+
+The names below load on first use (PEP 562), so ``import nas.config`` stays light.
+"""
 
 from __future__ import annotations
 
-from nas.api import cost_model, data_and_space, export, load, paths, search, train
-from nas.config import RunConfig, default_config, load_config
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["RunConfig", "cost_model", "data_and_space", "default_config", "export", "load", "load_config", "paths",
-           "search", "train"]
+if TYPE_CHECKING:
+    from nas.api import cost_model, data_and_space, export, load, paths, search, train
+    from nas.config import RunConfig, default_config, load_config
+
+_HOME = {"cost_model": "nas.api", "data_and_space": "nas.api", "export": "nas.api", "load": "nas.api",
+         "paths": "nas.api", "search": "nas.api", "train": "nas.api",
+         "RunConfig": "nas.config", "default_config": "nas.config", "load_config": "nas.config"}
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module 'nas' has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOME[name]), name)

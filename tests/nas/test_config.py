@@ -111,3 +111,23 @@ def test_fuzzed_config_loads_or_gives_one_schema_error(data):
 @given(yaml_texts)
 def test_fuzzed_config_text_loads_or_gives_one_schema_error(text):
     _load_or_schema_error(text)
+
+
+def test_importing_nas_or_its_config_loads_no_optuna():
+    """``nas`` resolves its names on first use; reading a config needs no study machinery.
+    (Torch still loads: the search-space registry validates ``space.name`` with the space classes.)"""
+    import subprocess
+    import sys
+
+    code = "import sys, nas, nas.config; print(sorted(m for m in ('optuna', 'zigzag') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_package_names_resolve_lazily():
+    import nas
+    from nas import api, config
+
+    assert nas.search is api.search and nas.load_config is config.load_config
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        nas.nope  # noqa: B018
