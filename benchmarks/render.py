@@ -406,18 +406,18 @@ def documents() -> dict[Path, str]:
 
 def main() -> None:
     """Write the documents; ``--check``: write nothing, exit 1 naming each file that differs."""
-    stale = []
-    for path, text in documents().items():
-        if "--check" in sys.argv[1:]:
-            if path.read_text() != text:
-                stale.append(path.name)
-        else:
+    check = "--check" in sys.argv[1:]
+    documents_now = documents()
+    if not check:
+        for path, text in documents_now.items():
             path.write_text(text)
+        print("wrote BENCHMARKS.md and the README figures block")
+        return
+    stale = [path.name for path, text in documents_now.items() if path.read_text() != text]
     if stale:
         raise SystemExit(f"{', '.join(stale)}: not what benchmarks/render.py writes from benchmarks/results "
                          "(run python benchmarks/render.py)")
-    print("BENCHMARKS.md and the README figures block are up to date" if "--check" in sys.argv[1:]
-          else "wrote BENCHMARKS.md and the README figures block")
+    print("BENCHMARKS.md and the README figures block are up to date")
 
 
 if __name__ == "__main__":

@@ -12,9 +12,8 @@ if TYPE_CHECKING:
     from nas.api import cost_model, data_and_space, export, load, paths, search, train
     from nas.config import RunConfig, default_config, load_config
 
-_HOME = {"cost_model": "nas.api", "data_and_space": "nas.api", "export": "nas.api", "load": "nas.api",
-         "paths": "nas.api", "search": "nas.api", "train": "nas.api",
-         "RunConfig": "nas.config", "default_config": "nas.config", "load_config": "nas.config"}
+_HOME = {**dict.fromkeys(("cost_model", "data_and_space", "export", "load", "paths", "search", "train"), "nas.api"),
+         **dict.fromkeys(("RunConfig", "default_config", "load_config"), "nas.config")}
 __all__ = sorted(_HOME)
 
 
