@@ -49,8 +49,8 @@ from nas.cli import parse_overrides  # noqa: E402
 from nas.config import CONFIGS_DIR, RunConfig, load_config  # noqa: E402
 from nas.hypervolume import hypervolume_curve, trials_to_reach  # noqa: E402
 from nas.objectives import CandidateEvaluator  # noqa: E402
+from nas.record import TrialRecord, records  # noqa: E402
 from nas.study import pareto_trials  # noqa: E402
-from search_spaces import Genotype  # noqa: E402
 
 REFERENCE = {"backbone": "reference", "bits": 8}
 LBL = {"mode": "layer_by_layer", "tile_rows": None}
@@ -80,22 +80,20 @@ def study_config(cfg: RunConfig, name: str, trials: int) -> RunConfig:
                                   study_name="study3", trial_plots=False, **({} if fixed else FULL_SCORING)))
 
 
-def static_trial(trials: list[FrozenTrial]) -> FrozenTrial:
-    return next(t for t in trials if t.user_attrs.get("baseline") == "static" and t.state == TrialState.COMPLETE)
+def static_trial(trials: list[FrozenTrial]) -> TrialRecord:
+    return next(r for r in records(trials) if r.baseline == "static")
 
 
-def best_within(trials: list[FrozenTrial], static: FrozenTrial) -> FrozenTrial | None:
+def best_within(trials: list[FrozenTrial], static: TrialRecord) -> TrialRecord | None:
     """The feasible trial of lowest expected EDP within ``MAX_LOSS`` of the static accuracy."""
-    floor = static.user_attrs["accuracy"] - MAX_LOSS
-    ok = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs["feasible"]
-          and t.user_attrs["accuracy"] >= floor - 1e-12]
-    return min(ok, key=lambda t: t.user_attrs["expected_edp_j_cycles"], default=None)
+    floor = static.accuracy - MAX_LOSS
+    ok = [r for r in records(trials) if r.feasible and r.accuracy >= floor - 1e-12]
+    return min(ok, key=lambda r: r.expected_edp_j_cycles, default=None)
 
 
-def point(t: FrozenTrial) -> dict:
-    a = t.user_attrs
-    return {"trial": t.number, "accuracy": a["accuracy"], "expected_edp_j_cycles": a["expected_edp_j_cycles"],
-            "exits": "".join(a["exit_labels"]), "threshold": a["genotype"]["threshold"], "feasible": a["feasible"]}
+def point(r: TrialRecord) -> dict:
+    return {"trial": r.number, "accuracy": r.accuracy, "expected_edp_j_cycles": r.expected_edp_j_cycles,
+            "exits": r.exits, "threshold": r.threshold, "feasible": r.feasible}
 
 
 def main() -> None:
@@ -139,28 +137,28 @@ def main() -> None:
         return
 
     ref_static = static_trial(studies[REFERENCE_STATIC]["trials"])
-    ref_edp = ref_static.user_attrs["expected_edp_j_cycles"]
+    ref_edp = ref_static.expected_edp_j_cycles
     results, chosen = {}, {}
     for name, s in studies.items():
         trials, static = s["trials"], static_trial(s["trials"])
-        static_edp = static.user_attrs["expected_edp_j_cycles"]
+        static_edp = static.expected_edp_j_cycles
         best = best_within(trials, static)
         curve = hypervolume_curve(trials, 0.0, static_edp)
         results[name] = {
             "pinned": STUDIES[name][0], "schedule": STUDIES[name][1]["mode"], "sampler": STUDIES[name][2],
             "trials": len(trials), "complete": sum(t.state == TrialState.COMPLETE for t in trials),
-            "feasible": sum(t.state == TrialState.COMPLETE and t.user_attrs["feasible"] for t in trials),
+            "feasible": sum(r.feasible for r in records(trials)),
             "wall_s": s["wall_s"],
-            "static": {"val_accuracy": static.user_attrs["accuracy"], "edp_j_cycles": static_edp},
-            "pareto": [point(t) for t in pareto_trials(s["study"])],
+            "static": {"val_accuracy": static.accuracy, "edp_j_cycles": static_edp},
+            "pareto": [point(r) for r in records(pareto_trials(s["study"]))],
             "hypervolume": curve,
             "best_within_1_point": None if best is None else {
-                **point(best), "reduction_vs_static_same_schedule": static_edp / best.user_attrs["expected_edp_j_cycles"],
-                "reduction_vs_reference_static": ref_edp / best.user_attrs["expected_edp_j_cycles"],
-                "bits": sorted(set(best.user_attrs["genotype"]["weight_bits"]) | set(best.user_attrs["genotype"]["act_bits"]))},
+                **point(best), "reduction_vs_static_same_schedule": static_edp / best.expected_edp_j_cycles,
+                "reduction_vs_reference_static": ref_edp / best.expected_edp_j_cycles,
+                "bits": sorted(set(best.genotype.weight_bits) | set(best.genotype.act_bits))},
         }
         if best is not None:
-            chosen[name] = (Genotype.from_dict(best.user_attrs["genotype"]), s["config"])
+            chosen[name] = (best.genotype, s["config"])
         print(f"{name}: final HV {curve[-1]:.4f}; best within 1 point: "
               f"{results[name]['best_within_1_point'] and round(results[name]['best_within_1_point']['reduction_vs_static_same_schedule'], 2)}x",
               flush=True)

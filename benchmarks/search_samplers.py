@@ -26,6 +26,7 @@ from optuna.trial import TrialState  # noqa: E402
 from nas import api  # noqa: E402
 from nas.config import CONFIGS_DIR, load_config  # noqa: E402
 from nas.hypervolume import hypervolume_curve, trials_to_reach  # noqa: E402
+from nas.record import records  # noqa: E402
 
 ARMS = {"random": {"sampler": "random"}, "nsga2": {"sampler": "nsga2"},
         "nsga2 + pre-screening": {"sampler": "nsga2", "prescreen": True}}
@@ -58,8 +59,8 @@ def main() -> None:
                       "evaluated": sum(t.state == TrialState.COMPLETE for t in trials),
                       "prescreened": sum(t.state == TrialState.PRUNED for t in trials)}
         print(f"{name}: {wall:.0f} s, {arms[name]['evaluated']} evaluated, {arms[name]['prescreened']} pre-screened")
-    baseline = next(t for t in arms["nsga2"]["study"].trials if t.user_attrs.get("baseline") == "static")
-    edp_ref = baseline.user_attrs["expected_edp_j_cycles"]
+    baseline = next(r for r in records(arms["nsga2"]["study"].trials) if r.baseline == "static")
+    edp_ref = baseline.expected_edp_j_cycles
     for arm in arms.values():
         arm["hypervolume"] = hypervolume_curve(arm.pop("study").trials, 0.0, edp_ref)
     target = arms["random"]["hypervolume"][-1]

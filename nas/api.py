@@ -37,10 +37,11 @@ from nas.objectives import CandidateEvaluator, candidate_network
 from nas.onnx_export import export_onnx
 from nas.plots import plot_exit_costs, plot_ribbon
 from nas.prescreen import Prescreener
+from nas.record import TrialRecord
 from nas.report import choose_trial
 from nas.study import TrialError, enqueue_baselines, evaluated_trial, normalise_url, open_study, run_study, sqlite_url
 from nas.training import load_supernet, train_supernet
-from search_spaces import Genotype, SearchSpace, Supernet, create_space
+from search_spaces import SearchSpace, Supernet, create_space
 
 
 @dataclass
@@ -206,17 +207,18 @@ def export(cfg: RunConfig, study: optuna.Study, trial: int | FrozenTrial | None 
         trial = choose_trial(study)
     elif isinstance(trial, int):
         trial = evaluated_trial(study, trial)
-    if "genotype" not in trial.user_attrs or "accuracy" not in trial.user_attrs:
+    record = TrialRecord.of(trial)
+    if record is None:
         raise TrialError(f"trial {trial.number} of study {study.study_name!r} has no evaluated candidate to export")
     splits, space = data or data_and_space(cfg)
     if supernet is None:
         supernet = load_supernet(space, p.checkpoint)
-    genotype = Genotype.from_dict(trial.user_attrs["genotype"])
-    metrics = {"trial": trial.number, "values": list(trial.values or []), **trial.user_attrs,
+    genotype = record.genotype
+    metrics = {"trial": trial.number, "values": list(trial.values or []), **record.attributes,
                "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     out = Path(out_dir) if out_dir else p.exports / f"trial_{trial.number}"
     network = candidate_network(supernet, genotype, calibration_images(cfg, splits))
-    a = trial.user_attrs
+    a = record.attributes
     grid = sorted({*GRID, *getattr(space.options, "thresholds", ())})
     modes = mode_table(exit_outputs(network, splits.val, cfg.search.eval_batch_size), a["cumulative_energy_j"],
                        a["cumulative_latency_cycles"], a["clock_hz"], grid)
@@ -228,9 +230,9 @@ def export(cfg: RunConfig, study: optuna.Study, trial: int | FrozenTrial | None 
         (folder / "modes.json").write_text(json.dumps({"split": "validation", "named": named,
                                                       "modes": [m.to_dict() for m in modes]}, indent=2))
         export_onnx(network, folder / "model.onnx", splits.image_shape,
-                    {"layer_bits": a["bits"], "exit_labels": a["exit_labels"], "threshold": genotype.threshold,
-                     "space": space.config, "genotype": genotype.to_dict()}, a["exit_labels"])
-        plot_ribbon(network_cost, a["bits"], folder / "ribbon.png", f"trial {trial.number}: architecture ribbon")
+                    {"layer_bits": dict(record.bits), "exit_labels": list(record.exit_labels), "threshold": genotype.threshold,
+                     "space": space.config, "genotype": genotype.to_dict()}, list(record.exit_labels))
+        plot_ribbon(network_cost, dict(record.bits), folder / "ribbon.png", f"trial {trial.number}: architecture ribbon")
         plot_exit_costs([{**a, "name": f"trial {trial.number}"}], folder / "exit_costs.png")
 
     path = export_network(space, network, genotype, out, metrics, extras)

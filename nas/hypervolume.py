@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
+
+from nas.record import TrialRecord
 
 
 def hypervolume_2d(points: Sequence[tuple[float, float]], acc_ref: float, edp_ref: float) -> float:
@@ -26,10 +28,10 @@ def hypervolume_2d(points: Sequence[tuple[float, float]], acc_ref: float, edp_re
 
 
 def _point(t: FrozenTrial) -> tuple[float, float] | None:
-    a = t.user_attrs
-    if t.state != TrialState.COMPLETE or not a.get("feasible", False):
+    record = TrialRecord.of(t)
+    if record is None or not record.feasible:
         return None
-    return float(a["accuracy"]), float(a["expected_edp_j_cycles"])
+    return record.accuracy, record.expected_edp_j_cycles
 
 
 def hypervolume_curve(trials: Sequence[FrozenTrial], acc_ref: float, edp_ref: float) -> list[float]:

@@ -26,6 +26,7 @@ from hwmodel.scheduling import ScheduleSettings, scheduled_cost
 from nas.calibrate import ExitOutputs, ExitStats, exit_stats, recalibrate_batchnorm, rule_threshold
 from nas.config import ConstraintConfig
 from nas.data import Split
+from nas.record import satisfied
 from search_spaces import EarlyExitNet, Genotype, SearchSpace, Supernet, stage_macs
 
 
@@ -65,7 +66,8 @@ class Evaluation:
 
     @property
     def feasible(self) -> bool:
-        return all(v <= 0 for v in self.constraints.values())
+        """Every exit-overhead constraint satisfied (:func:`nas.record.satisfied`)."""
+        return satisfied(self.constraints)
 
     @property
     def macs(self) -> int:

@@ -21,6 +21,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.predictors import RidgePredictor
+from nas.record import is_feasible
 
 
 @dataclass
@@ -72,7 +73,7 @@ class Prescreener:
             better = v * math.exp(-self.margin * err) if lg else v - s * self.margin * err
             optimistic.append(s * better)
         for t in complete:
-            if not t.user_attrs.get("feasible", True):
+            if not is_feasible(t):
                 continue
             known = [s * v for s, v in zip(signs, t.values)]
             if all(k <= o for k, o in zip(known, optimistic)) and known != optimistic:

@@ -12,27 +12,36 @@ from optuna.trial import FrozenTrial, TrialState
 from hwmodel.plotting import pyplot, save
 from nas.artifacts import attach_to_study
 from nas.plots import plot_exit_costs
-from nas.study import constraints_of, pareto_trials
+from nas.record import TrialRecord, records
+from nas.study import pareto_trials
 
 COLUMNS = ("trial", "accuracy", "E[EDP] J*cyc", "vs own static", "exits", "exit ratios", "eps", "E[energy] uJ",
            "E[lat] kcyc", "feasible")
 
 
 def trial_row(trial: FrozenTrial) -> dict[str, Any]:
-    """One Pareto-table row (JSON-ready) from a complete trial's attributes."""
-    a = trial.user_attrs
+    """One Pareto-table row (JSON-ready) from a complete trial's record."""
+    r = record_of(trial)
     return {
-        "trial": trial.number,
-        "accuracy": a["accuracy"],
-        "expected_edp_j_cycles": a["expected_edp_j_cycles"],
-        "reduction_factor": a["reduction_factor"],
-        "exits": "".join(a["exit_labels"]),
-        "exit_ratios": a["exit_ratios"],
-        "threshold": a["threshold"],
-        "expected_energy_uj": a["expected_energy_j"] * 1e6,
-        "expected_latency_kcycles": a["expected_latency_cycles"] / 1e3,
-        "feasible": a["feasible"],
+        "trial": r.number,
+        "accuracy": r.accuracy,
+        "expected_edp_j_cycles": r.expected_edp_j_cycles,
+        "reduction_factor": r.reduction_factor,
+        "exits": r.exits,
+        "exit_ratios": list(r.exit_ratios),
+        "threshold": r.threshold,
+        "expected_energy_uj": r.expected_energy_j * 1e6,
+        "expected_latency_kcycles": r.expected_latency_cycles / 1e3,
+        "feasible": r.feasible,
     }
+
+
+def record_of(trial: FrozenTrial) -> TrialRecord:
+    """The record of a trial that evaluated a candidate (ValueError otherwise)."""
+    record = TrialRecord.of(trial)
+    if record is None:
+        raise ValueError(f"trial {trial.number} holds no evaluated candidate")
+    return record
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -61,37 +70,34 @@ def choose_trial(study: optuna.Study, accuracy_tolerance: float = 0.01) -> Froze
     front = pareto_trials(study) or pareto_trials(study, feasible_only=False)
     if not front:
         raise ValueError(f"study {study.study_name!r} has no complete trial to export")
-    best = max(t.user_attrs["accuracy"] for t in front)
-    return min((t for t in front if t.user_attrs["accuracy"] >= best - accuracy_tolerance),
-               key=lambda t: t.user_attrs["expected_edp_j_cycles"])
+    held = {t.number: record_of(t) for t in front}
+    best = max(r.accuracy for r in held.values())
+    return min((t for t in front if held[t.number].accuracy >= best - accuracy_tolerance),
+               key=lambda t: held[t.number].expected_edp_j_cycles)
 
 
 def plot_pareto(study: optuna.Study, path: str | Path) -> Path:
     """Accuracy vs expected EDP for every complete trial: colour = number of exits, x = infeasible,
     line = feasible Pareto front (under the study's objectives). Saved as PNG."""
 
-    def edp(t: FrozenTrial) -> float:
-        return float(t.user_attrs["expected_edp_j_cycles"])
-
     plt = pyplot()
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    trials = records(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     if trials:
-        feasible = [all(v <= 0 for v in constraints_of(t)) for t in trials]
-        n_exits = [len(t.user_attrs["exit_labels"]) for t in trials]
+        n_exits = [len(r.exit_labels) for r in trials]
         vmin, vmax = min(n_exits), max(max(n_exits), min(n_exits) + 1)
         for ok, marker, label in ((True, "o", "feasible"), (False, "x", "infeasible")):
-            sel = [i for i, f in enumerate(feasible) if f == ok]
+            sel = [i for i, r in enumerate(trials) if r.feasible == ok]
             if sel:
-                sc = ax.scatter([edp(trials[i]) for i in sel], [trials[i].user_attrs["accuracy"] for i in sel],
+                sc = ax.scatter([trials[i].expected_edp_j_cycles for i in sel], [trials[i].accuracy for i in sel],
                                 c=[n_exits[i] for i in sel], cmap="viridis", vmin=vmin, vmax=vmax, marker=marker,
                                 label=label)
         fig.colorbar(sc, ax=ax, label="exits (incl. final)")
-        front = pareto_trials(study)
+        front = [record_of(t) for t in pareto_trials(study)]
         if front:
-            ax.plot([edp(t) for t in front], [t.user_attrs["accuracy"] for t in front], "r--", lw=1,
+            ax.plot([r.expected_edp_j_cycles for r in front], [r.accuracy for r in front], "r--", lw=1,
                     label="Pareto front")
-        static = [t.user_attrs["static_edp_j_cycles"] for t in trials]
+        static = [r.static_edp_j_cycles for r in trials]
         ax.axvline(sum(static) / len(static), color="grey", lw=0.8, ls=":", label="static network (mean)")
     ax.set_xscale("log")
     ax.set_xlabel("expected EDP (J x cycles)")
@@ -109,7 +115,7 @@ def write_report(study: optuna.Study, run_dir: str | Path, *, exit_cost_networks
     rows = pareto_rows(study)
     files = [run_dir / "pareto.json", plot_pareto(study, run_dir / "pareto.png")]
     files[0].write_text(json.dumps(rows, indent=2))
-    chosen = [{**t.user_attrs, "name": f"trial {t.number}"} for t in pareto_trials(study)[:exit_cost_networks]]
+    chosen = [{**record_of(t).attributes, "name": f"trial {t.number}"} for t in pareto_trials(study)[:exit_cost_networks]]
     if chosen:
         files.append(plot_exit_costs(chosen, run_dir / "exit_costs.png"))
     attach_to_study(study, files, "report")

@@ -36,6 +36,7 @@ from nas.files import process_alive
 from nas.objectives import CandidateEvaluator, Evaluation
 from nas.plots import plot_ribbon
 from nas.prescreen import Prescreener
+from nas.record import TrialRecord
 from search_spaces import GenotypeError, SearchSpace
 
 
@@ -96,7 +97,7 @@ def evaluated_trial(study: optuna.Study, number: int) -> FrozenTrial:
                          f"(0..{len(trials) - 1})" if trials else f"--trial {number}: study {study.study_name!r} "
                          "has no trials yet")
     trial = trials[number]
-    if trial.state != TrialState.COMPLETE or "genotype" not in trial.user_attrs:
+    if TrialRecord.of(trial) is None:
         reason = trial.user_attrs.get("fail_reason")
         raise TrialError(f"--trial {number}: expected a complete trial with an evaluated candidate; trial {number} "
                          f"is {trial.state.name}" + (f" ({reason})" if reason else ""))
@@ -262,7 +263,7 @@ def evaluated_twin(study: optuna.Study, genotype: dict[str, Any], number: int) -
     """The first complete trial other than ``number`` that evaluated this genotype (as stored), if any."""
     stored = json.loads(json.dumps(genotype))
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if t.number != number and t.user_attrs.get("genotype") == stored and "accuracy" in t.user_attrs:
+        if t.number != number and t.user_attrs.get("genotype") == stored and TrialRecord.of(t) is not None:
             return t
     return None
 
@@ -307,7 +308,8 @@ def make_objective(space: SearchSpace, evaluator: CandidateEvaluator,
                 if key not in ("worker", "baseline", "genotype"):
                     trial.set_user_attr(key, value)
             trial.set_user_attr("duplicate_of", earlier.number)
-            return tuple(float(earlier.user_attrs[m]) for m in metrics)
+            record = TrialRecord.from_attributes(earlier.number, earlier.user_attrs)
+            return tuple(record.metric(m) for m in metrics)
         if prescreen is not None and "baseline" not in trial.user_attrs:
             verdict = prescreen.verdict(trial.study, trial.params)
             if verdict is not None:
@@ -320,14 +322,15 @@ def make_objective(space: SearchSpace, evaluator: CandidateEvaluator,
             trial.set_user_attr("fail_reason", reason)
             raise CandidateError(reason) from exc
         attributes = ev.attributes(space)
+        record = TrialRecord.from_attributes(trial.number, attributes)  # the typed record the readers get back
         for key, value in attributes.items():
             trial.set_user_attr(key, value)
         if artifacts is not None:
             try:
-                attach_ribbon(trial, ev, attributes["bits"], artifacts)
+                attach_ribbon(trial, ev, dict(record.bits), artifacts)
             except Exception as exc:  # noqa: BLE001 - a plot must never cost the trial its result
                 trial.set_user_attr("artifact_error", f"{type(exc).__name__}: {exc}")
-        return tuple(float(attributes[m]) for m in metrics)
+        return tuple(record.metric(m) for m in metrics)
 
     return objective
 
@@ -366,10 +369,9 @@ def run_study(study: optuna.Study, space: SearchSpace, evaluator: CandidateEvalu
         if trial.state == TrialState.FAIL and progress:
             reason = str(trial.user_attrs.get("fail_reason", "see the trial's attributes")).splitlines()[0]
             bar.write(f"trial {trial.number} failed: {reason}")
-        elif trial.state == TrialState.COMPLETE:
-            a = trial.user_attrs
-            bar.set_postfix(acc=f"{a['accuracy']:.3f}", edp=f"{a['expected_edp_j_cycles']:.3g}",
-                            exits="".join(a["exit_labels"]), feasible=a["feasible"])
+        elif (record := TrialRecord.of(trial)) is not None:
+            bar.set_postfix(acc=f"{record.accuracy:.3f}", edp=f"{record.expected_edp_j_cycles:.3g}",
+                            exits=record.exits, feasible=record.feasible)
 
     previous = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported in one line above
@@ -386,9 +388,9 @@ def run_study(study: optuna.Study, space: SearchSpace, evaluator: CandidateEvalu
 def pareto_trials(study: optuna.Study, *, feasible_only: bool = True) -> list[FrozenTrial]:
     """Pareto-optimal complete trials under the study's objectives and directions (feasible ones only
     by default), sorted by expected EDP."""
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if feasible_only:
-        trials = [t for t in trials if all(v <= 0 for v in constraints_of(t))]
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    held = {t.number: r for t in complete if (r := TrialRecord.of(t)) is not None and (r.feasible or not feasible_only)}
+    trials = [t for t in complete if t.number in held]
     signs = [1.0 if d == optuna.study.StudyDirection.MINIMIZE else -1.0 for d in study.directions]
 
     def key(t: FrozenTrial) -> list[float]:  # smaller is better on every axis
@@ -398,4 +400,4 @@ def pareto_trials(study: optuna.Study, *, feasible_only: bool = True) -> list[Fr
     front = [t for t in trials
              if not any(all(a <= b for a, b in zip(keys[o.number], keys[t.number])) and keys[o.number] != keys[t.number]
                         for o in trials)]
-    return sorted(front, key=lambda t: t.user_attrs.get("expected_edp_j_cycles", t.values[-1]))
+    return sorted(front, key=lambda t: held[t.number].expected_edp_j_cycles)

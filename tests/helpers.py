@@ -9,6 +9,19 @@ from pathlib import Path
 import yaml
 
 from hwmodel import load_system
+from search_spaces import Genotype
+
+
+def record_attributes(accuracy: float, edp: float, *, feasible: bool = True, **extra: object) -> dict[str, object]:
+    """The user attributes of a complete trial as the objective writes them (a two-exit candidate,
+    one constraint satisfied or violated as ``feasible`` says), with ``extra`` keys added or replaced."""
+    genotype = Genotype(exits=(3,), branch_depths=(1, 1), weight_bits=(8, 8), act_bits=(8, 8),
+                        exit_weight_bits=(8, 8), exit_act_bits=(8, 8), threshold=0.9)
+    return {"genotype": genotype.to_dict(), "exit_labels": ["D", "K"], "threshold": 0.9, "accuracy": accuracy,
+            "exit_ratios": [0.6, 0.4], "expected_edp_j_cycles": edp, "expected_energy_j": 1e-6,
+            "expected_latency_cycles": 1e4, "static_edp_j_cycles": 2 * edp, "reduction_factor": 2.0,
+            "constraints": {"final_exit_ratio": -0.1 if feasible else 0.1}, "bits": {"stem": "W8A8"},
+            "feasible": feasible, **extra}
 
 
 def unmappable_system(folder: Path) -> Path:

@@ -8,6 +8,7 @@ from optuna._hypervolume import compute_hypervolume
 from optuna.trial import TrialState, create_trial
 
 from nas.hypervolume import hypervolume_2d, hypervolume_curve, trials_to_reach
+from tests.helpers import record_attributes
 
 
 def test_hypervolume_2d_by_hand():
@@ -32,7 +33,7 @@ def test_hypervolume_2d_agrees_with_optuna():
 def test_curve_counts_every_trial_and_only_feasible_complete_points():
     def trial(n, acc, edp, feasible=True, state=TrialState.COMPLETE):  # noqa: ANN001, ANN202
         t = create_trial(state=state, values=[acc, edp] if state == TrialState.COMPLETE else None,
-                         user_attrs={"accuracy": acc, "expected_edp_j_cycles": edp, "feasible": feasible})
+                         user_attrs=record_attributes(acc, edp, feasible=feasible))
         t.number = n
         return t
 

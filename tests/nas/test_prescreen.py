@@ -8,6 +8,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
 from nas.prescreen import Prescreener, Surrogate
+from tests.helpers import record_attributes
 
 DISTS = {"a": CategoricalDistribution([0, 1]), "b": CategoricalDistribution(["x", "y", "z"])}
 
@@ -24,7 +25,7 @@ def study_with_all_combinations(repeats: int = 2) -> optuna.Study:
             for b in "xyz":
                 acc, edp = truth(a, b)
                 study.add_trial(create_trial(params={"a": a, "b": b}, distributions=DISTS, values=[acc, edp],
-                                             user_attrs={"feasible": True}))
+                                             user_attrs=record_attributes(acc, edp)))
     return study
 
 
@@ -53,6 +54,6 @@ def test_infeasible_trials_do_not_screen_anything():
     for a in (0, 1):
         for b in "xyz":
             study.add_trial(create_trial(params={"a": a, "b": b}, distributions=DISTS, values=list(truth(a, b)),
-                                         user_attrs={"feasible": False}))
+                                         user_attrs=record_attributes(*truth(a, b), feasible=False)))
     assert Prescreener(min_trials=2).verdict(study, {"a": 0, "b": "z"}) is None
     assert not study.get_trials(states=(TrialState.PRUNED,))

@@ -11,7 +11,7 @@ from nas import api
 from nas.calibrate import early_exit_stats
 from nas.report import choose_trial, format_table, pareto_rows, write_report
 from nas.study import METRIC_NAMES, finished_trials, pareto_trials
-from tests.helpers import unmappable_system
+from tests.helpers import record_attributes, unmappable_system
 from tests.nas.conftest import tiny_config
 
 
@@ -353,7 +353,7 @@ def test_choose_trial_reads_metrics_by_name_for_any_objectives(objectives, picke
     signs = {"accuracy": "maximize", "expected_edp": "minimize"}
     study = optuna.create_study(directions=[signs[o] for o in objectives])
     for acc, edp in ((0.90, 5.0), (0.895, 2.0), (0.80, 1.0)):
-        attrs = {"accuracy": acc, "expected_edp_j_cycles": edp, "constraints": {"final_exit_ratio": -0.1}}
+        attrs = record_attributes(acc, edp)
         values = [acc if o == "accuracy" else edp for o in objectives]
         study.add_trial(optuna.trial.create_trial(values=values, user_attrs=attrs))
     assert choose_trial(study).user_attrs["accuracy"] == picked
