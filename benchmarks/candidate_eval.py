@@ -26,9 +26,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from benchmarks._common import RESULTS, write_result  # noqa: E402
+from benchmarks._common import RESULTS, write_result
 
 ZOO_NAME = "fmnist_mbv2_w025"
 VAL_IMAGES = 2000
@@ -56,7 +56,8 @@ def differences(got: list[Any], base: list[Any]) -> dict[str, float]:
     between two lists of evaluations of the same candidates (per-exit: each exit on every sample)."""
     acc = [abs(a.stats.accuracy - b.stats.accuracy) for a, b in zip(got, base)]
     ratios = [abs(x - y) for a, b in zip(got, base) for x, y in zip(a.stats.ratios, b.stats.ratios)]
-    exits = [abs(x - y) for a, b in zip(got, base) for x, y in zip(a.stats.exit_accuracy_all, b.stats.exit_accuracy_all)]
+    exits = [abs(x - y) for a, b in zip(got, base)
+             for x, y in zip(a.stats.exit_accuracy_all, b.stats.exit_accuracy_all)]
     return {"candidates": len(got), "accuracy_max_abs_diff": max(acc), "accuracy_mean_abs_diff": statistics.fmean(acc),
             "exit_ratio_max_abs_diff": max(ratios), "exit_ratio_mean_abs_diff": statistics.fmean(ratios),
             "exit_accuracy_max_abs_diff": max(exits), "exit_accuracy_mean_abs_diff": statistics.fmean(exits)}
@@ -88,9 +89,9 @@ def main(argv: list[str] | None = None) -> None:
 
     with api.cost_model(cfg, progress=False) as cm:
         def evaluator(v: Variant) -> CandidateEvaluator:
-            return CandidateEvaluator(space, supernet, val, cm, cfg.constraints, v.batch_size, cfg.cost.operating_point,
-                                      api.schedule_settings(cfg), splits.train.images[: v.bn_images],
-                                      channels_last=v.channels_last)
+            return CandidateEvaluator(space, supernet, val, cm, cfg.constraints, batch_size=v.batch_size,
+                                      operating_point=cfg.cost.operating_point, schedule=cfg.cost.schedule,
+                                      calibration=splits.train.images[: v.bn_images], channels_last=v.channels_last)
 
         warm = evaluator(EXACT)
         start = time.perf_counter()
@@ -108,7 +109,8 @@ def main(argv: list[str] | None = None) -> None:
                 if i < args.candidates:
                     times[v.name].append({"total": time.perf_counter() - t, **ev.seconds})
             if i < args.candidates or (i + 1) % 10 == 0:
-                print(f"candidate {i + 1}/{len(candidates)}: accuracy exact {results[EXACT.name][-1].stats.accuracy:.4f}, "
+                print(f"candidate {i + 1}/{len(candidates)}: "
+                      f"accuracy exact {results[EXACT.name][-1].stats.accuracy:.4f}, "
                       f"fast {results[FAST.name][-1].stats.accuracy:.4f}", flush=True)
         rows = []
         for v in VARIANTS:
@@ -122,7 +124,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{k} {v:.4f}" for k, v in fidelity.items() if k != "candidates"))
     write_result("candidate_eval", {"zoo": ZOO_NAME, "val_images": VAL_IMAGES, "threads": torch.get_num_threads(),
                                     "candidates": args.candidates, "variants": rows, "exact": EXACT.name,
-                                    "fast": FAST.name, "fast_vs_exact": fidelity, "records": kept["records"] if kept else [
+                                    "fast": FAST.name, "fast_vs_exact": fidelity,
+                                    "records": kept["records"] if kept else [
         {"genotype": g.to_dict(), **{key: {"accuracy": r.stats.accuracy, "ratios": list(r.stats.ratios),
                                           "exit_accuracy_all": list(r.stats.exit_accuracy_all)}
                                     for key, r in (("exact", e), ("fast", f))}}  # really evaluated: data for predictors

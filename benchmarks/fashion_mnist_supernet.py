@@ -32,16 +32,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import torch  # noqa: E402
-from _common import RESULTS, write_result  # noqa: E402
+import torch
+from _common import RESULTS, write_result
 
-from nas import api, zoo  # noqa: E402
-from nas.calibrate import exit_outputs, exit_stats  # noqa: E402
-from nas.config import CONFIGS_DIR, RunConfig, load_config  # noqa: E402
-from nas.objectives import candidate_network  # noqa: E402
-from nas.training import at_bits  # noqa: E402
-from search_spaces import Genotype, SearchSpace, Supernet, total_macs  # noqa: E402
-from search_spaces.mobilenetv2 import EXIT_POINT_LABELS, FINAL_LABEL  # noqa: E402
+from nas import api, zoo
+from nas.calibrate import exit_outputs, exit_stats
+from nas.config import CONFIGS_DIR, RunConfig, load_config
+from nas.objectives import candidate_network
+from nas.training import at_bits
+from search_spaces import Genotype, SearchSpace, Supernet, total_macs
+from search_spaces.mobilenetv2 import EXIT_POINT_LABELS, FINAL_LABEL
 
 CONFIG = CONFIGS_DIR / "fashion_mnist_supernet.yaml"
 STAGES = {"supernet": CONFIG, "supernet_stage2": CONFIGS_DIR / "fashion_mnist_supernet_stage2.yaml",
@@ -57,7 +57,7 @@ def architectures(space: SearchSpace) -> dict[str, Genotype]:
     return out | {f"random {i + 1}": space.sample(rng) for i in range(3)}
 
 
-def evaluate(supernet: Supernet, genotype: Genotype, images, labels, calibration) -> dict:  # noqa: ANN001
+def evaluate(supernet: Supernet, genotype: Genotype, images, labels, calibration) -> dict:
     from nas.data import Split
 
     net = candidate_network(supernet, genotype, calibration)
@@ -141,9 +141,10 @@ def publish(cfg: RunConfig, done: dict, final: str) -> None:
     table = [r for r in part["rows"] if "check" not in r and "branch_depth" not in r]
     check = next(r["check"] for r in part["rows"] if "check" in r)
     log = [{**r, "stage": p} for p in STAGES if p in done for r in done[p]["train_log"]]
+    stage_configs = ", ".join(str(STAGES[p].relative_to(CONFIGS_DIR.parent)) for p in STAGES if p in done)
     record = zoo.publish(ZOO_NAME, api.paths(cfg).checkpoint, cfg, check=check, accuracy=table,
                          description="MobileNetV2 (CIFAR, width 0.25) searchable reference space, QAT 4/8-bit, "
-                                     f"trained on Fashion-MNIST ({', '.join(str(STAGES[p].relative_to(CONFIGS_DIR.parent)) for p in STAGES if p in done)})",
+                                     f"trained on Fashion-MNIST ({stage_configs})",
                          training={"train_seconds": sum(r.get("seconds", 0.0) for r in log), "log": log})
     print(f"published zoo entry {record.name}: {record.bytes / 1e6:.1f} MB, sha256 {record.sha256}")
 

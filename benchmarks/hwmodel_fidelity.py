@@ -21,13 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import zigzag  # noqa: E402
-from _common import write_result  # noqa: E402
+import zigzag
+from _common import write_result
 
-import search_spaces as ss  # noqa: E402
-from hwmodel import CostModel, ZigZagSettings, list_systems, load_system  # noqa: E402
-from hwmodel.cost_model import precision_factor  # noqa: E402
-from hwmodel.zigzag_core import ZigZagCore, core_description, quiet_zigzag  # noqa: E402
+import search_spaces as ss
+from hwmodel import CostModel, ZigZagSettings, list_systems, load_system
+from hwmodel.cost_model import precision_factor
+from hwmodel.zigzag_core import ZigZagCore, core_description, quiet_zigzag
 
 INPUTS = Path(zigzag.__file__).parent / "inputs"
 SETTINGS = ZigZagSettings(lpf_limit=4, optimize="EDP", spatial_mappings=3)

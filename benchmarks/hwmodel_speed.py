@@ -22,17 +22,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import write_result  # noqa: E402
+from _common import write_result
 
-import search_spaces as ss  # noqa: E402
-from hwmodel import CostModel, ZigZagSettings, load_system  # noqa: E402
-from hwmodel.workload import zigzag_layer  # noqa: E402
-from hwmodel.zigzag_core import quiet_zigzag  # noqa: E402
+import search_spaces as ss
+from hwmodel import CostModel, ZigZagSettings, load_system
+from hwmodel.workload import zigzag_layer
+from hwmodel.zigzag_core import quiet_zigzag
 
 SETTINGS = ZigZagSettings(lpf_limit=4, optimize="EDP", spatial_mappings=3)
 
 
-def api_time(system, graph) -> float:  # noqa: ANN001
+def api_time(system, graph) -> float:
     from zigzag.api import get_hardware_performance_zigzag
 
     specs = [s for s in ss.specs(graph) if s.op in ("conv", "fc")]
@@ -58,7 +58,8 @@ def main() -> None:
                                                              workers=workers) as cm:
             t0 = time.perf_counter()
             net = cm.evaluate(graph)
-            cold.append({"workers": workers, "seconds": time.perf_counter() - t0, "distinct_layers": cm.stats["misses"]})
+            cold.append({"workers": workers, "seconds": time.perf_counter() - t0,
+                         "distinct_layers": cm.stats["misses"]})
             if workers == 2:
                 warm = []
                 for _ in range(50):

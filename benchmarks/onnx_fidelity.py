@@ -23,10 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
 
-from benchmarks._common import write_result  # noqa: E402
+from benchmarks._common import write_result
 
 ZOO_NAME = "fmnist_mbv2_w025"
 

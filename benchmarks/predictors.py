@@ -30,9 +30,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from benchmarks._common import RESULTS, write_result  # noqa: E402
+from benchmarks._common import RESULTS, write_result
 
 SIZES = (50, 100, 200, 500)
 RECORDS = RESULTS / "predictor_records.jsonl"
@@ -49,8 +49,8 @@ def collect(cfg: Any, splits: Any, space: Any, zoo_name: str, wanted: int) -> No
     supernet = zoo.load_supernet(zoo_name, space)
     val = splits.val.head(cfg.search.val_samples)
     with api.cost_model(cfg, progress=False) as cm, RECORDS.open("a") as out:
-        ev = CandidateEvaluator(space, supernet, val, cm, cfg.constraints, cfg.search.eval_batch_size,
-                                cfg.cost.operating_point, api.schedule_settings(cfg), api.calibration_images(cfg, splits))
+        ev = CandidateEvaluator.from_config(cfg, space, supernet, val, cm, api.calibration_images(cfg, splits),
+                                            threshold="searched", max_accuracy_loss=0.01)
         for i in range(have, wanted):
             g = space.sample(random.Random(10000 + i))
             start = time.perf_counter()
@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     splits, space = api.data_and_space(cfg)  # the space sized for the zoo's data
     if args.collect:
         collect(cfg, splits, space, source["zoo"], args.collect)
-    collected = [json.loads(line) for line in RECORDS.read_text().splitlines() if line.strip()] if RECORDS.exists() else []
+    collected = ([json.loads(line) for line in RECORDS.read_text().splitlines() if line.strip()]
+                 if RECORDS.exists() else [])
     records = source["records"] + collected
     params = [space.encode(Genotype.from_dict(r["genotype"])) for r in records]
     y = np.array([[r["exact"]["accuracy"], 1.0 - r["exact"]["ratios"][-1]] for r in records])

@@ -40,27 +40,29 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, trained_supernet, write_result  # noqa: E402
-from optuna.trial import FrozenTrial, TrialState  # noqa: E402
+from _common import RESULTS, trained_supernet, write_result
+from optuna.trial import FrozenTrial, TrialState
 
-from hwmodel.plotting import pyplot, save  # noqa: E402
-from nas import api  # noqa: E402
-from nas.cli import parse_overrides  # noqa: E402
-from nas.config import CONFIGS_DIR, RunConfig, load_config  # noqa: E402
-from nas.hypervolume import hypervolume_curve, trials_to_reach  # noqa: E402
-from nas.objectives import CandidateEvaluator  # noqa: E402
-from nas.record import TrialRecord, records  # noqa: E402
-from nas.study import pareto_trials  # noqa: E402
+from hwmodel.plotting import pyplot, save
+from nas import api
+from nas.cli import parse_overrides
+from nas.config import CONFIGS_DIR, RunConfig, load_config
+from nas.hypervolume import hypervolume_curve, trials_to_reach
+from nas.objectives import CandidateEvaluator
+from nas.record import TrialRecord, records
+from nas.study import pareto_trials
 
 REFERENCE = {"backbone": "reference", "bits": 8}
 LBL = {"mode": "layer_by_layer", "tile_rows": None}
 FUSED = {"mode": "fused", "tile_rows": 16}
 # name -> (pinned parameters, schedule, sampler, which budget, the random twin it is compared with)
 STUDIES: dict[str, tuple[dict, dict, str, str, str | None]] = {
-    "INT8 reference space, layer-by-layer, NSGA-II": (REFERENCE, LBL, "nsga2", "reference", "INT8 reference space, layer-by-layer, random"),
+    "INT8 reference space, layer-by-layer, NSGA-II": (REFERENCE, LBL, "nsga2", "reference",
+                                                       "INT8 reference space, layer-by-layer, random"),
     "INT8 reference space, layer-by-layer, random": (REFERENCE, LBL, "random", "reference", None),
     "INT8 reference space, fused, NSGA-II": (REFERENCE, FUSED, "nsga2", "reference", None),
-    "full space (backbone + per-layer bits), fused, NSGA-II": ({}, FUSED, "nsga2", "full", "full space (backbone + per-layer bits), fused, random"),
+    "full space (backbone + per-layer bits), fused, NSGA-II": ({}, FUSED, "nsga2", "full",
+                                                               "full space (backbone + per-layer bits), fused, random"),
     "full space (backbone + per-layer bits), fused, random": ({}, FUSED, "random", "full", None),
 }
 REFERENCE_STATIC = "INT8 reference space, layer-by-layer, NSGA-II"  # the reference's static network and schedule
@@ -75,7 +77,7 @@ def study_config(cfg: RunConfig, name: str, trials: int) -> RunConfig:
     slug = name.replace(" (backbone + per-layer bits)", "").replace(", ", "_").replace(" ", "_").replace("-", "_")
     enqueue = ("static", "reference_dfik") if fixed else ("static",)
     return replace(cfg, run_dir=str(Path(cfg.run_dir) / "reference_search" / slug.lower()),
-                   cost=replace(cfg.cost, **schedule),
+                   cost=replace(cfg.cost, schedule=replace(cfg.cost.schedule, **schedule)),
                    search=replace(cfg.search, n_trials=trials, sampler=sampler, fixed=fixed, enqueue=enqueue,
                                   study_name="study3", trial_plots=False, **({} if fixed else FULL_SCORING)))
 
@@ -111,7 +113,8 @@ def main() -> None:
     args = ap.parse_args()
     quick = {"data.limit_test": 500, "data.n_val": 500, "search.bn_recalibration_samples": 200} if args.quick else {}
     reference = load_config(CONFIGS_DIR / "reference_fashion_mnist.yaml")
-    cfg = load_config(CONFIGS_DIR / "fashion_mnist_supernet.yaml", {"run_dir": args.run_dir, **quick, **parse_overrides(args.set)})
+    cfg = load_config(CONFIGS_DIR / "fashion_mnist_supernet.yaml",
+                      {"run_dir": args.run_dir, **quick, **parse_overrides(args.set)})
     cfg = replace(cfg, constraints=reference.constraints,
                   search=replace(cfg.search, population_size=reference.search.population_size))
     splits, space = data = api.data_and_space(cfg)
@@ -119,7 +122,8 @@ def main() -> None:
     budgets = {"reference": 6 if args.quick else args.trials_reference, "full": 6 if args.quick else args.trials_full}
     with api.cost_model(cfg) as cm:  # cold ZigZag runs once, before any study, so studies compare on search alone
         for schedule in (LBL, FUSED):
-            api.warm_cost_cache(replace(cfg, cost=replace(cfg.cost, **schedule)), space, cm)
+            api.warm_cost_cache(replace(cfg, cost=replace(cfg.cost, schedule=replace(cfg.cost.schedule, **schedule))),
+                                space, cm)
 
     studies: dict[str, dict] = {}
     for name, (_fixed, _schedule, _sampler, budget, _twin) in STUDIES.items():
@@ -159,8 +163,9 @@ def main() -> None:
         }
         if best is not None:
             chosen[name] = (best.genotype, s["config"])
+        best_1pt = results[name]["best_within_1_point"]
         print(f"{name}: final HV {curve[-1]:.4f}; best within 1 point: "
-              f"{results[name]['best_within_1_point'] and round(results[name]['best_within_1_point']['reduction_vs_static_same_schedule'], 2)}x",
+              f"{best_1pt and round(best_1pt['reduction_vs_static_same_schedule'], 2)}x",
               flush=True)
     for name, r in results.items():
         twin = STUDIES[name][4]
@@ -175,12 +180,13 @@ def main() -> None:
     # image); fused studies' networks also under the layer-by-layer schedule (same network, other cost model)
     calibration = api.calibration_images(cfg, splits)
     with api.cost_model(cfg, progress=False) as cm:
-        test = CandidateEvaluator(space, supernet, splits.test, cm, cfg.constraints, cfg.search.eval_batch_size,
-                                  calibration=calibration)
-        evaluators = {sched["mode"]: test.with_schedule(api.schedule_settings(replace(cfg, cost=replace(cfg.cost, **sched))))
+        test = CandidateEvaluator(space, supernet, splits.test, cm, cfg.constraints,
+                                  batch_size=cfg.search.eval_batch_size, calibration=calibration)
+        evaluators = {sched["mode"]: test.with_schedule(replace(cfg.cost.schedule, **sched))
                       for sched in (LBL, FUSED)}  # one logits cache: the static network runs inference once
         for name, (genotype, run) in chosen.items():
-            modes = {"test": run.cost.mode} | ({"test_layer_by_layer": "layer_by_layer"} if run.cost.mode == "fused" else {})
+            modes = {"test": run.cost.schedule.mode} | ({"test_layer_by_layer": "layer_by_layer"}
+                                                       if run.cost.schedule.mode == "fused" else {})
             for key, mode in modes.items():
                 ev, st = evaluators[mode](genotype), evaluators[mode](space.baselines()["static"])
                 results[name]["best_within_1_point"][key] = {
@@ -211,8 +217,8 @@ def _plots(results: dict, ref_edp: float, out: Path) -> None:
         if r["sampler"] != "nsga2":
             continue
         front = r["pareto"]
-        ax.step([p["expected_edp_j_cycles"] / ref_edp for p in front], [p["accuracy"] for p in front], "o-", where="post",
-                ms=3, label=name)
+        ax.step([p["expected_edp_j_cycles"] / ref_edp for p in front], [p["accuracy"] for p in front], "o-",
+                where="post", ms=3, label=name)
     static = results[REFERENCE_STATIC]["static"]
     ax.scatter([1.0], [static["val_accuracy"]], marker="*", s=120, color="black", zorder=5,
                label="static network (INT8, layer-by-layer)")
@@ -224,7 +230,8 @@ def _plots(results: dict, ref_edp: float, out: Path) -> None:
     ax.legend(fontsize=6.5, loc="lower right")
     save(fig, out / "reference_search_pareto.png")
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), dpi=110)
-    for ax, prefix in zip(axes, ("INT8 reference space, layer-by-layer", "full space (backbone + per-layer bits), fused")):
+    for ax, prefix in zip(axes, ("INT8 reference space, layer-by-layer",
+                                 "full space (backbone + per-layer bits), fused")):
         for name, r in results.items():
             if name.startswith(prefix):
                 ax.plot(range(1, len(r["hypervolume"]) + 1), r["hypervolume"], label=r["sampler"])

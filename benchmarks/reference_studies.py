@@ -33,18 +33,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, trained_supernet, write_result  # noqa: E402
+from _common import RESULTS, trained_supernet, write_result
 
-from hwmodel import CostModel, expected_cost, load_system  # noqa: E402
-from hwmodel.plotting import pyplot, save  # noqa: E402
-from hwmodel.precision import MacEnergyModel  # noqa: E402
-from hwmodel.scheduling import ScheduleSettings, scheduled_cost  # noqa: E402
-from nas import api  # noqa: E402
-from nas.calibrate import exit_stats, rule_threshold  # noqa: E402
-from nas.cli import parse_overrides  # noqa: E402
-from nas.config import CONFIGS_DIR, load_config  # noqa: E402
-from nas.objectives import CandidateEvaluator, expected_macs  # noqa: E402
-from search_spaces import stage_macs  # noqa: E402
+from hwmodel import CostModel, expected_cost, load_system
+from hwmodel.plotting import pyplot, save
+from hwmodel.precision import MacEnergyModel
+from hwmodel.scheduling import ScheduleSettings, scheduled_cost
+from nas import api
+from nas.calibrate import exit_stats, rule_threshold
+from nas.cli import parse_overrides
+from nas.config import CONFIGS_DIR, load_config
+from nas.objectives import CandidateEvaluator, expected_macs
+from search_spaces import stage_macs
 
 GRID = (0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 PAIRS = ((32, 32), (8, 8), (8, 4), (4, 8), (4, 4))
@@ -69,21 +69,26 @@ def main() -> None:
     ap.add_argument("--supernet", metavar="NAME", help="a zoo supernet (nas zoo) instead of <run-dir>/supernet.pt")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a key of the supernet config, e.g. --set data.name=cifar10 --set data.root=PATH")
-    ap.add_argument("--quick", action="store_true", help="500 images, two bit pairs, five networks, no JSON: a smoke test")
+    ap.add_argument("--quick", action="store_true",
+                    help="500 images, two bit pairs, five networks, no JSON: a smoke test")
     args = ap.parse_args()
     quick = {"data.limit_test": 500, "data.n_val": 500, "search.bn_recalibration_samples": 200} if args.quick else {}
-    cfg = load_config(CONFIGS_DIR / "fashion_mnist_supernet.yaml", {"run_dir": args.run_dir, **quick, **parse_overrides(args.set)})
+    cfg = load_config(CONFIGS_DIR / "fashion_mnist_supernet.yaml",
+                      {"run_dir": args.run_dir, **quick, **parse_overrides(args.set)})
     splits, space = api.data_and_space(cfg)
     supernet = trained_supernet(cfg, space, args.supernet)
     calibration = api.calibration_images(cfg, splits)
     spec = load_system(cfg.cost.accelerator)
     constant = replace(spec, compute_cores=tuple(replace(c, mac_energy=MacEnergyModel("constant"))
                                                  for c in spec.compute_cores))
-    models = {"constant MAC energy": CostModel(constant, workers=2), "precision-aware MAC energy": CostModel(spec, workers=2)}
-    val = CandidateEvaluator(space, supernet, splits.val, None, cfg.constraints, 500, calibration=calibration)  # type: ignore[arg-type]
-    test = CandidateEvaluator(space, supernet, splits.test, None, cfg.constraints, 500, calibration=calibration)  # type: ignore[arg-type]
+    models = {"constant MAC energy": CostModel(constant, workers=2),
+              "precision-aware MAC energy": CostModel(spec, workers=2)}
+    val = CandidateEvaluator(space, supernet, splits.val, None, cfg.constraints,  # type: ignore[arg-type]
+                             batch_size=500, calibration=calibration)
+    test = CandidateEvaluator(space, supernet, splits.test, None, cfg.constraints,  # type: ignore[arg-type]
+                              batch_size=500, calibration=calibration)
 
-    def measure(genotype):  # noqa: ANN001, ANN202
+    def measure(genotype):
         threshold = rule_threshold(val.outputs(genotype), GRID, 0.01)
         g = replace(genotype, threshold=threshold)
         stats = exit_stats(test.outputs(g), threshold)
@@ -125,7 +130,8 @@ def main() -> None:
                          "test_accuracy": stats.accuracy, "static_test_accuracy": static.accuracy,
                          "exit_ratios": list(stats.ratios), "et_per_exit_j_cycles": list(net.et),
                          "expected_edp_j_cycles": exp.expected_edp, "static_edp_j_cycles": exp.static_edp,
-                         "reduction_factor": exp.reduction_factor, "expected_macs": expected_macs(stats.ratios, stage_macs(graph)),
+                         "reduction_factor": exp.reduction_factor,
+                         "expected_macs": expected_macs(stats.ratios, stage_macs(graph)),
                          "final_exit_ratio": stats.ratios[-1], "exit_overhead": exp.full_path_edp / exp.static_edp - 1})
     mounting_s = time.perf_counter() - t0
     for m in models.values():
@@ -152,7 +158,8 @@ def _plots(quant: list[dict], mounting: list[dict], best5: list[dict]) -> None:
     for ax, key in zip(axes, ("constant MAC energy, layer_by_layer", "precision-aware MAC energy, layer_by_layer")):
         for row in quant:
             c = row["costs"][key]
-            ax.plot(range(4), c["et_per_exit_j_cycles"], "o-", label=f"{row['bits']}: E[ET] {c['expected_edp_j_cycles']:.3g}")
+            ax.plot(range(4), c["et_per_exit_j_cycles"], "o-",
+                    label=f"{row['bits']}: E[ET] {c['expected_edp_j_cycles']:.3g}")
         ax.set_xticks(range(4), ["D", "F", "I", "K"])
         ax.set_yscale("log")
         ax.set_xlabel("exit")

@@ -23,13 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import networkx as nx  # noqa: E402
-from _common import RESULTS, write_result  # noqa: E402
+import networkx as nx
+from _common import RESULTS, write_result
 
-import search_spaces as ss  # noqa: E402
-from hwmodel import CostModel, expected_cost  # noqa: E402
-from hwmodel.scheduling import ScheduleSettings, schedule_network, scheduled_cost  # noqa: E402
-from hwmodel.scheduling.plots import gantt, memory_plot  # noqa: E402
+import search_spaces as ss
+from hwmodel import CostModel, expected_cost
+from hwmodel.scheduling import ScheduleSettings, schedule_network, scheduled_cost
+from hwmodel.scheduling.plots import gantt, memory_plot
 
 SYSTEM = "edge_tpu_quad"
 RATIOS = (0.25, 0.20, 0.20, 0.35)
@@ -42,7 +42,7 @@ MODES = {
 }
 
 
-def timed(fn, repeats: int) -> tuple[float, float]:  # noqa: ANN001
+def timed(fn, repeats: int) -> tuple[float, float]:
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -92,7 +92,8 @@ def main() -> None:
             misses = cm.stats["misses"]
             s = schedule_network(graph, cm, settings)
             median, _p95 = timed(lambda s2=settings: schedule_network(graph, cm, s2), 10)
-            growth.append({"tile_rows": tile_rows, "tiles": s.tile_count, "new_zigzag_tiles": cm.stats["misses"] - misses,
+            growth.append({"tile_rows": tile_rows, "tiles": s.tile_count,
+                           "new_zigzag_tiles": cm.stats["misses"] - misses,
                            "schedule_ms": median, "energy_uj": s.energy_pj / 1e6, "latency_kcycles": s.makespan / 1e3,
                            "edp_j_cycles": s.energy_pj * 1e-12 * s.makespan,
                            "offchip_uj": s.breakdown()["offchip"] / 1e6})
@@ -101,7 +102,7 @@ def main() -> None:
             g = truncated(space, block) if block < 11 else space.layer_graph(space.uniform(bits=8))
             settings = ScheduleSettings(mode="fused", tile_rows=1)
             s = schedule_network(g, cm, settings)
-            median, _p95 = timed(lambda gg=g: schedule_network(gg, cm, settings), 10)
+            median, _p95 = timed(lambda gg=g, s2=settings: schedule_network(gg, cm, s2), 10)
             depth.append({"blocks": block + 1, "layers": g.number_of_nodes(), "tiles": s.tile_count,
                           "schedule_ms": median})
             print(depth[-1], flush=True)

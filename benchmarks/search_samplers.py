@@ -20,13 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, write_result  # noqa: E402
-from optuna.trial import TrialState  # noqa: E402
+from _common import RESULTS, write_result
+from optuna.trial import TrialState
 
-from nas import api  # noqa: E402
-from nas.config import CONFIGS_DIR, load_config  # noqa: E402
-from nas.hypervolume import hypervolume_curve, trials_to_reach  # noqa: E402
-from nas.record import records  # noqa: E402
+from nas import api
+from nas.config import CONFIGS_DIR, load_config
+from nas.hypervolume import hypervolume_curve, trials_to_reach
+from nas.record import records
 
 ARMS = {"random": {"sampler": "random"}, "nsga2": {"sampler": "nsga2"},
         "nsga2 + pre-screening": {"sampler": "nsga2", "prescreen": True}}

@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import write_result  # noqa: E402
+from _common import write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH, STEPS, WARMUP, TRAIN_IMAGES = 128, 6, 1, 55_000
@@ -47,7 +47,7 @@ VARIANTS = {
 }
 
 
-def fused_lsq(x, step, bits, signed, training=True):  # noqa: ANN001, ANN201 - the landed implementation
+def fused_lsq(x, step, bits, signed, training=True):
     import torch
 
     from search_spaces.modules.lsq import qrange
@@ -62,7 +62,7 @@ def fused_lsq(x, step, bits, signed, training=True):  # noqa: ANN001, ANN201 - t
                                                              qp, grad_factor)
 
 
-def plain_model(sp):  # noqa: ANN001, ANN201
+def plain_model(sp):
     """The largest subnet as a plain FP32 torch model computing every exit head."""
     import torch
     from torch import nn

@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import write_result  # noqa: E402
+from _common import write_result
 
-import search_spaces as ss  # noqa: E402
-from hwmodel import CostModel, ZigZagSettings, load_system  # noqa: E402
+import search_spaces as ss
+from hwmodel import CostModel, ZigZagSettings, load_system
 
 GRID = [ZigZagSettings(6, "EDP", 5)] + [ZigZagSettings(lpf, "EDP", 3) for lpf in (2, 3, 4, 5, 6)] + \
        [ZigZagSettings(4, "EDP", sm) for sm in (1, 5)] + [ZigZagSettings(4, opt, 3) for opt in ("energy", "latency")]
@@ -34,8 +34,10 @@ def main() -> None:
     n = len(space.backbone_layer_names())
     networks = {
         "exits D,F,I,K W8A8": space.uniform(exits=(3, 5, 8), bits=8),
-        "exits D,F,I,K, 2-FC branches at F and K, mixed 4/8 bits": ss.Genotype((3, 5, 8), (1, 2, 1, 2), tuple([8, 4] * (n // 2)),
-                                               tuple([4, 8, 8] * (n // 3)), (8, 4, 8, 4), (8, 8, 4, 8), 0.9),
+        "exits D,F,I,K, 2-FC branches at F and K, mixed 4/8 bits": ss.Genotype((3, 5, 8), (1, 2, 1, 2),
+                                                                               tuple([8, 4] * (n // 2)),
+                                                                               tuple([4, 8, 8] * (n // 3)),
+                                                                               (8, 4, 8, 4), (8, 8, 4, 8), 0.9),
     }
     rows = []
     for label, genotype in networks.items():
@@ -48,7 +50,8 @@ def main() -> None:
                 net = cm.evaluate(graph)
                 seconds = time.perf_counter() - t0
             reference = reference or net
-            rows.append({"network": label, "lpf_limit": settings.lpf_limit, "spatial_mappings": settings.spatial_mappings,
+            rows.append({"network": label, "lpf_limit": settings.lpf_limit,
+                         "spatial_mappings": settings.spatial_mappings,
                          "optimize": settings.optimize, "seconds_cold": seconds, "edp_j_cycles": net.edp,
                          "energy_j": net.energy_j, "latency_cycles": net.latency_cycles,
                          "edp_dev": net.edp / reference.edp - 1, "energy_dev": net.energy_j / reference.energy_j - 1,

@@ -59,7 +59,8 @@ class CostCache:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("CREATE TABLE IF NOT EXISTS costs (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         except sqlite3.DatabaseError as exc:
-            raise CacheError(f"{self.path}: expected an SQLite cost cache ({exc}); delete the file to start afresh") from None
+            raise CacheError(f"{self.path}: expected an SQLite cost cache ({exc}); "
+                             "delete the file to start afresh") from None
         self._conn, self._pid = conn, os.getpid()
         return conn
 

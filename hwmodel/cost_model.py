@@ -191,7 +191,7 @@ class CostModel:
     def _key(self, variant: Variant, layer: dict[str, Any]) -> str:
         core, factor, onchip = variant
         files = self._files[core]
-        desc = {"files": self._file_hash[core], "widen": [files[3], factor] if factor != 1 else None}
+        desc: dict[str, Any] = {"files": self._file_hash[core], "widen": [files[3], factor] if factor != 1 else None}
         if onchip:
             desc["onchip"] = True
         return signature({**self._key_base, "core": desc, "layer": layer})
@@ -319,6 +319,11 @@ class CostModel:
         layers = [LayerResult(s.name, s.op, s.stage, s.branch, s.macs, c) for s, c in zip(layer_specs, costs)]
         network = NetworkCost.from_layers(self.system.name, list(graph.graph["exit_labels"]), layers,
                                           self.system.clock_hz)
+        return self.at_operating_point(network, operating_point)
+
+    def at_operating_point(self, network: NetworkCost, operating_point: str | None = None) -> NetworkCost:
+        """``network`` at one of the system's DVFS points (default: its default point); unchanged on a
+        system without DVFS points. The one place DVFS is applied to a network's cost."""
         if self.system.dvfs is None and operating_point in (None, "nominal"):
             return network
         return network.at(self.system.operating_point(operating_point), self.system.reference_voltage_v)

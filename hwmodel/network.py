@@ -216,6 +216,14 @@ class ExpectedCost:
         }
 
 
+def expectation(ratios: Sequence[float], per_exit: Sequence[float]) -> float:
+    """sum_i r_i * x_i: the expected value of a per-exit quantity (cumulative energy, latency, ET,
+    MACs up to exit i) when a share r_i of the samples leaves at exit i. The one place it is written."""
+    if len(ratios) != len(per_exit):
+        raise ValueError(f"expected one value per exit ({len(ratios)}), got {len(per_exit)}")
+    return float(sum(r * x for r, x in zip(ratios, per_exit)))
+
+
 def expected_cost(network: NetworkCost, static: NetworkCost, ratios: Sequence[float]) -> ExpectedCost:
     """Expected EDP, energy and latency of ``network`` for exit ratios, with the static baseline."""
     if len(ratios) != len(network.exit_labels):
@@ -224,9 +232,9 @@ def expected_cost(network: NetworkCost, static: NetworkCost, ratios: Sequence[fl
         raise ValueError(f"exit ratios must be non-negative and sum to 1, got {list(ratios)}")
     return ExpectedCost(
         ratios=tuple(float(r) for r in ratios),
-        expected_edp=sum(r * et for r, et in zip(ratios, network.et)),
-        expected_energy_j=sum(r * e for r, e in zip(ratios, network.cumulative_energy_j)),
-        expected_latency_cycles=sum(r * lat for r, lat in zip(ratios, network.cumulative_latency_cycles)),
+        expected_edp=expectation(ratios, network.et),
+        expected_energy_j=expectation(ratios, network.cumulative_energy_j),
+        expected_latency_cycles=expectation(ratios, network.cumulative_latency_cycles),
         static_edp=static.edp,
         static_energy_j=static.energy_j,
         static_latency_cycles=static.latency_cycles,

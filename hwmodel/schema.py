@@ -97,7 +97,8 @@ def parse_yaml(text: str, path: str | Path) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "file"
-        raise SchemaError(path, where, f"expected valid YAML ({getattr(exc, 'problem', None) or short_repr(str(exc))})") from None
+        problem = getattr(exc, "problem", None) or short_repr(str(exc))
+        raise SchemaError(path, where, f"expected valid YAML ({problem})") from None
     finally:
         if loader is not None:
             loader.dispose()
@@ -110,11 +111,13 @@ def load_yaml(path: str | Path) -> Any:
         raise SchemaError(path, "", "an existing YAML file")
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
-        raise SchemaError(path, "file", f"expected a YAML file of at most {MAX_FILE_BYTES // 2**20} MiB, found {size} bytes")
+        raise SchemaError(path, "file",
+                          f"expected a YAML file of at most {MAX_FILE_BYTES // 2**20} MiB, found {size} bytes")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SchemaError(path, "file", f"expected UTF-8 text (byte {exc.start} is not; is this a YAML file?)") from None
+        raise SchemaError(path, "file",
+                          f"expected UTF-8 text (byte {exc.start} is not; is this a YAML file?)") from None
     return parse_yaml(text, path)
 
 
@@ -141,7 +144,7 @@ def _describe(tp: Any) -> str:
         return f"a mapping of {_describe(typing.get_args(tp)[1])}"
     if origin in (Union, types.UnionType):
         return " or ".join(_describe(a) for a in typing.get_args(tp))
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return f"a mapping with keys {user_keys(tp)}"
     if tp is type(None):
         return "null"
@@ -220,7 +223,7 @@ def _convert(tp: Any, value: Any, file: str | Path, key: str) -> Any:
             raise bad.error()
         key_tp, val_tp = typing.get_args(tp)
         return {_convert(key_tp, k, file, key): _convert(val_tp, v, file, f"{key}.{k}") for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return from_mapping(tp, value, file=file, prefix=key)
     raise TypeError(f"unsupported field type {tp!r}")
 
@@ -241,7 +244,7 @@ def from_mapping(cls: type[T], data: Any, *, file: str | Path, prefix: str = "",
     if not isinstance(data, dict):
         raise SchemaError(file, prefix, f"expected {_describe(cls)}, got {short_repr(data)}")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name in user_keys(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name in user_keys(cls)}  # type: ignore[arg-type]
     dotted = f"{prefix}." if prefix else ""
     for name in data:
         if name not in fields:
@@ -257,6 +260,10 @@ def from_mapping(cls: type[T], data: Any, *, file: str | Path, prefix: str = "",
     except SchemaError:
         raise
     except (ValueError, TypeError) as exc:
+        # a check that names its field ("tile_rows: expected ...") is reported at that field's key
+        name, sep, rest = str(exc).partition(": ")
+        if sep and name in fields:
+            raise SchemaError(file, f"{dotted}{name}", rest) from None
         raise SchemaError(file, prefix, str(exc)) from None
 
 

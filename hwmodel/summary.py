@@ -81,7 +81,8 @@ def markdown(summary: dict[str, Any]) -> str:
            f"| compute cores | {cores} |",
            f"| allocation | conv: {', '.join(s['allocation']['conv'])}; depthwise: "
            f"{', '.join(s['allocation']['depthwise'])}; fc: {', '.join(s['allocation']['fc'])} |",
-           f"| pooling core | {s['pooling_core']['units']} ops/cycle, {s['pooling_core']['energy_per_op_pj']:g} pJ/op |",
+           f"| pooling core | {s['pooling_core']['units']} ops/cycle, "
+           f"{s['pooling_core']['energy_per_op_pj']:g} pJ/op |",
            f"| SIMD core | {s['simd_core']['units']} ops/cycle, {s['simd_core']['energy_per_op_pj']:g} pJ/op |",
            f"| off-chip | {s['offchip']['bits_per_cycle']} bit/cycle, {s['offchip']['energy_per_access_pj']:g} pJ per "
            f"{s['offchip']['access_bits']}-bit access |"]

@@ -65,7 +65,8 @@ class OffChipSpec:
 
     def __post_init__(self) -> None:
         if self.bandwidth_bits_per_cycle <= 0:
-            raise ValueError(f"bandwidth_bits_per_cycle: expected a positive integer, got {self.bandwidth_bits_per_cycle}")
+            raise ValueError("bandwidth_bits_per_cycle: expected a positive integer, "
+                             f"got {self.bandwidth_bits_per_cycle}")
         if self.access_bits <= 0:
             raise ValueError(f"access_bits: expected a positive integer, got {self.access_bits}")
         if self.energy_per_access_pj < 0:

@@ -66,7 +66,8 @@ def zigzag_layer(spec: LayerLike) -> dict[str, Any]:
     if spec.op == "fc":
         (oy, ox), (iy, ix), (fy, fx), (sy, sx), (py, px) = (1, 1), (1, 1), (1, 1), (1, 1), (0, 0)
     else:
-        (oy, ox), (iy, ix), (fy, fx), (sy, sx), (py, px) = spec.out_hw, spec.in_hw, spec.kernel, spec.stride, spec.padding
+        (oy, ox), (iy, ix) = spec.out_hw, spec.in_hw
+        (fy, fx), (sy, sx), (py, px) = spec.kernel, spec.stride, spec.padding
     return {
         "id": 0,
         "name": kind(spec),

@@ -157,13 +157,14 @@ def _normalized_core(path: Path) -> dict[str, Any]:
             _check_cost(path, f"memories.{name}.{key}", mem.get(key))
         widest = max((port["bandwidth_min"] for port in mem["ports"]), default=1)
         if mem["size"] < max(widest, 1):
-            raise SchemaError(path, f"memories.{name}.size", f"expected at least one access of its ports ({widest} bits), "
-                              f"got {mem['size']} bits")
+            raise SchemaError(path, f"memories.{name}.size",
+                              f"expected at least one access of its ports ({widest} bits), got {mem['size']} bits")
     inner: dict[str, tuple[str, int]] = {}  # operand -> (innermost-so-far memory, its size)
     for name, mem in normalized["memories"].items():
         for operand in mem["operands"]:
             if operand in inner and mem["size"] < inner[operand][1]:
-                raise SchemaError(path, f"memories.{name}", f"memories listed from innermost to outermost (ZigZag reads "
+                raise SchemaError(path, f"memories.{name}",
+                                  "memories listed from innermost to outermost (ZigZag reads "
                                   f"the order as the hierarchy), but {name} ({mem['size']} bits) comes after the "
                                   f"larger {inner[operand][0]} ({inner[operand][1]} bits) for operand {operand}")
             inner[operand] = (name, mem["size"])
@@ -203,7 +204,8 @@ def _normalized_mapping(path: Path, core: dict[str, Any]) -> list[dict[str, Any]
         for field_name in ("spatial_mapping", "spatial_mapping_hint"):
             for dim in entry.get(field_name) or {}:
                 if dim not in dims:
-                    raise SchemaError(path, f"[{i}].{field_name}.{dim}", f"an array dimension of the core {sorted(dims)}")
+                    raise SchemaError(path, f"[{i}].{field_name}.{dim}",
+                                      f"an array dimension of the core {sorted(dims)}")
     finish()
     return normalized
 
@@ -332,7 +334,8 @@ class ZigZagCore:
         try:
             with quiet_zigzag():
                 stage = MainStage(
-                    [reduce, SpatialMappingGeneratorStage, reduce, TemporalMappingGeneratorStage, CostModelStage],
+                    [reduce, SpatialMappingGeneratorStage, reduce, TemporalMappingGeneratorStage,  # type: ignore[list-item]
+                     CostModelStage],  # type: ignore[list-item]
                     accelerator=self.accelerator,
                     layer=copy.deepcopy(node),  # the spatial-mapping stage mutates the layer
                     loma_lpf_limit=self.settings.lpf_limit,

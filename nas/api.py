@@ -24,8 +24,8 @@ import torch
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import FrozenTrial
 
-from hwmodel import CostModel, ZigZagSettings
-from hwmodel.scheduling import ScheduleSettings, layer_tiles, scheduled_cost
+from hwmodel import CostModel
+from hwmodel.scheduling import layer_tiles, scheduled_cost
 from hwmodel.schema import SchemaError
 from nas.artifacts import attach_to_study, run_artifact_store
 from nas.calibrate import exit_outputs
@@ -85,7 +85,9 @@ def data_and_space(cfg: RunConfig) -> tuple[Splits, SearchSpace]:
     try:
         options = cfg.space_options(splits.num_classes, channels, size)
     except SchemaError as exc:
-        if exc.key != "space.options" or not cfg.data.root:  # a config key, or synthetic data: the config's fault
+        from_data = {f"space.options.{k}" for k in ("num_classes", "in_channels", "input_size")
+                     if k not in cfg.space.options}  # the options the dataset filled in
+        if exc.key not in from_data or not cfg.data.root:  # a config key, or synthetic data: the config's fault
             raise
         raise DatasetError(cfg.data.root, "images", f"{channels}-channel {size}x{size} images with "
                            f"{splits.num_classes} classes to suit space {cfg.space.name!r} ({exc.message})") from None
@@ -103,8 +105,7 @@ def train(cfg: RunConfig, *, progress: bool = True, data: tuple[Splits, SearchSp
 def cost_model(cfg: RunConfig, *, progress: bool = True) -> CostModel:
     """The configured cost model (close it, or use it as a context manager); SchemaError naming
     ``cost.operating_point`` when the accelerator has no such point."""
-    settings = ZigZagSettings(cfg.cost.lpf_limit, cfg.cost.optimize, cfg.cost.spatial_mappings)
-    cm = CostModel(cfg.cost.accelerator, settings=settings, cache=cfg.cost.cache, workers=cfg.cost.workers,
+    cm = CostModel(cfg.cost.accelerator, settings=cfg.cost.zigzag, cache=cfg.cost.cache, workers=cfg.cost.workers,
                    progress=progress)
     try:
         cm.system.operating_point(cfg.cost.operating_point)
@@ -120,19 +121,13 @@ def calibration_images(cfg: RunConfig, splits: Splits) -> torch.Tensor | None:
     return splits.train.images[:n] if n > 0 else None
 
 
-def schedule_settings(cfg: RunConfig) -> ScheduleSettings:
-    """The configured schedule (mode, tiles, allocation, order)."""
-    return ScheduleSettings(mode=cfg.cost.mode, tile_rows=cfg.cost.tile_rows, allocation=cfg.cost.allocation,
-                            order=cfg.cost.order, seed=cfg.search.seed)
-
-
 def warm_cost_cache(cfg: RunConfig, space: SearchSpace, cm: CostModel) -> dict[str, int]:
     """Cost every layer (tile, under the fused schedule) a candidate of ``space`` can contain under the
     configured schedule, so no trial meets a cold ZigZag run. Returns :meth:`CostModel.fill`'s counts
     plus ``layers`` and ``tiles`` (distinct layers and items costed)."""
     layers = space.all_layer_specs()
-    items = layer_tiles(layers, cm, schedule_settings(cfg))
-    return {"layers": len(layers), "tiles": len(items), **cm.fill(items, onchip=cfg.cost.mode == "fused")}
+    items = layer_tiles(layers, cm, cfg.cost.schedule)
+    return {"layers": len(layers), "tiles": len(items), **cm.fill(items, onchip=cfg.cost.schedule.mode == "fused")}
 
 
 def prepare_study(cfg: RunConfig, space: SearchSpace, storage: str | None = None) -> optuna.Study:
@@ -187,9 +182,8 @@ def search(cfg: RunConfig, supernet: Supernet | str | None = None, *, storage: s
         if not p.config.is_file():  # report and export --run-dir read it
             cfg.save(p.config)
         study = prepare_study(cfg, space, storage)
-        evaluator = CandidateEvaluator(space, supernet, splits.val.head(cfg.search.val_samples), cm, cfg.constraints,
-                                       cfg.search.eval_batch_size, cfg.cost.operating_point, schedule_settings(cfg), calibration_images(cfg, splits),
-                                       cfg.search.threshold, cfg.search.max_accuracy_loss)
+        evaluator = CandidateEvaluator.from_config(cfg, space, supernet, splits.val.head(cfg.search.val_samples), cm,
+                                                   calibration_images(cfg, splits))
         if ready is not None:
             ready()
         run_study(study, space, evaluator, cfg.search.n_trials, progress=progress, objectives=cfg.search.objectives,
@@ -199,8 +193,9 @@ def search(cfg: RunConfig, supernet: Supernet | str | None = None, *, storage: s
     return study
 
 
-def export(cfg: RunConfig, study: optuna.Study, trial: int | FrozenTrial | None = None, out_dir: str | Path | None = None,
-           *, supernet: Supernet | None = None, data: tuple[Splits, SearchSpace] | None = None) -> Path:
+def export(cfg: RunConfig, study: optuna.Study, trial: int | FrozenTrial | None = None,
+           out_dir: str | Path | None = None, *, supernet: Supernet | None = None,
+           data: tuple[Splits, SearchSpace] | None = None) -> Path:
     """Export a trial (default: :func:`nas.report.choose_trial`) as a standalone network folder."""
     p = paths(cfg)
     if trial is None:
@@ -223,16 +218,18 @@ def export(cfg: RunConfig, study: optuna.Study, trial: int | FrozenTrial | None 
     modes = mode_table(exit_outputs(network, splits.val, cfg.search.eval_batch_size), a["cumulative_energy_j"],
                        a["cumulative_latency_cycles"], a["clock_hz"], grid)
     with cost_model(cfg, progress=False) as cm:
-        network_cost = scheduled_cost(space.layer_graph(genotype), cm, schedule_settings(cfg), cfg.cost.operating_point)
+        network_cost = scheduled_cost(space.layer_graph(genotype), cm, cfg.cost.schedule, cfg.cost.operating_point)
 
     def extras(folder: Path) -> None:
         named = {k: m.threshold for k, m in named_modes(modes).items()}
         (folder / "modes.json").write_text(json.dumps({"split": "validation", "named": named,
                                                       "modes": [m.to_dict() for m in modes]}, indent=2))
         export_onnx(network, folder / "model.onnx", splits.image_shape,
-                    {"layer_bits": dict(record.bits), "exit_labels": list(record.exit_labels), "threshold": genotype.threshold,
-                     "space": space.config, "genotype": genotype.to_dict()}, list(record.exit_labels))
-        plot_ribbon(network_cost, dict(record.bits), folder / "ribbon.png", f"trial {trial.number}: architecture ribbon")
+                    {"layer_bits": dict(record.bits), "exit_labels": list(record.exit_labels),
+                     "threshold": genotype.threshold, "space": space.config, "genotype": genotype.to_dict()},
+                    list(record.exit_labels))
+        plot_ribbon(network_cost, dict(record.bits), folder / "ribbon.png",
+                    f"trial {trial.number}: architecture ribbon")
         plot_exit_costs([{**a, "name": f"trial {trial.number}"}], folder / "exit_costs.png")
 
     path = export_network(space, network, genotype, out, metrics, extras)

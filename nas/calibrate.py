@@ -127,7 +127,8 @@ def recalibrate_batchnorm(net: torch.nn.Module, images: torch.Tensor, batch_size
 
 
 @torch.no_grad()
-def early_exit_stats(net: EarlyExitNet, split: Split, threshold: float | None = None, batch_size: int = 500) -> ExitStats:
+def early_exit_stats(net: EarlyExitNet, split: Split, threshold: float | None = None,
+                     batch_size: int = 500) -> ExitStats:
     """The same figures measured with real early-exit inference (samples leave at their exit)."""
     net.eval()
     thr = net.threshold if threshold is None else threshold

@@ -37,7 +37,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def _config(args: argparse.Namespace):  # noqa: ANN202
+def _config(args: argparse.Namespace):
     from nas.config import load_config
 
     zoo_name = getattr(args, "supernet", None)
@@ -137,7 +137,7 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _study(cfg, storage: str | None):  # noqa: ANN001, ANN202
+def _study(cfg, storage: str | None):
     from nas import api
     from nas.study import open_study, sqlite_url
 
@@ -220,7 +220,7 @@ def _check_port_free(host: str, port: int) -> None:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: only a listener blocks
             probe.bind((host, port))
     except OSError as exc:
-        raise SystemExit(f"error: --port {port}: expected a free port on {host}, {exc.strerror.lower()} "
+        raise SystemExit(f"error: --port {port}: expected a free port on {host}, {(exc.strerror or str(exc)).lower()} "
                          f"(another dashboard? pass --port N)") from None
 
 
@@ -238,7 +238,8 @@ def cmd_warm_cache(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     with api.cost_model(cfg, progress=True) as cm:
         counts = api.warm_cost_cache(cfg, space, cm)
-    print(f"{space.name} on {cfg.cost.accelerator} ({cfg.cost.mode}, tile_rows={cfg.cost.tile_rows}): "
+    schedule = cfg.cost.schedule
+    print(f"{space.name} on {cfg.cost.accelerator} ({schedule.mode}, tile_rows={schedule.tile_rows}): "
           f"{counts['layers']} distinct layers, {counts['tiles']} distinct tiles, {counts['pairs']} (tile, core) "
           f"pairs; {counts['cached_before']} were cached, {counts['computed']} computed "
           f"({counts['unmappable']} unmappable) in {time.perf_counter() - t0:.0f} s with {cfg.cost.workers} workers; "
@@ -294,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nas", description="Hardware-aware NAS of early-exit networks.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add(name: str, func, help_text: str, *, config: bool = True) -> argparse.ArgumentParser:  # noqa: ANN001
+    def add(name: str, func, help_text: str, *, config: bool = True) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         if config:
             p.add_argument("--config", help="run configuration YAML (see configs/)")

@@ -10,7 +10,10 @@ from typing import Any, Literal
 
 import yaml
 
+from hwmodel.scheduling import ScheduleSettings
 from hwmodel.schema import INTERNAL, SchemaError, from_mapping, load_yaml, package_folder, to_mapping, user_keys
+from hwmodel.zigzag_core import ZigZagSettings
+from nas.metrics import OBJECTIVES
 from search_spaces import space_class
 
 CONFIGS_DIR = package_folder("configs")  # the shipped configs: the installed ``configs`` data package
@@ -101,35 +104,27 @@ class TrainConfig:
 
 @dataclass
 class CostConfig:
-    """Hardware cost model: accelerator (shipped name or path), schedule and ZigZag mapper settings.
-
-    ``mode``: ``fused`` (row tiles, concurrent cores, activations kept on chip; see
-    ``hwmodel.scheduling``) or ``layer_by_layer`` (the reference's: one layer at a time through
-    off-chip memory). ``tile_rows``: output rows per tile (null: whole layers). ``allocation``:
-    ``auto``, ``contiguous``, ``single``, ``round_robin``, ``best_kind`` or ``genetic``.
-    """
+    """Hardware cost model: the accelerator (shipped name or path), how candidates are scheduled on it
+    (``schedule``: :class:`hwmodel.scheduling.ScheduleSettings`, e.g. ``mode: fused`` with row tiles
+    and concurrent cores, or ``layer_by_layer`` as in the reference) and ZigZag's per-layer mapper
+    search (``zigzag``: :class:`hwmodel.zigzag_core.ZigZagSettings`). Each nested section is the
+    cost model's own settings class, declared and validated there."""
 
     accelerator: str = "edge_tpu_quad"
-    mode: Literal["layer_by_layer", "fused"] = "fused"
-    tile_rows: int | None = 16
-    allocation: Literal["auto", "contiguous", "single", "round_robin", "best_kind", "genetic"] = "auto"
-    order: Literal["depth_first", "breadth_first"] = "depth_first"
-    lpf_limit: int = 4
-    optimize: Literal["energy", "latency", "EDP"] = "EDP"
-    spatial_mappings: int = 3
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    zigzag: ZigZagSettings = field(default_factory=ZigZagSettings)
     cache: str | None = "default"  # "default" (user cache folder), a path, or null (memory only)
     workers: int = 2  # processes for cost-cache misses
     operating_point: str | None = None  # DVFS point of the accelerator (null: its default)
 
     def __post_init__(self) -> None:
-        from hwmodel.scheduling import ScheduleSettings
-        from hwmodel.zigzag_core import ZigZagSettings
-
-        # the settings objects these keys become check them (a ValueError naming the key)
-        ZigZagSettings(self.lpf_limit, self.optimize, self.spatial_mappings)
-        ScheduleSettings(mode=self.mode, tile_rows=self.tile_rows, allocation=self.allocation, order=self.order)
         if self.workers < 1:
             raise ValueError(f"workers: expected a positive number of processes, got {self.workers}")
+
+
+# keys of the flat ``cost`` section of earlier versions -> the nested section that holds them now
+MOVED_COST_KEYS = {**dict.fromkeys(("mode", "tile_rows", "allocation", "order"), "schedule"),
+                   **dict.fromkeys(("lpf_limit", "optimize", "spatial_mappings"), "zigzag")}
 
 
 @dataclass
@@ -180,8 +175,6 @@ class SearchConfig:
             raise ValueError(f"max_accuracy_loss: expected a non-negative fraction, got {self.max_accuracy_loss}")
         if self.population_size < 2:
             raise ValueError(f"population_size: expected >= 2, got {self.population_size}")
-        from nas.study import OBJECTIVES
-
         unknown = [o for o in self.objectives if o not in OBJECTIVES]
         if unknown or len(self.objectives) < 1:
             raise ValueError(f"objectives: expected names from {sorted(OBJECTIVES)}, got {list(self.objectives)}")
@@ -229,14 +222,16 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
     path = Path(path)
     data = load_yaml(path)
     if data is None:
-        raise SchemaError(path, "", "expected a mapping of run settings, got an empty file (write {} to take every default)")
+        raise SchemaError(path, "", "expected a mapping of run settings, got an empty file "
+                          "(write {} to take every default)")
     return config_from_dict(data, str(path), overrides)
 
 
 def config_from_dict(data: dict[str, Any], source: str, overrides: dict[str, Any] | None = None) -> RunConfig:
     """A RunConfig from a mapping (as read from YAML), with dotted-key ``overrides``; errors name ``source``."""
     if not isinstance(data, dict):
-        raise SchemaError(source, "", f"expected a mapping with keys {user_keys(RunConfig)}, got a {type(data).__name__}")
+        raise SchemaError(source, "", f"expected a mapping with keys {user_keys(RunConfig)}, "
+                          f"got a {type(data).__name__}")
     data = copy.deepcopy(data)
     for dotted, value in (overrides or {}).items():
         node = data
@@ -248,6 +243,10 @@ def config_from_dict(data: dict[str, Any], source: str, overrides: dict[str, Any
                 raise SchemaError(source, dotted, f"expected a key inside a section, but {section} is a single value, "
                                   f"not a section of keys")
         node[leaf] = value
+    cost = data.get("cost")
+    for key in (k for k in cost if k in MOVED_COST_KEYS) if isinstance(cost, dict) else ():
+        raise SchemaError(source, f"cost.{key}", f"a key of cost.{MOVED_COST_KEYS[key]} now: write it as "
+                          f"cost.{MOVED_COST_KEYS[key]}.{key}")
     cfg = from_mapping(RunConfig, data, file=source, internal={"source": source})
     _check_against_space(cfg)
     return cfg

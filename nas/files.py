@@ -41,7 +41,7 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
     """Remove the temporaries of ``path`` left by dead processes (or by this one); restore an older
     folder moved aside by a writer that died before renaming its new one in. Returns what it removed."""
     pattern = re.compile(rf"\.{re.escape(path.name)}\.(tmp|old)(\d+)")
-    removed = []
+    removed: list[Path] = []
     if not path.parent.is_dir():
         return removed
     for sibling in path.parent.iterdir():

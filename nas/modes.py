@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from hwmodel.network import expectation
 from nas.calibrate import ExitOutputs, exit_stats
 
 GRID = tuple(round(0.5 + 0.05 * i, 2) for i in range(10)) + (1.0,)
@@ -49,9 +50,9 @@ def mode_table(outputs: ExitOutputs, cumulative_energy_j: Sequence[float], cumul
     modes = []
     for t in sorted(set(thresholds)):
         stats = exit_stats(outputs, t)
-        energy = sum(r * e for r, e in zip(stats.ratios, cumulative_energy_j))
-        latency = sum(r * c for r, c in zip(stats.ratios, cumulative_latency_cycles))
-        edp = sum(r * e * c for r, e, c in zip(stats.ratios, cumulative_energy_j, cumulative_latency_cycles))
+        energy = expectation(stats.ratios, cumulative_energy_j)
+        latency = expectation(stats.ratios, cumulative_latency_cycles)
+        edp = expectation(stats.ratios, [e * c for e, c in zip(cumulative_energy_j, cumulative_latency_cycles)])
         modes.append(Mode(float(t), stats.accuracy, stats.ratios, energy, latency, latency / clock_hz, edp))
     return modes
 
@@ -83,7 +84,8 @@ def select_mode(modes: Sequence[Mode], energy_budget_j: float | None = None,
     if not fitting:
         cheapest = min(modes, key=lambda m: m.expected_energy_j)
         raise ValueError(f"no operating mode fits energy <= {energy_budget_j} J and latency <= {latency_budget_s} s; "
-                         f"the cheapest needs {cheapest.expected_energy_j:.3g} J and {cheapest.expected_latency_s:.3g} s")
+                         f"the cheapest needs {cheapest.expected_energy_j:.3g} J and "
+                         f"{cheapest.expected_latency_s:.3g} s")
     return max(fitting, key=lambda m: (m.accuracy, -m.expected_energy_j))
 
 
@@ -118,7 +120,7 @@ def format_modes(modes: Sequence[Mode], static_energy_j: float | None = None, al
                 f"{m.expected_latency_s * 1e3:13.4f}  {m.expected_edp_j_cycles:12.4g}")
         line += f"  {costs[m.threshold]:10.4f}" if costs else ""
         lines.append(line + "  " + ", ".join(names.get(m.threshold, [])))
-    if best is not None:
+    if best is not None and alpha is not None and static_energy_j:
         lines.append(f"decision cost C = {alpha:g} * E/E_static + {1 - alpha:g} * error is lowest at threshold "
                      f"{best.threshold:.2f} (E_static = {static_energy_j * 1e6:.3f} uJ)")
     return "\n".join(lines)

@@ -124,7 +124,8 @@ def load_network(path: str | Path) -> ExportedNetwork:
     try:
         network.load_state_dict(state, strict=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt or mismatched files
-        raise CheckpointError(f"{weights}: expected weights matching {arch_path} ({type(exc).__name__}: {exc})") from None
+        raise CheckpointError(f"{weights}: expected weights matching {arch_path} "
+                              f"({type(exc).__name__}: {exc})") from None
     metrics = _read_json(folder / "metrics.json") if (folder / "metrics.json").exists() else {}
     modes = []
     if (folder / "modes.json").exists():

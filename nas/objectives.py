@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -22,9 +23,10 @@ import networkx as nx
 import torch
 
 from hwmodel import CostModel, ExpectedCost, NetworkCost, expected_cost
+from hwmodel.network import expectation
 from hwmodel.scheduling import ScheduleSettings, scheduled_cost
 from nas.calibrate import ExitOutputs, ExitStats, exit_stats, recalibrate_batchnorm, rule_threshold
-from nas.config import ConstraintConfig
+from nas.config import ConstraintConfig, RunConfig
 from nas.data import Split
 from nas.record import satisfied
 from search_spaces import EarlyExitNet, Genotype, SearchSpace, Supernet, stage_macs
@@ -44,11 +46,7 @@ def constraint_values(stats: ExitStats, expected: ExpectedCost, limits: Constrai
 
 def expected_macs(ratios: Sequence[float], stage_macs: Sequence[int]) -> float:
     """sum_i r_i * cumulative MACs up to exit i (MACs per stage in exit order)."""
-    cum, total = 0, 0.0
-    for r, m in zip(ratios, stage_macs):
-        cum += m
-        total += r * cum
-    return total
+    return expectation(ratios, list(itertools.accumulate(stage_macs)))
 
 
 @dataclass(frozen=True)
@@ -158,19 +156,29 @@ class CandidateEvaluator:
     """
 
     def __init__(self, space: SearchSpace, supernet: Supernet, split: Split, cost_model: CostModel,
-                 limits: ConstraintConfig, batch_size: int = 500, operating_point: str | None = None,
+                 limits: ConstraintConfig, *, batch_size: int = 500, operating_point: str | None = None,
                  schedule: ScheduleSettings | None = None, calibration: torch.Tensor | None = None,
                  threshold: str = "searched", max_accuracy_loss: float = 0.01, channels_last: bool = True) -> None:
         self.space, self.supernet, self.split = space, supernet.eval(), split
         self.cost_model, self.limits, self.batch_size = cost_model, limits, batch_size
         self.operating_point = operating_point
-        self.schedule = schedule or ScheduleSettings(mode="layer_by_layer")
+        self.schedule = schedule or ScheduleSettings()  # the config's default: fused
         self.calibration = calibration
         self.threshold, self.max_accuracy_loss = threshold, max_accuracy_loss
         self._heads: dict[tuple, dict[tuple, torch.Tensor]] = {}  # backbone -> head -> logits (LRU)
         self.cached_backbones = 32
         self.seconds: dict[str, float] = {}  # the last call's wall time per phase (s)
         self.channels_last = channels_last
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig, space: SearchSpace, supernet: Supernet, split: Split, cost_model: CostModel,
+                    calibration: torch.Tensor | None, **overrides: Any) -> CandidateEvaluator:
+        """The evaluator a run's configuration asks for (constraints, batch size, operating point,
+        schedule, threshold rule); ``overrides``: keyword arguments that replace configured ones."""
+        settings = {"batch_size": cfg.search.eval_batch_size, "operating_point": cfg.cost.operating_point,
+                    "schedule": cfg.cost.schedule, "calibration": calibration, "threshold": cfg.search.threshold,
+                    "max_accuracy_loss": cfg.search.max_accuracy_loss}
+        return cls(space, supernet, split, cost_model, cfg.constraints, **(settings | overrides))
 
     def with_schedule(self, schedule: ScheduleSettings) -> CandidateEvaluator:
         """This evaluator under another schedule, sharing its cache of exit logits (they do not depend
@@ -211,7 +219,7 @@ class CandidateEvaluator:
         final block) on ``genotype``'s backbone, with its batch-norm statistics re-estimated."""
         net = candidate_network(self.supernet, genotype, self.calibration, self.seconds)
         if self.channels_last:  # after batch norm: its training-mode statistics in NHWC sum in another order
-            net = net.to(memory_format=torch.channels_last)
+            net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         last = len(net.blocks) - 1
         bits = tuple(getattr(self.space.options, "bits_choices", ()))
         variants = set(wanted)

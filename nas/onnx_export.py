@@ -41,7 +41,7 @@ def export_onnx(net: EarlyExitNet, path: str | Path, input_shape: tuple[int, int
         # the legacy exporter handles this graph; tracer warnings concern Python-side constants (bits)
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(wrapper, torch.zeros(1, *input_shape), str(path), dynamo=False, opset_version=17,
+        torch.onnx.export(wrapper, (torch.zeros(1, *input_shape),), str(path), dynamo=False, opset_version=17,
                           input_names=["input"], output_names=outputs,
                           dynamic_axes={"input": {0: "batch"}, **{o: {0: "batch"} for o in outputs}})
     net.train(was_training)

@@ -57,9 +57,10 @@ def plot_ribbon(network: NetworkCost, bits: dict[str, str], path: str | Path, ti
     top.set_ylabel("bits")
     top.legend(fontsize=7, loc="upper right")
     width = 0.27
-    for k, (label, values) in enumerate((("MACs", [r.macs for r in layers]),
-                                         ("energy", [r.cost.energy_pj for r in layers]),
-                                         ("latency", [r.cost.latency_cycles for r in layers]))):
+    series: tuple[tuple[str, list[float]], ...] = (("MACs", [r.macs for r in layers]),
+                                                   ("energy", [r.cost.energy_pj for r in layers]),
+                                                   ("latency", [r.cost.latency_cycles for r in layers]))
+    for k, (label, values) in enumerate(series):
         bottom.bar([i + (k - 1) * width for i in x], [100 * v / total[label] for v in values], width, label=label)
     bottom.set_ylabel("share of the network (%)")
     bottom.legend(fontsize=7, loc="upper right")

@@ -73,7 +73,8 @@ class EnsemblePredictor:
         self.nets = []
         for m in range(members):
             gen = torch.Generator().manual_seed(seed + m)
-            net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, y.shape[1]))
+            net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(),
+                                      torch.nn.Linear(hidden, y.shape[1]))
             for p in net.parameters():
                 torch.nn.init.normal_(p, std=0.1, generator=gen)
             opt = torch.optim.Adam(net.parameters(), lr=1e-2, weight_decay=weight_decay)

@@ -68,7 +68,8 @@ def quickstart(config: str | Path = QUICKSTART_CONFIG, overrides: dict[str, Any]
           + " ".join(f"{lbl}={r:.3f}" for lbl, r in zip(labels, val.ratios)))
     print(f"  reloaded, real early exit (test):       accuracy {test.accuracy:.4f}, exit ratios "
           + " ".join(f"{lbl}={r:.3f}" for lbl, r in zip(labels, test.ratios)))
-    print(f"  expected EDP {recorded['expected_edp_j_cycles']:.4g} J*cycles = {recorded['reduction_factor']:.2f}x lower "
+    print(f"  expected EDP {recorded['expected_edp_j_cycles']:.4g} J*cycles = "
+          f"{recorded['reduction_factor']:.2f}x lower "
           f"than the static network ({recorded['static_edp_j_cycles']:.4g})")
 
     _step("dashboard")

@@ -115,7 +115,8 @@ def write_report(study: optuna.Study, run_dir: str | Path, *, exit_cost_networks
     rows = pareto_rows(study)
     files = [run_dir / "pareto.json", plot_pareto(study, run_dir / "pareto.png")]
     files[0].write_text(json.dumps(rows, indent=2))
-    chosen = [{**record_of(t).attributes, "name": f"trial {t.number}"} for t in pareto_trials(study)[:exit_cost_networks]]
+    chosen = [{**record_of(t).attributes, "name": f"trial {t.number}"}
+              for t in pareto_trials(study)[:exit_cost_networks]]
     if chosen:
         files.append(plot_exit_costs(chosen, run_dir / "exit_costs.png"))
     attach_to_study(study, files, "report")

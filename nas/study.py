@@ -19,7 +19,6 @@ import socket
 import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,29 +32,13 @@ from optuna.trial import FrozenTrial, TrialState
 from hwmodel import MappingError
 from nas.config import SearchConfig
 from nas.files import process_alive
+from nas.metrics import METRIC_NAMES, OBJECTIVES, Objective  # noqa: F401 - re-exported
 from nas.objectives import CandidateEvaluator, Evaluation
 from nas.plots import plot_ribbon
 from nas.prescreen import Prescreener
 from nas.record import TrialRecord
 from search_spaces import GenotypeError, SearchSpace
 
-
-@dataclass(frozen=True)
-class Objective:
-    """A study objective: its direction and the candidate attribute it reads."""
-
-    direction: str
-    metric: str  # also the user attribute holding the value
-
-
-OBJECTIVES = {
-    "accuracy": Objective("maximize", "accuracy"),
-    "expected_edp": Objective("minimize", "expected_edp_j_cycles"),
-    "expected_energy": Objective("minimize", "expected_energy_j"),
-    "expected_latency": Objective("minimize", "expected_latency_s"),
-    "expected_macs": Objective("minimize", "expected_macs"),
-}
-METRIC_NAMES = ("accuracy", "expected_edp_j_cycles")  # the default objectives'
 WORKER = f"{socket.gethostname()}:{os.getpid()}"  # recorded on every trial this process runs
 
 
@@ -293,7 +276,7 @@ def fail_orphaned_trials(study: optuna.Study) -> list[int]:
 def make_objective(space: SearchSpace, evaluator: CandidateEvaluator,
                    objectives: Sequence[str] = ("accuracy", "expected_edp"),
                    artifacts: ArtifactStore | None = None,
-                   prescreen: Prescreener | None = None):  # noqa: ANN201 - Optuna callable
+                   prescreen: Prescreener | None = None):
     """The objective: decode, (optionally) pre-screen, evaluate, record, return the configured
     objectives' values (and, with an artifact store, attach the candidate's ribbon plot to its trial)."""
     metrics = [OBJECTIVES[o].metric for o in objectives]
@@ -377,8 +360,8 @@ def run_study(study: optuna.Study, space: SearchSpace, evaluator: CandidateEvalu
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported in one line above
     try:
         if remaining:
-            study.optimize(make_objective(space, evaluator, objectives, artifacts, prescreen), n_trials=remaining, catch=(CandidateError,),
-                           callbacks=[report])
+            study.optimize(make_objective(space, evaluator, objectives, artifacts, prescreen), n_trials=remaining,
+                           catch=(CandidateError,), callbacks=[report])
     finally:
         optuna.logging.set_verbosity(previous)
         bar.close()

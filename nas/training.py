@@ -35,7 +35,7 @@ import random
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.nn import functional as F
@@ -162,7 +162,8 @@ def _distills(cfg: TrainConfig) -> bool:
 
 def _optimizer(net: Supernet, cfg: TrainConfig) -> torch.optim.Optimizer:
     """SGD (Nesterov) or AdamW; weight decay on conv / linear weights only."""
-    decay, rest = [], []
+    decay: list[torch.nn.Parameter] = []
+    rest: list[torch.nn.Parameter] = []
     for name, param in net.named_parameters():
         (decay if name.endswith(".weight") and param.dim() > 1 else rest).append(param)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
@@ -184,7 +185,7 @@ def _configure(net: Supernet, genotype: Genotype, rng: random.Random) -> None:
     net.configure(genotype)
     pairs = list(zip(genotype.exit_weight_bits, genotype.exit_act_bits))
     for head in net.heads.values():
-        head.set_bits(*rng.choice(pairs))
+        head.set_bits(*rng.choice(pairs))  # type: ignore[operator]
 
 
 def head_weights(space: SearchSpace, net: Supernet, cfg: TrainConfig) -> dict[str, float]:
@@ -230,11 +231,12 @@ def train_step(model: torch.nn.Module, net: Supernet, subnets: list[Genotype], x
         with no_sync, autocast or contextlib.nullcontext():
             outputs = model(x)
             if teacher is not None:
-                loss = sum(w * F.kl_div(F.log_softmax(outputs[h].float(), 1), teacher[h], reduction="batchmean")
-                           for h, w in weights.items())
+                loss = cast(torch.Tensor, sum(w * F.kl_div(F.log_softmax(outputs[h].float(), 1), teacher[h],
+                                                             reduction="batchmean") for h, w in weights.items()))
             else:
-                loss = sum(w * F.cross_entropy(outputs[h].float(), y, label_smoothing=cfg.label_smoothing)
-                           for h, w in weights.items())
+                loss = cast(torch.Tensor, sum(w * F.cross_entropy(outputs[h].float(), y,
+                                                                  label_smoothing=cfg.label_smoothing)
+                                              for h, w in weights.items()))
             (loss / len(subnets)).backward()
         if k == 0:
             final = outputs[max(outputs, key=lambda h: (int(h.split("_")[0]), h))].detach()
@@ -267,7 +269,7 @@ def train_supernet(
     device = train_device(cfg)
     checkpoint = Path(checkpoint)
     torch.manual_seed(cfg.seed)
-    net = space.build_supernet().to(device=device, memory_format=torch.channels_last)
+    net = space.build_supernet().to(device=device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = _optimizer(net, cfg)
     start_epoch, start_step, resumed_stats = 0, 0, (0.0, 0, 0, 0.0)
     if cfg.init_from and not checkpoint.is_file():  # a later stage: start from another run's weights
@@ -284,7 +286,7 @@ def train_supernet(
         if "optimizer" in ckpt:
             optimizer.load_state_dict(ckpt["optimizer"])
         start_epoch, start_step = int(ckpt["epoch"]), int(ckpt.get("step", 0))
-        resumed_stats = tuple(ckpt.get("epoch_stats", resumed_stats))  # type: ignore[assignment]
+        resumed_stats = tuple(ckpt.get("epoch_stats", resumed_stats))
     model: torch.nn.Module = net
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(net, find_unused_parameters=True)

@@ -50,8 +50,9 @@ def search_workers(cfg: RunConfig, workers: int, storage: str | None = None, *, 
     ctx = mp.get_context("spawn")
     start = ctx.Barrier(workers)
     # each worker samples from its own seed, or all would propose the same candidates
-    procs = [ctx.Process(target=_worker, args=(replace(worker_cfg, search=replace(cfg.search, seed=cfg.search.seed + 7919 * i)),
-                                                url, threads, start), name=f"eenas-worker-{i}")
+    procs = [ctx.Process(target=_worker,
+                         args=(replace(worker_cfg, search=replace(cfg.search, seed=cfg.search.seed + 7919 * i)),
+                               url, threads, start), name=f"eenas-worker-{i}")
              for i in range(workers)]
     for proc in procs:
         proc.start()

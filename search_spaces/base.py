@@ -6,13 +6,15 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, astuple, replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import networkx as nx
 
 from search_spaces.genotype import Genotype, GenotypeError
 from search_spaces.graph import LayerSpec, specs
-from search_spaces.modules.early_exit import EarlyExitNet, Supernet
+
+if TYPE_CHECKING:
+    from search_spaces.modules.early_exit import EarlyExitNet, Supernet
 
 Choose = Callable[[str, Sequence[Any]], Any]
 """A chooser: given a parameter name and its options, return one option.
@@ -98,7 +100,8 @@ class SearchSpace(ABC):
         for p in exit_points:
             out[f"exit_{label(p)}"] = p in genotype.exits
         for e, m in enumerate([*genotype.exits, final_block]):
-            out |= {f"depth_{label(m)}": genotype.branch_depths[e], f"wbits_exit_{label(m)}": genotype.exit_weight_bits[e],
+            out |= {f"depth_{label(m)}": genotype.branch_depths[e],
+                    f"wbits_exit_{label(m)}": genotype.exit_weight_bits[e],
                     f"abits_exit_{label(m)}": genotype.exit_act_bits[e]}
         out |= {"wbits_exits": genotype.exit_weight_bits[-1], "abits_exits": genotype.exit_act_bits[-1],
                 "wbits_backbone": genotype.weight_bits[0], "abits_backbone": genotype.act_bits[0]}
@@ -183,6 +186,13 @@ class SearchSpace(ABC):
     @abstractmethod
     def extreme(self, largest: bool) -> Genotype:
         """The largest or smallest genotype of the space (bounds of the sandwich rule)."""
+
+    @abstractmethod
+    def uniform(self, exits: Sequence[int] = (), depth: int = 1, bits: int = 8, *, threshold: float = 0.9,
+                skip: bool = False) -> Genotype:
+        """The space's reference backbone with early exits after the blocks ``exits``, ``depth`` FC
+        layers in every branch and every layer at ``bits`` (``skip``: skip every skippable block).
+        Training's ``reference`` companion and the zoo's accuracy check use it."""
 
     @abstractmethod
     def layer_graph(self, genotype: Genotype) -> nx.DiGraph:

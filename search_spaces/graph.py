@@ -105,3 +105,59 @@ def stage_macs(graph: nx.DiGraph) -> list[int]:
     for s in specs(graph):
         out[s.stage] += s.macs
     return out
+
+
+# --- builders shared by every space's layer_graph ------------------------------------------------
+def scale_channels(channels: int, width_mult: float, divisor: int = 8) -> int:
+    """Channels at a width multiplier, rounded to a multiple of ``divisor`` (exact at 1.0)."""
+    if width_mult == 1.0:
+        return channels
+    value = channels * width_mult
+    scaled = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return scaled + divisor if scaled < 0.9 * value else scaled
+
+
+def add_layer(graph: nx.DiGraph, spec: LayerSpec, *preds: str) -> str:
+    """Add ``spec`` as a node fed by ``preds``; return its name."""
+    graph.add_node(spec.name, spec=spec)
+    for p in preds:
+        graph.add_edge(p, spec.name)
+    return spec.name
+
+
+def add_exit_branch(graph: nx.DiGraph, src: str, *, label: str, stage: int, channels: int, hw: int, pool_to: int,
+                    depth: int, num_classes: int, w_bits: int, a_bits: int) -> str:
+    """Add an exit branch after ``src`` (a ``channels`` x ``hw`` x ``hw`` feature map): max-pooling to
+    ``pool_to`` x ``pool_to`` (where larger), then ``depth`` FC layers (2: through half the features);
+    return its logits layer. Layers are named ``exit_<label>.pool`` and ``exit_<label>.fc<j>``."""
+    x = src
+    if hw > pool_to:
+        k = hw // pool_to
+        x = add_layer(graph, LayerSpec(f"exit_{label}.pool", "maxpool", channels, channels, (hw, hw),
+                                       (pool_to, pool_to), (k, k), (k, k), w_bits=a_bits, a_bits=a_bits,
+                                       o_bits=a_bits, stage=stage, branch=True), x)
+    features = channels * pool_to * pool_to
+    widths = [features, num_classes] if depth == 1 else [features, features // 2, num_classes]
+    for j, (fin, fout) in enumerate(zip(widths, widths[1:]), start=1):
+        x = add_layer(graph, LayerSpec(f"exit_{label}.fc{j}", "fc", fin, fout, (1, 1), (1, 1), w_bits=w_bits,
+                                       a_bits=a_bits, o_bits=a_bits, stage=stage, branch=True), x)
+    return x
+
+
+def assign_output_bits(graph: nx.DiGraph) -> None:
+    """Stored-output precision of each layer = the widest input precision among its consumers.
+
+    Element-wise adds pass precision through: their input and output precision is that of their
+    own consumers. Exit logits keep their branch's activation precision.
+    """
+    for name in reversed(list(nx.topological_sort(graph))):
+        spec: LayerSpec = graph.nodes[name]["spec"]
+        consumers = [graph.nodes[s]["spec"] for s in graph.successors(name)]
+        if not consumers:
+            continue
+        o_bits = max(c.o_bits if c.op == "add" else c.a_bits for c in consumers)
+        if spec.op == "add":
+            spec = spec.with_bits(o_bits, o_bits, o_bits)
+        else:
+            spec = spec.with_bits(spec.w_bits, spec.a_bits, o_bits)
+        graph.nodes[name]["spec"] = spec

@@ -14,17 +14,18 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
 from search_spaces.base import Choose, SearchSpace
 from search_spaces.genotype import FLOAT_BITS, Genotype, GenotypeError
-from search_spaces.graph import LayerSpec
-from search_spaces.modules.blocks import ConvBNAct, InvertedResidual
-from search_spaces.modules.early_exit import ExitHead, Supernet
+from search_spaces.graph import LayerSpec, add_exit_branch, add_layer, assign_output_bits, scale_channels
 from search_spaces.registry import register_space
 from search_spaces.specs import load_spec
+
+if TYPE_CHECKING:
+    from search_spaces.modules.early_exit import Supernet
 
 SPEC = load_spec("mobilenetv2_cifar")
 STEM_CHANNELS = SPEC.stem.channels
@@ -37,15 +38,6 @@ EXIT_POINT_LABELS = "".join(b.exit or "" for b in SPEC.blocks[:-1])  # exits aft
 FINAL_LABEL = SPEC.blocks[-1].exit or "K"
 POOL_OUT = SPEC.pool_to
 BlockChoice = tuple[int, int, bool]  # (depthwise kernel, expansion ratio, skipped)
-
-
-def scale_channels(channels: int, width_mult: float, divisor: int = 8) -> int:
-    """Channels at a width multiplier, rounded to a multiple of ``divisor`` (exact at 1.0)."""
-    if width_mult == 1.0:
-        return channels
-    value = channels * width_mult
-    scaled = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    return scaled + divisor if scaled < 0.9 * value else scaled
 
 
 def _nearest(value: int, choices: Sequence[int]) -> int:
@@ -106,18 +98,6 @@ def exit_label(block: int) -> str:
     return FINAL_LABEL if block == len(BLOCKS) - 1 else EXIT_POINT_LABELS[block]
 
 
-class MobileNetV2Supernet(Supernet):
-    """The elastic MobileNetV2 supernet: configures each block from a genotype's backbone choices."""
-
-    def __init__(self, space: MobileNetV2Space, stem, blocks, heads) -> None:  # noqa: ANN001
-        super().__init__(stem, blocks, heads)
-        self._choices = space.block_choices
-
-    def configure_backbone(self, genotype: Genotype) -> None:
-        for block, (kernel, expansion, skip) in zip(self.blocks, self._choices(genotype)):
-            block.configure(expansion, kernel, skip)
-
-
 @register_space
 class MobileNetV2Space(SearchSpace):
     """Reference CIFAR MobileNetV2 early-exit space (exits, branch depths, bits, threshold, backbone)."""
@@ -151,7 +131,8 @@ class MobileNetV2Space(SearchSpace):
         return tuple(v for k, e, s in choices for v in (k, e, int(s))) if self.options.elastic else ()
 
     # --- geometry -------------------------------------------------------------------------------
-    def _plan(self, choices: Sequence[BlockChoice] | None = None) -> list[tuple[str, int, int, int, int, int, int, bool]]:
+    def _plan(self, choices: Sequence[BlockChoice] | None = None
+              ) -> list[tuple[str, int, int, int, int, int, int, bool]]:
         """Per backbone conv layer: (name, cin, cout, kernel, stride, groups, in_hw, relu); skipped
         blocks are left out. Without ``choices``: the largest layers (every potential layer)."""
         w = self.options.width_mult
@@ -222,7 +203,8 @@ class MobileNetV2Space(SearchSpace):
         choices = []
         for i, (kk, ee, _s) in enumerate(self.reference_choices()):
             kk = kernel if kernel is not None and kernel in self.kernels(i) else _nearest(kk, self.kernels(i))
-            ee = expansion if expansion is not None and expansion in self.expansions(i) else _nearest(ee, self.expansions(i))
+            ee = (expansion if expansion is not None and expansion in self.expansions(i)
+                  else _nearest(ee, self.expansions(i)))
             choices.append((kk, ee, skip and self.skippable(i)))
         g = Genotype(tuple(sorted(exits)), (depth,) * k, (bits,) * n, (bits,) * n, (cb,) * k, (cb,) * k, threshold,
                      self._backbone(choices))
@@ -307,10 +289,15 @@ class MobileNetV2Space(SearchSpace):
 
     # --- modules --------------------------------------------------------------------------------
     def build_supernet(self) -> Supernet:
+        from search_spaces.modules.blocks import ConvBNAct, InvertedResidual
+        from search_spaces.modules.early_exit import ExitHead
+        from search_spaces.modules.supernets import MobileNetV2Supernet
+
         o = self.options
         bits = o.bits_choices
         stem_out = scale_channels(STEM_CHANNELS, o.width_mult)
-        stem = ConvBNAct(o.in_channels, stem_out, SPEC.stem.kernel, SPEC.stem.stride, bits_choices=bits, act_signed=True)
+        stem = ConvBNAct(o.in_channels, stem_out, SPEC.stem.kernel, SPEC.stem.stride, bits_choices=bits,
+                         act_signed=True)
         blocks = []
         cin = stem_out
         for i, ((_t, _c, _k, s, res), (cout, _hw)) in enumerate(zip(BLOCKS, self.block_outputs())):
@@ -322,7 +309,7 @@ class MobileNetV2Space(SearchSpace):
             for m in (*o.exit_points, self.final_block)
             for d in o.branch_depths
         }
-        return MobileNetV2Supernet(self, stem, blocks, heads)
+        return MobileNetV2Supernet(self.block_choices, stem, blocks, heads)
 
     # --- layer graph ----------------------------------------------------------------------------
     def layer_graph(self, genotype: Genotype) -> nx.DiGraph:
@@ -341,7 +328,7 @@ class MobileNetV2Space(SearchSpace):
             wb, ab = bits[name]
             spec = LayerSpec(name, "conv", cin, cout, (hw, hw), (hw // s, hw // s), (k, k), (s, s), (k // 2, k // 2),
                              g, wb, ab, ab, stage)
-            return _add_layer(graph, spec, *([pred] if pred else []))
+            return add_layer(graph, spec, *([pred] if pred else []))
 
         prev = conv("stem", 0, None)
         outs = self.block_outputs()
@@ -355,55 +342,17 @@ class MobileNetV2Space(SearchSpace):
                 x = conv(f"b{i}.project", st, x)
                 if res:
                     c, hw = outs[i]
-                    x = _add_layer(graph, LayerSpec(f"b{i}.add", "add", c, c, (hw, hw), (hw, hw), stage=st), block_in, x)
+                    x = add_layer(graph, LayerSpec(f"b{i}.add", "add", c, c, (hw, hw), (hw, hw), stage=st), block_in, x)
                 prev = x
             if i in mounts:
                 e = mounts.index(i)
                 graph.graph["exit_outputs"].append(self._exit_branch(graph, genotype, e, i, prev))
-        _assign_output_bits(graph)
+        assign_output_bits(graph)
         return graph
 
     def _exit_branch(self, graph: nx.DiGraph, genotype: Genotype, e: int, block: int, src: str) -> str:
         """Add exit ``e``'s branch (pool + FC layers) after ``src``; return its logits layer."""
         c, hw = self.block_outputs()[block]
-        wb, ab = genotype.exit_weight_bits[e], genotype.exit_act_bits[e]
-        label = exit_label(block)
-        x = src
-        if hw > POOL_OUT:
-            k = hw // POOL_OUT
-            x = _add_layer(graph, LayerSpec(f"exit_{label}.pool", "maxpool", c, c, (hw, hw), (POOL_OUT, POOL_OUT), (k, k),
-                                            (k, k), w_bits=ab, a_bits=ab, o_bits=ab, stage=e, branch=True), x)
-        features = c * POOL_OUT * POOL_OUT
-        widths = [features, self.options.num_classes] if genotype.branch_depths[e] == 1 else \
-            [features, features // 2, self.options.num_classes]
-        for j, (fin, fout) in enumerate(zip(widths, widths[1:]), start=1):
-            x = _add_layer(graph, LayerSpec(f"exit_{label}.fc{j}", "fc", fin, fout, (1, 1), (1, 1), w_bits=wb, a_bits=ab,
-                                            o_bits=ab, stage=e, branch=True), x)
-        return x
-
-
-def _add_layer(graph: nx.DiGraph, spec: LayerSpec, *preds: str) -> str:
-    """Add ``spec`` as a node fed by ``preds``; return its name."""
-    graph.add_node(spec.name, spec=spec)
-    for p in preds:
-        graph.add_edge(p, spec.name)
-    return spec.name
-
-
-def _assign_output_bits(graph: nx.DiGraph) -> None:
-    """Stored-output precision of each layer = the widest input precision among its consumers.
-
-    Element-wise adds pass precision through: their input and output precision is that of their
-    own consumers. Exit logits keep their branch's activation precision.
-    """
-    for name in reversed(list(nx.topological_sort(graph))):
-        spec: LayerSpec = graph.nodes[name]["spec"]
-        consumers = [graph.nodes[s]["spec"] for s in graph.successors(name)]
-        if not consumers:
-            continue
-        o_bits = max(c.o_bits if c.op == "add" else c.a_bits for c in consumers)
-        if spec.op == "add":
-            spec = spec.with_bits(o_bits, o_bits, o_bits)
-        else:
-            spec = spec.with_bits(spec.w_bits, spec.a_bits, o_bits)
-        graph.nodes[name]["spec"] = spec
+        return add_exit_branch(graph, src, label=exit_label(block), stage=e, channels=c, hw=hw, pool_to=POOL_OUT,
+                               depth=genotype.branch_depths[e], num_classes=self.options.num_classes,
+                               w_bits=genotype.exit_weight_bits[e], a_bits=genotype.exit_act_bits[e])

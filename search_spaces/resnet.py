@@ -10,18 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
 from search_spaces.base import Choose, SearchSpace
 from search_spaces.genotype import FLOAT_BITS, Genotype, GenotypeError
-from search_spaces.graph import LayerSpec
-from search_spaces.mobilenetv2 import _add_layer, _assign_output_bits, scale_channels
-from search_spaces.modules.blocks import BasicBlock, ConvBNAct
-from search_spaces.modules.early_exit import ExitHead, Supernet
+from search_spaces.graph import LayerSpec, add_exit_branch, add_layer, assign_output_bits, scale_channels
 from search_spaces.registry import register_space
 from search_spaces.specs import load_spec
+
+if TYPE_CHECKING:
+    from search_spaces.modules.early_exit import Supernet
 
 SPEC = load_spec("resnet_cifar")
 
@@ -50,15 +50,6 @@ class ResNetOptions:
             raise ValueError(f"branch_depths: expected a subset of [1, 2], got {list(self.branch_depths)}")
         if not self.thresholds or not all(0.0 < t <= 1.0 for t in self.thresholds):
             raise ValueError(f"thresholds: expected values in (0, 1], got {list(self.thresholds)}")
-
-
-class ResNetSupernet(Supernet):
-    """Configures each block's skip flag from a genotype's backbone."""
-
-    def configure_backbone(self, genotype: Genotype) -> None:
-        skips = genotype.backbone or (0,) * len(self.blocks)
-        for block, skip in zip(self.blocks, skips):
-            block.configure(bool(skip))
 
 
 @register_space
@@ -178,6 +169,10 @@ class ResNetSpace(SearchSpace):
 
     # --- modules --------------------------------------------------------------------------------
     def build_supernet(self) -> Supernet:
+        from search_spaces.modules.blocks import BasicBlock, ConvBNAct
+        from search_spaces.modules.early_exit import ExitHead
+        from search_spaces.modules.supernets import ResNetSupernet
+
         o = self.options
         stem_out = scale_channels(SPEC.stem.channels, o.width_mult)
         stem = ConvBNAct(o.in_channels, stem_out, SPEC.stem.kernel, SPEC.stem.stride, bits_choices=o.bits_choices,
@@ -202,7 +197,7 @@ class ResNetSpace(SearchSpace):
             wb, ab = bits[name]
             spec = LayerSpec(name, "conv", cin, cout, (hw, hw), (hw // s, hw // s), (k, k), (s, s), (k // 2, k // 2),
                              1, wb, ab, ab, stage)
-            return _add_layer(graph, spec, *([pred] if pred else []))
+            return add_layer(graph, spec, *([pred] if pred else []))
 
         hw = o.input_size
         prev = conv("stem", o.in_channels, self.blocks()[0][1], SPEC.stem.kernel, SPEC.stem.stride, hw, 0, None)
@@ -213,27 +208,17 @@ class ResNetSpace(SearchSpace):
                 b = conv(f"b{i}.conv2", cout, cout, 3, 1, hw // s, stage, a)
                 sc = conv(f"b{i}.shortcut", cin, cout, 1, s, hw, stage, prev) if s != 1 or cin != cout else prev
                 out_hw = hw // s
-                prev = _add_layer(graph, LayerSpec(f"b{i}.add", "add", cout, cout, (out_hw, out_hw), (out_hw, out_hw),
+                prev = add_layer(graph, LayerSpec(f"b{i}.add", "add", cout, cout, (out_hw, out_hw), (out_hw, out_hw),
                                                    stage=stage), b, sc)
             hw //= s
             if i in mounts:
                 prev_exit = self._exit_branch(graph, genotype, mounts.index(i), i, prev, cout, hw)
                 graph.graph["exit_outputs"].append(prev_exit)
-        _assign_output_bits(graph)
+        assign_output_bits(graph)
         return graph
 
     def _exit_branch(self, graph: nx.DiGraph, genotype: Genotype, e: int, block: int, src: str, c: int, hw: int) -> str:
-        wb, ab = genotype.exit_weight_bits[e], genotype.exit_act_bits[e]
-        label, pool = self.exit_label(block), SPEC.pool_to
-        x = src
-        if hw > pool:
-            k = hw // pool
-            x = _add_layer(graph, LayerSpec(f"exit_{label}.pool", "maxpool", c, c, (hw, hw), (pool, pool), (k, k), (k, k),
-                                            w_bits=ab, a_bits=ab, o_bits=ab, stage=e, branch=True), x)
-        features = c * pool * pool
-        widths = [features, self.options.num_classes] if genotype.branch_depths[e] == 1 else \
-            [features, features // 2, self.options.num_classes]
-        for j, (fin, fout) in enumerate(zip(widths, widths[1:]), start=1):
-            x = _add_layer(graph, LayerSpec(f"exit_{label}.fc{j}", "fc", fin, fout, (1, 1), (1, 1), w_bits=wb,
-                                            a_bits=ab, o_bits=ab, stage=e, branch=True), x)
-        return x
+        return add_exit_branch(graph, src, label=self.exit_label(block), stage=e, channels=c, hw=hw,
+                               pool_to=SPEC.pool_to, depth=genotype.branch_depths[e],
+                               num_classes=self.options.num_classes, w_bits=genotype.exit_weight_bits[e],
+                               a_bits=genotype.exit_act_bits[e])

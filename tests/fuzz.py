@@ -78,7 +78,8 @@ BOMB = "a: &a ['x','x','x','x','x','x','x','x','x']\n" + "".join(
 
 yaml_texts = st.one_of(
     st.text(max_size=200), st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
-    st.sampled_from([BOMB + "search: *i\n", "a: &a [*a]\n", "[" * 500, "- " * 300, "{x: " * 200, "!!python/object:os.system {}\n",
+    st.sampled_from([BOMB + "search: *i\n", "a: &a [*a]\n", "[" * 500, "- " * 300, "{x: " * 200,
+                     "!!python/object:os.system {}\n",
                      "key: !!binary AAAA\n", "? [a, b]\n: c\n", "x: 1\nx: 2\n", "\t- tab\n"]),
 )
 

@@ -32,7 +32,7 @@ TINY_QUICKSTART = ("data.n_train=64", "data.n_val=32", "data.n_test=32", "train.
                    "space.options.bits_choices=[8]", "space.options.kernel_choices=[3]",
                    "space.options.expansion_choices=[6]", "space.options.exit_points=[3]", "search.n_trials=2",
                    "search.population_size=2", "search.bn_recalibration_samples=32", "search.trial_plots=false",
-                   "cost.workers=1", "cost.lpf_limit=1", "cost.spatial_mappings=1",
+                   "cost.workers=1", "cost.zigzag.lpf_limit=1", "cost.zigzag.spatial_mappings=1",
                    # one training step makes no network that meets the exit constraints: off, so there is a front
                    "constraints.final_exit_ratio_max=null", "constraints.exit_overhead_max=null")
 

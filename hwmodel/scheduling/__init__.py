@@ -77,7 +77,7 @@ def platform_of(cost_model: CostModel) -> Platform:
 def _tile_costs(tiles: list[Tile], cost_model: CostModel, fused: bool) -> list[dict[str, LayerCost | str]]:
     """Each compute tile's cost on every allowed core kind (interior tiles share one lookup)."""
     unique: dict[tuple, int] = {}
-    items = []
+    items: list[Any] = []
     index = []
     for tile in tiles:
         if tile.spec.op not in COMPUTE_OPS:
@@ -227,9 +227,5 @@ def scheduled_cost(graph: nx.DiGraph, cost_model: CostModel, settings: ScheduleS
         spec = graph.nodes[name]["spec"]
         cost = busy[name].cost
         layers.append(LayerResult(name, spec.op, spec.stage, spec.branch, spec.macs, cost))
-    network = schedule.network_cost(cost_model.system.clock_hz, layers)
-    system = cost_model.system
-    if system.dvfs is None and operating_point in (None, "nominal"):
-        return network
-    return network.at(system.operating_point(operating_point), system.reference_voltage_v)
+    return cost_model.at_operating_point(schedule.network_cost(cost_model.system.clock_hz, layers), operating_point)
 

@@ -104,7 +104,7 @@ def _chunks(backbone: list[LayerInfo], parts: int, window: int = 3) -> list[int]
 
 def check_allocation(mapping: dict[str, str], layers: list[LayerInfo]) -> dict[str, str]:
     """Validate an explicit layer -> instance map (every layer present and allowed)."""
-    out = {}
+    out: dict[str, str] = {}
     for la in layers:
         fixed = _fixed(la)
         inst = mapping.get(la.name, fixed)
@@ -112,6 +112,8 @@ def check_allocation(mapping: dict[str, str], layers: list[LayerInfo]) -> dict[s
             raise ValueError(f"allocation: {la.name} must run on the {fixed} core, got {inst!r}")
         if not fixed and inst not in la.allowed:
             raise ValueError(f"allocation: {la.name} expected one of {list(la.allowed)}, got {inst!r}")
+        if inst is None:  # no fixed core and none given: refused just above (None is never allowed)
+            raise ValueError(f"allocation: {la.name} has no core")
         out[la.name] = inst
     return out
 

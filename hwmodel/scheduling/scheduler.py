@@ -28,6 +28,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from hwmodel.scheduling.platform import POOLING, SIMD, Instance, Platform
 from hwmodel.scheduling.result import Op, Schedule
@@ -56,11 +57,11 @@ class _Memory:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.live: dict[int, list[float | int | None]] = {}  # tile -> [start, end or None, bits]
+        self.live: dict[int, list[Any]] = {}  # tile -> [start (cycles), end or None, bits]
         self.done: list[tuple[float, float, int]] = []
 
     def used_at(self, t: float) -> int:
-        return sum(b for s, e, b in self.live.values() if s <= t and (e is None or e > t))  # type: ignore[operator]
+        return sum(b for s, e, b in self.live.values() if s <= t and (e is None or e > t))
 
     def store(self, tile: int, t: float, bits: int) -> bool:
         if self.used_at(t) + bits > self.capacity:
@@ -70,7 +71,7 @@ class _Memory:
 
     def release(self, tile: int, t: float) -> None:
         start, _end, bits = self.live.pop(tile)
-        self.done.append((start, t, bits))  # type: ignore[arg-type]
+        self.done.append((start, t, bits))
 
 
 def list_schedule(
@@ -185,7 +186,7 @@ def list_schedule(
                 heapq.heappush(ready_heap, (_priority(succ, stage_of[succ.layer], order), dep.dst))
     if any(d > 0 for d in indegree):
         raise RuntimeError("tile graph has a cycle")
-    stored = {name: mem.done + [(s, max(end), b) for s, _e, b in mem.live.values()]  # type: ignore[misc]
+    stored = {name: mem.done + [(s, max(end), b) for s, _e, b in mem.live.values()]
               for name, mem in memory.items()}
     return Schedule(mode, platform.system.name, list(exit_labels), ops, exit_times, dict(allocation), tile_rows,
                     len(tiles), stored, {name: mem.capacity for name, mem in memory.items()},

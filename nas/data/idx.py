@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from nas.data.base import DatasetError, Split
 
-_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"),
-           0x0E: np.dtype(">f8")}
+_DTYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+                           0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -62,8 +63,7 @@ def load_idx_split(root: str | Path, split: str) -> Split:
         raise DatasetError(lbl_path, "shape", f"({images.shape[0]},) labels to match the images, got {labels.shape}")
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise DatasetError(lbl_path, "labels", f"class labels in 0..9, found {labels.min()}..{labels.max()}")
-    x = images.astype(np.float32) / 255.0
-    if not np.isfinite(x).all():
+    pixels = images.astype(np.float32) / 255.0
+    if not np.isfinite(pixels).all():
         raise DatasetError(img_path, "data", "finite pixel values, found NaN or infinite ones")
-    x = torch.from_numpy(x).unsqueeze(1)
-    return Split(x, torch.from_numpy(labels.astype(np.int64)))
+    return Split(torch.from_numpy(pixels).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))

@@ -22,7 +22,7 @@ from search_spaces.modules.quant import QLinear, _Switchable
 def quant_layers(module: nn.Module) -> list[_Switchable]:
     """Switchable quantised layers of ``module`` in genotype order."""
     if hasattr(module, "quant_layers"):
-        return list(module.quant_layers())  # type: ignore[operator]
+        return list(module.quant_layers())
     return [m for m in module.modules() if isinstance(m, _Switchable)]
 
 
@@ -240,4 +240,4 @@ class Supernet(nn.Module):
 
 def _input_channels(stem: nn.Module) -> int:
     first = quant_layers(stem)[0]
-    return int(getattr(first, "in_channels"))
+    return int(first.in_channels)

@@ -76,7 +76,7 @@ class _LSQFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, step: torch.Tensor, qn: int, qp: int,  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor, step: torch.Tensor, qn: int, qp: int,
                 grad_factor: float) -> torch.Tensor:
         out = _quantise(x, step, qn, qp)
         ctx.save_for_backward(x, step)
@@ -84,7 +84,7 @@ class _LSQFunction(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, step = ctx.saved_tensors
         scaled = torch.empty_like(x)
         torch.mul(x, torch.reciprocal(_broadcast_step(step, x)), out=scaled)

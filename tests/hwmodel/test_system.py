@@ -290,14 +290,14 @@ SYSTEM_CASES: dict[str, Any] = {
         lambda d: d["compute_cores"][0].update(count="four"),
         ("compute_cores[0].count: expected an integer, got 'four'",),
     ),
-    "count zero": (lambda d: d["compute_cores"][0].update(count=0), ("compute_cores[0]: count:",)),
+    "count zero": (lambda d: d["compute_cores"][0].update(count=0), ("compute_cores[0].count:",)),
     "zero offchip bandwidth": (
         lambda d: d["offchip"].update(bandwidth_bits_per_cycle=0),
-        ("offchip: bandwidth_bits_per_cycle", "got 0"),
+        ("offchip.bandwidth_bits_per_cycle", "got 0"),
     ),
     "negative offchip bandwidth": (
         lambda d: d["offchip"].update(bandwidth_bits_per_cycle=-64),
-        ("offchip: bandwidth_bits_per_cycle", "got -64"),
+        ("offchip.bandwidth_bits_per_cycle", "got -64"),
     ),
     "offchip bandwidth a float": (
         lambda d: d["offchip"].update(bandwidth_bits_per_cycle=64.5),
@@ -305,11 +305,11 @@ SYSTEM_CASES: dict[str, Any] = {
     ),
     "negative offchip energy": (
         lambda d: d["offchip"].update(energy_per_access_pj=-1),
-        ("offchip: energy_per_access_pj",),
+        ("offchip.energy_per_access_pj",),
     ),
     "zero link bandwidth": pytest.param(
         lambda d: d["interconnect"].update(link_bandwidth_bits_per_cycle=0),
-        ("interconnect: link_bandwidth_bits_per_cycle",),
+        ("interconnect.link_bandwidth_bits_per_cycle",),
     ),
     "unknown topology": pytest.param(
         lambda d: d["interconnect"].update(topology="ring"),
@@ -323,7 +323,7 @@ SYSTEM_CASES: dict[str, Any] = {
         lambda d: d.update(interconnect=None, extra=True),
         ("extra: unknown key",),
     ),
-    "pooling units zero": (lambda d: d["pooling_core"].update(units=0), ("pooling_core: units",)),
+    "pooling units zero": (lambda d: d["pooling_core"].update(units=0), ("pooling_core.units",)),
     "unknown key in simd core": (
         lambda d: d["simd_core"].update(lanes=64),
         ("simd_core.lanes: unknown key", "'units'"),

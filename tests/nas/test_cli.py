@@ -120,7 +120,6 @@ def test_warm_cache_fills_every_layer_a_search_can_meet(tmp_path, monkeypatch):
 
     from hwmodel import CostModel
     from hwmodel.scheduling import scheduled_cost
-    from nas.api import schedule_settings
     from nas.config import load_config
     from search_spaces import create_space
 
@@ -128,11 +127,13 @@ def test_warm_cache_fills_every_layer_a_search_can_meet(tmp_path, monkeypatch):
     monkeypatch.setenv("EENAS_CACHE_DIR", str(cache_dir))
     cfg = tmp_path / "c.yaml"
     # a small space (one kernel size, 8 bits) keeps the cold ZigZag work short; the rule is the same
-    cfg.write_text("space:\n  options: {width_mult: 0.25, bits_choices: [8], kernel_choices: [3], exit_points: [2, 6]}\n"
+    cfg.write_text("space:\n"
+                   "  options: {width_mult: 0.25, bits_choices: [8], kernel_choices: [3], exit_points: [2, 6]}\n"
                    "cost: {workers: 1}\n")
     assert main(["warm-cache", "--config", str(cfg)]) == 0
-    space = create_space("mobilenetv2_cifar", width_mult=0.25, bits_choices=(8,), kernel_choices=(3,), exit_points=(2, 6))
-    settings = schedule_settings(load_config(cfg))
+    space = create_space("mobilenetv2_cifar", width_mult=0.25, bits_choices=(8,), kernel_choices=(3,),
+                         exit_points=(2, 6))
+    settings = load_config(cfg).cost.schedule
     assert settings.mode == "fused"
     with CostModel("edge_tpu_quad", cache=cache_dir / "costs.sqlite") as cm:
         rng = random.Random(0)

@@ -73,12 +73,19 @@ def run_with_study(tmp_path: Path) -> Path:
 # --- config keys: refused at load, before the study file is touched ---------------------------------
 
 CONFIG_CASES: dict[str, tuple[dict, str]] = {
-    "lpf_limit 20": ({"cost": {"lpf_limit": 20}}, "lpf_limit: expected an integer in 1..8, got 20"),
-    "lpf_limit 0": ({"cost": {"lpf_limit": 0}}, "lpf_limit: expected an integer in 1..8, got 0"),
-    "tile_rows 0": ({"cost": {"tile_rows": 0}}, "tile_rows: expected a positive integer or null, got 0"),
-    "tile_rows -4": ({"cost": {"tile_rows": -4}}, "tile_rows: expected a positive integer or null, got -4"),
-    "spatial_mappings 0": ({"cost": {"spatial_mappings": 0}}, "spatial_mappings: expected a positive integer"),
-    "n_train 0": ({"data": {"n_train": 0}}, "data: n_train: expected a positive number of images, got 0"),
+    "lpf_limit 20": ({"cost": {"zigzag": {"lpf_limit": 20}}},
+                     "cost.zigzag.lpf_limit: expected an integer in 1..8, got 20"),
+    "lpf_limit 0": ({"cost": {"zigzag": {"lpf_limit": 0}}}, "lpf_limit: expected an integer in 1..8, got 0"),
+    "tile_rows 0": ({"cost": {"schedule": {"tile_rows": 0}}},
+                    "cost.schedule.tile_rows: expected a positive integer or null, got 0"),
+    "tile_rows -4": ({"cost": {"schedule": {"tile_rows": -4}}},
+                     "tile_rows: expected a positive integer or null, got -4"),
+    "spatial_mappings 0": ({"cost": {"zigzag": {"spatial_mappings": 0}}},
+                           "spatial_mappings: expected a positive integer"),
+    "flat mode (moved)": ({"cost": {"mode": "fused"}},
+                          "cost.mode: a key of cost.schedule now: write it as cost.schedule.mode"),
+    "mode bogus": ({"cost": {"schedule": {"mode": "fast"}}}, "cost.schedule.mode"),
+    "n_train 0": ({"data": {"n_train": 0}}, "data.n_train: expected a positive number of images, got 0"),
     "enqueue bogus": ({"search": {"enqueue": ["bogus"]}}, "search.enqueue: expected baselines of space"),
     "eval_batch_size 0": ({"search": {"eval_batch_size": 0}}, "eval_batch_size: expected a positive number"),
     "fixed bogus": ({"search": {"fixed": {"nonsense": 1}}}, "search.fixed: nonsense: not a parameter"),
@@ -330,7 +337,7 @@ class _Payload:
     def __init__(self, marker: Path) -> None:
         self.marker = marker
 
-    def __reduce__(self):  # noqa: ANN204 - pickle protocol
+    def __reduce__(self):
         import os
 
         return (os.system, (f"touch '{self.marker}'",))
@@ -383,7 +390,8 @@ def test_a_study_whose_every_trial_failed_exits_non_zero_with_the_reasons(capsys
     system = unmappable_system(tmp_path / "hw")
     (tiny_copy / "study.db").unlink()
     line = fails(capsys, "search", "--run-dir", str(tiny_copy), "--set", f"cost.accelerator={system}",
-                 "--set", "cost.cache=null", "--set", "search.n_trials=2", "--set", "search.enqueue=[]", after_progress=True)
+                 "--set", "cost.cache=null", "--set", "search.n_trials=2", "--set", "search.enqueue=[]",
+                 after_progress=True)
     assert "study 'tiny': all 2 trials failed (2 x MappingError: layer" in line and "cannot be mapped" in line
 
 

@@ -26,11 +26,12 @@ def test_every_shipped_config_builds_its_space_and_baselines(path):
 
 
 def test_reference_configs_share_their_settings_across_datasets():
-    fm, c10 = load_config(CONFIGS_DIR / "reference_fashion_mnist.yaml"), load_config(CONFIGS_DIR / "reference_cifar10.yaml")
+    fm, c10 = (load_config(CONFIGS_DIR / "reference_fashion_mnist.yaml"),
+               load_config(CONFIGS_DIR / "reference_cifar10.yaml"))
     for section in ("space", "train", "search", "cost", "constraints"):
         assert getattr(fm, section) == getattr(c10, section), section
     assert (fm.data.name, c10.data.name) == ("fashion_mnist", "cifar10")
-    assert fm.cost.mode == "layer_by_layer" and fm.space_options().bits_choices == (8,)
+    assert fm.cost.schedule.mode == "layer_by_layer" and fm.space_options().bits_choices == (8,)
 
 
 def test_unknown_key_names_file_and_key(tmp_path):
@@ -47,7 +48,8 @@ def test_unknown_key_names_file_and_key(tmp_path):
     ("space:\n  options:\n    width_mul: 0.5\n", "space.options.width_mul"),
     ("space:\n  options:\n    bits_choices: [1]\n", "space.options"),
     ("space:\n  name: resnet_nope\n", "space.name"),
-    ("cost:\n  optimize: speed\n", "cost.optimize"),
+    ("cost:\n  zigzag:\n    optimize: speed\n", "cost.zigzag.optimize"),
+    ("cost:\n  optimize: EDP\n", "cost.optimize"),
     ("data:\n  name: imagenet\n", "data.name"),
     ("search: [1, 2]\n", "search"),
     ("search:\n  val_samples: 0\n", "search"),
@@ -113,13 +115,16 @@ def test_fuzzed_config_text_loads_or_gives_one_schema_error(text):
     _load_or_schema_error(text)
 
 
-def test_importing_nas_or_its_config_loads_no_optuna():
-    """``nas`` resolves its names on first use; reading a config needs no study machinery.
-    (Torch still loads: the search-space registry validates ``space.name`` with the space classes.)"""
+def test_loading_a_config_loads_neither_torch_nor_optuna():
+    """``nas`` resolves its names on first use, the search spaces load their torch modules only to build
+    a supernet, and the objectives a config may name are plain data: reading and checking a config
+    (space options, fixed parameters, baselines) needs none of the heavy machinery."""
     import subprocess
     import sys
 
-    code = "import sys, nas, nas.config; print(sorted(m for m in ('optuna', 'zigzag') if m in sys.modules))"
+    code = ("import sys, nas, nas.config; "
+            "nas.config.load_config(nas.config.CONFIGS_DIR / 'fashion_mnist_supernet.yaml'); "
+            "print(sorted(m for m in ('optuna', 'zigzag', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -129,5 +134,6 @@ def test_the_package_names_resolve_lazily():
     from nas import api, config
 
     assert nas.search is api.search and nas.load_config is config.load_config
+    assert nas.__all__ == sorted(nas._HOME)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         nas.nope  # noqa: B018

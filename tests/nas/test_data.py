@@ -411,7 +411,8 @@ def test_corrupt_gzip_file(tmp_path: Path, idx_data) -> None:
 
 
 @pytest.mark.parametrize("magic", [struct.unpack(">i", struct.pack("<i", 0x803))[0], 0x01000803, 0x00010803,
-                                   0x00000703], ids=["little-endian", "nonzero-byte-0", "nonzero-byte-1", "unknown-type"])
+                                   0x00000703],
+                         ids=["little-endian", "nonzero-byte-0", "nonzero-byte-1", "unknown-type"])
 def test_bad_idx_magic(tmp_path: Path, idx_data, magic: int) -> None:
     write_idx_folder(tmp_path, idx_data, gz=False)
     images, _ = idx_data["test"]
@@ -534,7 +535,7 @@ def test_malicious_pickle_is_rejected_without_running(tmp_path: Path, payload: t
 def test_malicious_pickle_payload_is_live(tmp_path: Path) -> None:
     """Control for the test above: the same payload does run under a plain unpickler."""
     marker = tmp_path / "pwned"
-    pickle.loads(pickle.dumps(_MkdirPayload(marker), protocol=2))  # noqa: S301 - deliberate
+    pickle.loads(pickle.dumps(_MkdirPayload(marker), protocol=2))
     assert marker.is_dir()
 
 
@@ -788,7 +789,8 @@ def test_fuzzed_idx_files_give_one_dataset_error(images, labels, valid_header):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for stem in ("train", "t10k"):
-            head_i = bytes([0, 0, 8, 3]) + b"".join(int(v).to_bytes(4, "big") for v in (2, 4, 4)) if valid_header else b""
+            head_i = (bytes([0, 0, 8, 3]) + b"".join(int(v).to_bytes(4, "big") for v in (2, 4, 4))
+                      if valid_header else b"")
             head_l = bytes([0, 0, 8, 1]) + (2).to_bytes(4, "big") if valid_header else b""
             (root / f"{stem}-images-idx3-ubyte").write_bytes(head_i + images)
             (root / f"{stem}-labels-idx1-ubyte").write_bytes(head_l + labels)

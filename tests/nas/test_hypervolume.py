@@ -31,7 +31,7 @@ def test_hypervolume_2d_agrees_with_optuna():
 
 
 def test_curve_counts_every_trial_and_only_feasible_complete_points():
-    def trial(n, acc, edp, feasible=True, state=TrialState.COMPLETE):  # noqa: ANN001, ANN202
+    def trial(n, acc, edp, feasible=True, state=TrialState.COMPLETE):
         t = create_trial(state=state, values=[acc, edp] if state == TrialState.COMPLETE else None,
                          user_attrs=record_attributes(acc, edp, feasible=feasible))
         t.number = n

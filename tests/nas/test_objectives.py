@@ -11,9 +11,9 @@ from nas.calibrate import exit_outputs
 from nas.objectives import CandidateEvaluator
 
 
-def evaluator(tiny_run) -> CandidateEvaluator:  # noqa: ANN001
+def evaluator(tiny_run) -> CandidateEvaluator:
     cfg, supernet, _study, (splits, space) = tiny_run
-    return CandidateEvaluator(space, supernet, splits.val, None, cfg.constraints, 256,  # type: ignore[arg-type]
+    return CandidateEvaluator(space, supernet, splits.val, None, cfg.constraints, batch_size=256,  # type: ignore[arg-type]
                               calibration=splits.train.images[:256])
 
 
@@ -57,11 +57,13 @@ def test_the_cache_is_bounded(tiny_run):
 def test_with_schedule_shares_the_logits_cache_and_changes_only_the_schedule(tiny_run):
     _cfg, _supernet, _study, (_splits, space) = tiny_run
     from hwmodel.scheduling import ScheduleSettings
+    from nas.config import CostConfig
 
     ev = evaluator(tiny_run)
-    fused = ScheduleSettings(mode="fused", tile_rows=8)
-    other = ev.with_schedule(fused)
-    assert other.schedule == fused and ev.schedule.mode == "layer_by_layer"
+    assert ev.schedule == CostConfig().schedule  # the evaluator's default schedule is the config's (fused)
+    lbl = ScheduleSettings(mode="layer_by_layer", tile_rows=None)
+    other = ev.with_schedule(lbl)
+    assert other.schedule == lbl and ev.schedule.mode == "fused"
     g = space.uniform(exits=(1,))
     ev.outputs(g)
     assert (g.backbone, g.weight_bits, g.act_bits) in other._heads  # filled once, seen by both

@@ -22,7 +22,8 @@ def test_records_of_a_real_study_match_what_the_objective_stored(tiny_run):
         t = study.trials[r.number]
         a = t.user_attrs
         assert r.genotype.to_dict() == a["genotype"] and space.encode(r.genotype)
-        assert r.accuracy == a["accuracy"] and list(r.exit_ratios) == a["exit_ratios"] and r.exits == "".join(a["exit_labels"])
+        assert (r.accuracy == a["accuracy"] and list(r.exit_ratios) == a["exit_ratios"]
+                and r.exits == "".join(a["exit_labels"]))
         assert r.metric("expected_edp_j_cycles") == t.values[1] and r.metric("accuracy") == t.values[0]
         # the one rule agrees with the attribute shown in the dashboard and with Optuna's own record
         assert r.feasible == a["feasible"] == all(v <= 0 for v in t.constraints.values())

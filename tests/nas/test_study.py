@@ -31,7 +31,8 @@ def test_study_records_objectives_attributes_and_constraints(tiny_run):
         assert a["accuracy"] == pytest.approx(sum(r * x for r, x in zip(a["exit_ratios"], a["exit_accuracy"])))
         assert t.values[0] == pytest.approx(a["accuracy"])
         assert t.values[1] == pytest.approx(a["expected_edp_j_cycles"])
-        assert a["expected_edp_j_cycles"] == pytest.approx(sum(r * et for r, et in zip(a["exit_ratios"], a["et_j_cycles"])))
+        assert a["expected_edp_j_cycles"] == pytest.approx(
+            sum(r * et for r, et in zip(a["exit_ratios"], a["et_j_cycles"])))
         assert a["reduction_factor"] == pytest.approx(a["static_edp_j_cycles"] / a["expected_edp_j_cycles"])
         assert set(a["constraints"]) == {"final_exit_ratio", "exit_overhead"}
         assert a["constraints"]["final_exit_ratio"] == pytest.approx(a["exit_ratios"][-1] - 0.5)
@@ -82,7 +83,8 @@ def test_exported_operating_modes_replay_on_the_validation_split(tiny_run, expor
         assert stats.accuracy == pytest.approx(mode.accuracy, abs=1e-12)
         assert list(stats.ratios) == pytest.approx(list(mode.exit_ratios), abs=1e-12)
     cheapest = min(loaded.modes, key=lambda m: m.expected_energy_j)
-    assert loaded.select_mode(energy_budget_j=cheapest.expected_energy_j).expected_energy_j == cheapest.expected_energy_j
+    assert (loaded.select_mode(energy_budget_j=cheapest.expected_energy_j).expected_energy_j
+            == cheapest.expected_energy_j)
     # the mode at the trial's own threshold is the trial
     own = loaded.set_mode(trial.user_attrs["threshold"])
     assert own.expected_edp_j_cycles == pytest.approx(trial.user_attrs["expected_edp_j_cycles"], rel=1e-9)
@@ -229,7 +231,7 @@ def test_search_fixed_pins_the_sampled_parameters(sampler):
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler(cfg, fixed))
     genotypes = []
 
-    def objective(trial):  # noqa: ANN001, ANN202 - scores that vary with the free parameters
+    def objective(trial):
         g = space.decode(trial.suggest_categorical)
         genotypes.append(g)
         return len(g.exits) + g.threshold, sum(g.branch_depths)
@@ -332,7 +334,7 @@ def test_a_genotype_already_evaluated_is_not_evaluated_again(tiny_run, tmp_path,
     calls = []
     original = api.CandidateEvaluator.__call__
 
-    def counting(self, genotype):  # noqa: ANN001, ANN202
+    def counting(self, genotype):
         calls.append(genotype)
         return original(self, genotype)
 

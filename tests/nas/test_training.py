@@ -45,8 +45,9 @@ def test_resumed_training_equals_uninterrupted(setup, tmp_path, monkeypatch):
 def test_training_reduces_the_loss_and_checkpoints_load_with_weights_only(setup, tmp_path):
     space, splits = setup
     log = tmp_path / "log.jsonl"
-    train_supernet(space, splits, TrainConfig(epochs=3, batch_size=64, seed=0, augment=False, sandwich=False, random_subnets=1), tmp_path / "s.pt",
-                   log_path=log, progress=False)
+    train_supernet(space, splits,
+                   TrainConfig(epochs=3, batch_size=64, seed=0, augment=False, sandwich=False, random_subnets=1),
+                   tmp_path / "s.pt", log_path=log, progress=False)
     import json
 
     losses = [json.loads(line)["loss"] for line in log.read_text().splitlines()]

@@ -17,7 +17,7 @@ from tests.helpers import running_trial
 from tests.nas.conftest import tiny_config
 
 
-def _sharing_supernet(tiny_run, run_dir, **search):  # noqa: ANN001, ANN202
+def _sharing_supernet(tiny_run, run_dir, **search):
     """A new run (its own study) that reuses the tiny run's trained supernet."""
     cfg = tiny_run[0]
     run = tiny_config(run_dir, search={"study_name": "shared", **search})
@@ -45,7 +45,7 @@ def test_workers_on_postgres_lose_and_duplicate_no_trial(tiny_run, postgres_url,
 def test_a_trial_whose_worker_died_is_failed_and_retried(tiny_run, tmp_path):
     _cfg, supernet, _study, data = tiny_run
     run = _sharing_supernet(tiny_run, tmp_path / "run", n_trials=3, heartbeat_s=1, enqueue=[], trial_plots=False)
-    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - closed below
+    log = open(tmp_path / "worker.log", "w")
     worker = subprocess.Popen([sys.executable, "-m", "nas", "search", "--run-dir", run.run_dir],
                               stdout=log, stderr=subprocess.STDOUT)
     deadline, killed = time.monotonic() + 300, None

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 import search_spaces as ss
-from search_spaces.mobilenetv2 import BLOCKS, scale_channels
+from search_spaces.graph import scale_channels
+from search_spaces.mobilenetv2 import BLOCKS
 from search_spaces.modules.quant import QConv2d, QLinear
 
 # Cumulative backbone MACs after the stem and each block, from the reference notes (millions).
@@ -205,7 +206,7 @@ def test_fixed_params_pin_the_reference_backbone_and_uniform_bits():
     assert set(fixed) == pinned | {"exit_D"}
     assert {v for n, v in fixed.items() if n.startswith(("wbits_", "abits_"))} == {8}
 
-    def choose(name, options):  # noqa: ANN001, ANN202 - unpinned parameters take their last option
+    def choose(name, options):
         return fixed.get(name, list(options)[-1])
 
     g = space.decode(choose)

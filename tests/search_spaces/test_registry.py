@@ -78,4 +78,4 @@ def test_encode_is_the_inverse_of_decode(space):
     rng = random.Random(3)
     for g in [space.sample(rng) for _ in range(10)] + [space.extreme(True), space.extreme(False)]:
         params = space.encode(g)
-        assert space.decode(lambda name, options: params[name]) == g
+        assert space.decode(lambda name, options, p=params: p[name]) == g

@@ -135,8 +135,8 @@ def test_explicit_allocation_is_validated():
 
 
 def test_energy_until_prorates_running_operations():
-    ops = [Op("compute", "a", "c", 0, 10, {"mac": 10.0}, "a", 0), Op("transfer", "b", "l", 5, 15, {"interconnect": 20.0},
-                                                                   "b", 1)]
+    ops = [Op("compute", "a", "c", 0, 10, {"mac": 10.0}, "a", 0),
+           Op("transfer", "b", "l", 5, 15, {"interconnect": 20.0}, "b", 1)]
     s = Schedule("fused", "sys", ["A", "K"], ops, [10.0, 15.0], {}, 1, 2)
     assert s.energy_until(10) == pytest.approx(10 + 10)
     assert s.energy_until(15) == pytest.approx(30)

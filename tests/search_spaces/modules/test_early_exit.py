@@ -15,7 +15,7 @@ def space():
                            kernel_choices=(3, 5, 7), expansion_choices=(3, 4, 6), skippable=True)
 
 
-def warmed(space, net, genotypes):  # noqa: ANN001
+def warmed(space, net, genotypes):
     """Initialise steps and statistics for every bit-width the genotypes use."""
     net.train()
     for g in genotypes:
