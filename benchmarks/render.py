@@ -176,8 +176,12 @@ def fashion_section(data: dict) -> list[str]:
         best = max(r["exit_accuracy"][:-1], default=float("nan"))
         lines.append(f"| {r['subnet']} | {r['bits']} | {r['macs'] / 1e6:.1f} M | {r['final_exit_accuracy'] * 100:.2f} % | "
                      f"{best * 100:.2f} % |")
+    logs = data.get("train_logs", {})
+    alone_epochs = sorted({len(log) for part, log in logs.items() if part.startswith("alone_")})
     lines += ["", "Weight sharing: each architecture from the supernet (W8A8) against the same architecture trained "
-              "alone with the same recipe and epochs.", "",
+              "alone with the first stage's recipe, without companions or distillation ("
+              + (" / ".join(map(str, alone_epochs)) or "?") + f" epochs; the supernet had {data['epochs']} over its "
+              "stages).", "",
               "| architecture | from the supernet | trained alone | cost (points) |", "|---|---|---|---|"]
     for r in data["weight_sharing"]:
         lines.append(f"| {r['architecture']} | {100 * r['supernet']:.2f} % | {100 * r['alone']:.2f} % | "
