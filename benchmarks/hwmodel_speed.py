@@ -1,11 +1,14 @@
-"""How fast is the per-layer engine, cold and warm, against the ZigZag API on the same network?
+"""How fast is the cost model (CostModel.evaluate), cold and warm, against the ZigZag API on the same layers?
+
+Every figure times :meth:`CostModel.evaluate`, the one cost entry point the search calls.
 
 1. Cold: the full-width reference backbone with exits D, F, I + K at 8 bits on edge_tpu_quad, empty
-   cost cache, 1 and 2 worker processes; and ``zigzag.api.get_hardware_performance_zigzag`` on the
-   same layers (same core, hints and settings), side by side in this run.
-2. Warm: the same network with every layer cached (median and 95th percentile over 50 runs).
-3. Over 500 random genotypes of the reference space (width 1.0, per-layer bits from {4, 8}),
-   starting from an empty cache: distinct ZigZag layers computed, cache hit rate, total time.
+   cost cache, 1 and 2 worker processes, under the search's schedule (fused, the config's default)
+   and layer-by-layer (whole layers: exactly the layers given to
+   ``zigzag.api.get_hardware_performance_zigzag``, same core, hints and settings, timed in this run).
+2. Warm: the same network with every tile cached (median and 95th percentile over 50 runs).
+3. Over 500 random genotypes of the reference space (width 1.0, per-layer bits from {4, 8}), fused,
+   starting from an empty cache: distinct ZigZag tiles computed, cache hit rate, total time.
 
 Usage: python benchmarks/hwmodel_speed.py
 """
@@ -26,10 +29,15 @@ from _common import write_result
 
 import search_spaces as ss
 from hwmodel import CostModel, ZigZagSettings, load_system
+from hwmodel.scheduling import ScheduleSettings, layer_tiles
 from hwmodel.workload import zigzag_layer
 from hwmodel.zigzag_core import quiet_zigzag
 
 SETTINGS = ZigZagSettings(lpf_limit=4, optimize="EDP", spatial_mappings=3)
+# what the search runs (the config's default schedule) and the reference's whole-layer schedule,
+# whose ZigZag layers are exactly the ones the API is given
+SEARCH = "fused"
+SCHEDULES = {"layer_by_layer": ScheduleSettings(mode="layer_by_layer"), SEARCH: ScheduleSettings()}
 
 
 def api_time(system, graph) -> float:
@@ -52,52 +60,55 @@ def main() -> None:
     system = load_system("edge_tpu_quad")
     space = ss.create_space("mobilenetv2_cifar")
     graph = space.layer_graph(space.uniform(exits=(3, 5, 8), bits=8))
-    cold = []
-    for workers in (1, 2):
-        with tempfile.TemporaryDirectory() as tmp, CostModel(system, settings=SETTINGS, cache=Path(tmp) / "c.sqlite",
-                                                             workers=workers) as cm:
-            t0 = time.perf_counter()
-            net = cm.evaluate(graph)
-            cold.append({"workers": workers, "seconds": time.perf_counter() - t0,
-                         "distinct_layers": cm.stats["misses"]})
-            if workers == 2:
-                warm = []
-                for _ in range(50):
-                    t0 = time.perf_counter()
-                    cm.evaluate(graph)
-                    warm.append((time.perf_counter() - t0) * 1e3)
-        print(cold[-1], flush=True)
+    cold, warm, network = [], {}, {}
+    for label, schedule in SCHEDULES.items():
+        for workers in (1, 2):
+            with tempfile.TemporaryDirectory() as tmp, CostModel(system, settings=SETTINGS,
+                                                                 cache=Path(tmp) / "c.sqlite", workers=workers) as cm:
+                t0 = time.perf_counter()
+                net = cm.evaluate(graph, schedule)
+                cold.append({"schedule": label, "workers": workers, "seconds": time.perf_counter() - t0,
+                             "distinct_layers": cm.stats["misses"]})
+                if workers == 2:
+                    times = []
+                    for _ in range(50):
+                        t0 = time.perf_counter()
+                        cm.evaluate(graph, schedule)
+                        times.append((time.perf_counter() - t0) * 1e3)
+                    times.sort()
+                    warm[label] = {"median": statistics.median(times), "p95": times[int(0.95 * len(times)) - 1]}
+            print(cold[-1], flush=True)
+        network[label] = {"energy_j": net.energy_j, "latency_cycles": net.latency_cycles, "edp_j_cycles": net.edp}
     api_s = api_time(system, graph)
     print(f"api {api_s:.1f} s", flush=True)
-    warm.sort()
-    network = {"network": "reference backbone, exits D,F,I,K, W8A8", "layers": graph.number_of_nodes(),
-               "zigzag_layers": sum(1 for s in ss.specs(graph) if s.op in ("conv", "fc")),
-               "energy_j": net.energy_j, "latency_cycles": net.latency_cycles, "edp_j_cycles": net.edp}
 
+    search = SCHEDULES[SEARCH]
     rng = random.Random(0)
     genotypes = [space.sample(rng) for _ in range(500)]
     with tempfile.TemporaryDirectory() as tmp, CostModel(system, settings=SETTINGS, cache=Path(tmp) / "c.sqlite",
                                                          workers=2) as cm:
         t0 = time.perf_counter()
         for g in genotypes:
-            cm.evaluate(space.layer_graph(g))
+            cm.evaluate(space.layer_graph(g), search)
         sweep_s = time.perf_counter() - t0
         hits, misses = cm.stats["hits"], cm.stats["misses"]
         t0 = time.perf_counter()
         for g in genotypes[:100]:
-            cm.evaluate(space.layer_graph(g))
+            cm.evaluate(space.layer_graph(g), search)
         warm_candidate_ms = (time.perf_counter() - t0) / 100 * 1e3
-    random_rows = {"genotypes": len(genotypes), "distinct_zigzag_layers": misses, "lookups": hits + misses,
-                   "hit_rate": hits / (hits + misses), "seconds_from_empty_cache": sweep_s,
+        upper_bound = len(layer_tiles(space.all_layer_specs(), cm, search))
+    random_rows = {"schedule": SEARCH, "genotypes": len(genotypes), "distinct_zigzag_layers": misses,
+                   "lookups": hits + misses, "hit_rate": hits / (hits + misses), "seconds_from_empty_cache": sweep_s,
                    "warm_ms_per_candidate_incl_graph": warm_candidate_ms,
-                   "space_distinct_layers_upper_bound": len(space.all_layer_specs())}
+                   "space_distinct_layers_upper_bound": upper_bound}
     print(random_rows, flush=True)
     write_result("hwmodel_speed", {
         "system": system.name,
         "settings": {"lpf_limit": SETTINGS.lpf_limit, "optimize": SETTINGS.optimize,
                      "spatial_mappings": SETTINGS.spatial_mappings},
-        "network": network, "cold": cold, "api_seconds": api_s,
-        "warm_ms": {"median": statistics.median(warm), "p95": warm[int(0.95 * len(warm)) - 1]},
+        "network": {"network": "reference backbone, exits D,F,I,K, W8A8", "layers": graph.number_of_nodes(),
+                    "zigzag_layers": sum(1 for s in ss.specs(graph) if s.op in ("conv", "fc")), "costs": network},
+        "search_schedule": SEARCH, "cold": cold, "api_seconds": api_s, "warm_ms": warm,
         "random_genotypes": random_rows,
     })
 

@@ -38,7 +38,7 @@ from _common import RESULTS, trained_supernet, write_result
 from hwmodel import CostModel, expected_cost, load_system
 from hwmodel.plotting import pyplot, save
 from hwmodel.precision import MacEnergyModel
-from hwmodel.scheduling import ScheduleSettings, scheduled_cost
+from hwmodel.scheduling import ScheduleSettings
 from nas import api
 from nas.calibrate import exit_stats, rule_threshold
 from nas.cli import parse_overrides
@@ -104,8 +104,8 @@ def main() -> None:
                "exit_ratios": list(stats.ratios), "exit_accuracy": list(stats.exit_accuracy), "costs": {}}
         for mname, cm in models.items():
             for sname, settings in SCHEDULES.items():
-                net = scheduled_cost(space.layer_graph(g), cm, settings)
-                st = scheduled_cost(space.layer_graph(space.static_genotype(g)), cm, settings)
+                net = cm.evaluate(space.layer_graph(g), settings)
+                st = cm.evaluate(space.layer_graph(space.static_genotype(g)), settings)
                 exp = expected_cost(net, st, stats.ratios)
                 row["costs"][f"{mname}, {sname}"] = {
                     "et_per_exit_j_cycles": list(net.et), "cumulative_energy_j": list(net.cumulative_energy_j),
@@ -123,8 +123,8 @@ def main() -> None:
     for exits in list(itertools.combinations(range(10), 3))[: 5 if args.quick else None]:
         g, stats, static = measure(space.uniform(exits=exits, depth=1, bits=8))
         graph = space.layer_graph(g)
-        net = scheduled_cost(graph, cm, SCHEDULES["layer_by_layer"])
-        st = scheduled_cost(space.layer_graph(space.static_genotype(g)), cm, SCHEDULES["layer_by_layer"])
+        net = cm.evaluate(graph, SCHEDULES["layer_by_layer"])
+        st = cm.evaluate(space.layer_graph(space.static_genotype(g)), SCHEDULES["layer_by_layer"])
         exp = expected_cost(net, st, stats.ratios)
         mounting.append({"exits": "".join(space.exit_labels(g)), "threshold": g.threshold,
                          "test_accuracy": stats.accuracy, "static_test_accuracy": static.accuracy,

@@ -28,7 +28,7 @@ from _common import RESULTS, write_result
 
 import search_spaces as ss
 from hwmodel import CostModel, expected_cost
-from hwmodel.scheduling import ScheduleSettings, schedule_network, scheduled_cost
+from hwmodel.scheduling import ScheduleSettings, schedule_network
 from hwmodel.scheduling.plots import gantt, memory_plot
 
 SYSTEM = "edge_tpu_quad"
@@ -67,10 +67,10 @@ def main() -> None:
     rows, timing, growth, depth = [], {}, [], []
     with CostModel(SYSTEM, workers=2) as cm:
         for label, settings in MODES.items():
-            static = scheduled_cost(space.layer_graph(space.uniform(bits=8)), cm, settings)
+            static = cm.evaluate(space.layer_graph(space.uniform(bits=8)), settings)
             for config, exits in CONFIGS.items():
                 g = space.uniform(exits=exits, bits=8)
-                net = static if not exits else scheduled_cost(space.layer_graph(g), cm, settings)
+                net = static if not exits else cm.evaluate(space.layer_graph(g), settings)
                 ratios = RATIOS if exits else (1.0,)
                 e = expected_cost(net, static, ratios)
                 rows.append({"mode": label, "network": config, "energy_uj": net.energy_j * 1e6,

@@ -14,14 +14,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import platformdirs
+
 CACHE_ENV = "EENAS_CACHE_DIR"
 
 
 def default_cache_path() -> Path:
-    """``$EENAS_CACHE_DIR/costs.sqlite``, else ``$XDG_CACHE_HOME/eenas/...``, else ``~/.cache/eenas/...``."""
-    root = os.environ.get(CACHE_ENV)
-    if not root:
-        root = str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "eenas")
+    """``$EENAS_CACHE_DIR/costs.sqlite``, else the platform's user cache folder for ``eenas``
+    (platformdirs: ``$XDG_CACHE_HOME/eenas`` or ``~/.cache/eenas`` on Linux)."""
+    root = os.environ.get(CACHE_ENV) or platformdirs.user_cache_dir("eenas", appauthor=False)
     return Path(root) / "costs.sqlite"
 
 

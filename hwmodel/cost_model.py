@@ -24,15 +24,18 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, replace
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
 from hwmodel.cache import CostCache, resolve_cache_path
-from hwmodel.network import LayerResult, NetworkCost
+from hwmodel.network import NetworkCost
 from hwmodel.system import ComputeCoreSpec, SimpleCoreSpec, SystemSpec, load_system
 from hwmodel.workload import COMPUTE_OPS, LayerLike, kind, signature, zigzag_layer
 from hwmodel.zigzag_core import LayerCost, MappingError, ZigZagCore, ZigZagSettings
+
+if TYPE_CHECKING:
+    from hwmodel.scheduling import ScheduleSettings
 
 MODEL_VERSION = "3"  # bump when what is cached changes meaning (invalidates cached entries)
 PROGRESS_MIN_LAYERS = 16  # show a progress bar only for batches of cache misses at least this large
@@ -306,20 +309,21 @@ class CostModel:
             self.progress = progress
         return counts
 
-    def evaluate(self, graph: nx.DiGraph, operating_point: str | None = None) -> NetworkCost:
-        """Per-layer and per-exit-stage costs of a layer graph (layer-by-layer schedule).
+    def evaluate(self, graph: nx.DiGraph, schedule: ScheduleSettings | None = None,
+                 operating_point: str | None = None) -> NetworkCost:
+        """The one way to cost a network: ``graph`` scheduled on the system by
+        :func:`hwmodel.scheduling.schedule_network` (``schedule``: default ``ScheduleSettings()``,
+        layer-fused as in the config; ``mode="layer_by_layer"`` is the reference's schedule), read as a
+        :class:`NetworkCost` with per-exit accounting (energy J, latency cycles and s).
 
         On a system with DVFS points, costs are reported at ``operating_point`` (default: the
         system's default point): latency in seconds at its clock, energy with V^2 scaling and
         static power (see :mod:`hwmodel.dvfs`).
         """
-        names = list(nx.lexicographical_topological_sort(graph))
-        layer_specs: list[LayerLike] = [graph.nodes[n]["spec"] for n in names]
-        costs = self.layer_costs(layer_specs)
-        layers = [LayerResult(s.name, s.op, s.stage, s.branch, s.macs, c) for s, c in zip(layer_specs, costs)]
-        network = NetworkCost.from_layers(self.system.name, list(graph.graph["exit_labels"]), layers,
-                                          self.system.clock_hz)
-        return self.at_operating_point(network, operating_point)
+        from hwmodel.scheduling import ScheduleSettings, schedule_network
+
+        result = schedule_network(graph, self, schedule if schedule is not None else ScheduleSettings())
+        return self.at_operating_point(result.network_cost(self.system.clock_hz, graph), operating_point)
 
     def at_operating_point(self, network: NetworkCost, operating_point: str | None = None) -> NetworkCost:
         """``network`` at one of the system's DVFS points (default: its default point); unchanged on a

@@ -25,7 +25,7 @@ from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import FrozenTrial
 
 from hwmodel import CostModel
-from hwmodel.scheduling import layer_tiles, scheduled_cost
+from hwmodel.scheduling import layer_tiles
 from hwmodel.schema import SchemaError
 from nas.artifacts import attach_to_study, run_artifact_store
 from nas.calibrate import exit_outputs
@@ -218,7 +218,7 @@ def export(cfg: RunConfig, study: optuna.Study, trial: int | FrozenTrial | None 
     modes = mode_table(exit_outputs(network, splits.val, cfg.search.eval_batch_size), a["cumulative_energy_j"],
                        a["cumulative_latency_cycles"], a["clock_hz"], grid)
     with cost_model(cfg, progress=False) as cm:
-        network_cost = scheduled_cost(space.layer_graph(genotype), cm, cfg.cost.schedule, cfg.cost.operating_point)
+        network_cost = cm.evaluate(space.layer_graph(genotype), cfg.cost.schedule, cfg.cost.operating_point)
 
     def extras(folder: Path) -> None:
         named = {k: m.threshold for k, m in named_modes(modes).items()}

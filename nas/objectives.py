@@ -24,7 +24,7 @@ import torch
 
 from hwmodel import CostModel, ExpectedCost, NetworkCost, expected_cost
 from hwmodel.network import expectation
-from hwmodel.scheduling import ScheduleSettings, scheduled_cost
+from hwmodel.scheduling import ScheduleSettings
 from nas.calibrate import ExitOutputs, ExitStats, exit_stats, recalibrate_batchnorm, rule_threshold
 from nas.config import ConstraintConfig, RunConfig
 from nas.data import Split
@@ -189,7 +189,7 @@ class CandidateEvaluator:
 
     def cost(self, graph: nx.DiGraph) -> NetworkCost:
         """The network's cost under the configured schedule and operating point."""
-        return scheduled_cost(graph, self.cost_model, self.schedule, self.operating_point)
+        return self.cost_model.evaluate(graph, self.schedule, self.operating_point)
 
     @torch.no_grad()
     def outputs(self, genotype: Genotype) -> ExitOutputs:

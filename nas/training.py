@@ -33,6 +33,7 @@ import math
 import os
 import random
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, cast
@@ -115,11 +116,23 @@ def load_supernet(space: SearchSpace, path: str | Path) -> Supernet:
     return net.eval()
 
 
-def _lr_at(step: int, total: int, warmup: int, peak: float) -> float:
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * peak * (1.0 + math.cos(math.pi * progress))
+def lr_schedule(optimizer: torch.optim.Optimizer, peak: float, total: int, warmup: int,
+                start: int = 0) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per-step learning rate: linear warm-up over ``warmup`` steps to ``peak``, then cosine decay to 0
+    at step ``total`` (torch's LinearLR then CosineAnnealingLR), advanced to step ``start`` (a resumed run)."""
+    from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
+
+    for group in optimizer.param_groups:  # a resumed optimiser carries the lr it stopped at
+        group["lr"] = peak
+        group.pop("initial_lr", None)
+    ramp = LinearLR(optimizer, start_factor=1 / warmup, end_factor=1.0, total_iters=max(1, warmup - 1))
+    decay = CosineAnnealingLR(optimizer, T_max=max(1, total - warmup))
+    schedule = SequentialLR(optimizer, [ramp, decay], milestones=[warmup])
+    with warnings.catch_warnings():  # stepping ahead of optimizer.step() on resume is intended
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(start):
+            schedule.step()
+    return schedule
 
 
 def at_bits(genotype: Genotype, bits: int) -> Genotype:
@@ -294,6 +307,7 @@ def train_supernet(
     global_batch = cfg.batch_size * world
     steps_per_epoch = math.ceil(len(splits.train) / global_batch)
     total, warmup = cfg.epochs * steps_per_epoch, max(1, int(cfg.warmup_epochs * steps_per_epoch))
+    schedule = lr_schedule(optimizer, cfg.lr, total, warmup, start=start_epoch * steps_per_epoch + start_step)
     log = Path(log_path) if log_path else None
 
     def save(epoch: int, step: int, stats: tuple[float, int, int, float]) -> None:
@@ -312,14 +326,12 @@ def train_supernet(
         t0 = last_save = time.time()
         autocast = torch.autocast("cuda", torch.bfloat16) if device.type == "cuda" and epoch < cfg.fp32_epochs \
             else contextlib.nullcontext()
+        lr = optimizer.param_groups[0]["lr"]
         for step, (xg, yg) in enumerate(splits.train.batches(global_batch, shuffle=True, generator=gen)):
             if cfg.augment:
                 xg = augment(xg, gen)  # drawn even for replayed steps: the generator stays in step
             if step < first:
                 continue
-            global_step = epoch * steps_per_epoch + step
-            for group in optimizer.param_groups:
-                group["lr"] = _lr_at(global_step, total, warmup, cfg.lr)
             x = xg[rank::world].to(device).contiguous(memory_format=torch.channels_last)
             y = yg[rank::world].to(device)
             rng = random.Random(f"{cfg.seed}-{epoch}-{step}")
@@ -329,7 +341,9 @@ def train_supernet(
             correct += int((final.argmax(1) == y).sum())
             seen += len(y)
             loss_sum += loss * len(y)
+            lr = optimizer.param_groups[0]["lr"]
             optimizer.step()
+            schedule.step()
             bar.update()
             bar.set_postfix(loss=f"{loss_sum / max(1, seen):.3f}", acc=f"{correct / max(1, seen):.3f}")
             if checkpoint_s and time.time() - last_save >= checkpoint_s and step + 1 < steps_per_epoch:
@@ -340,7 +354,7 @@ def train_supernet(
         phase = "float, largest only" if epoch < cfg.fp32_epochs else "quantised"
         record = {"epoch": epoch + 1, "phase": phase, "loss": loss_sum / max(1, seen),
                   "train_final_exit_acc": correct / max(1, seen), "seconds": seconds,
-                  "lr": optimizer.param_groups[0]["lr"], "world_size": world, "device": device.type,
+                  "lr": lr, "world_size": world, "device": device.type,
                   "threads": torch.get_num_threads(),
                   "subnets_per_step": len(subnets_for_step(space, cfg, epoch, 0, random.Random(0))),
                   "images_per_s": world * seen / max(seconds, 1e-9), "resumed_at_step": first}

@@ -2,9 +2,11 @@
 
     settings = ScheduleSettings(mode="fused", tile_rows=4, allocation="contiguous")
     schedule = schedule_network(graph, cost_model, settings)      # a Schedule (ops, exits, memory)
-    cost = scheduled_cost(graph, cost_model, settings)             # a NetworkCost read off it
+    cost = cost_model.evaluate(graph, settings)                    # the NetworkCost read off it
 
-``mode="layer_by_layer"`` with one compute core reproduces :meth:`CostModel.evaluate` exactly.
+:meth:`CostModel.evaluate` is the one way to cost a network; it runs :func:`schedule_network`.
+``mode="layer_by_layer"`` with one compute core reproduces the per-layer costs of
+:meth:`CostModel.layer_costs` exactly.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from typing import Any, Literal
 import networkx as nx
 
 from hwmodel.cost_model import COMPUTE_OPS, CostModel, simple_core_cost
-from hwmodel.network import LayerResult, NetworkCost
 from hwmodel.scheduling.allocation import (
     HEURISTICS,
     LayerInfo,
@@ -32,7 +33,7 @@ from hwmodel.scheduling.scheduler import TileCost, list_schedule, simple_tile_co
 from hwmodel.scheduling.tiles import Tile, build_tiles
 from hwmodel.zigzag_core import LayerCost, MappingError
 
-__all__ = ["Op", "Platform", "Schedule", "ScheduleSettings", "schedule_network", "scheduled_cost"]
+__all__ = ["Op", "Platform", "Schedule", "ScheduleSettings", "schedule_network"]
 
 
 @dataclass(frozen=True)
@@ -215,17 +216,3 @@ def _schedule_network(graph: nx.DiGraph, cost_model: CostModel, settings: Schedu
             strategy = "contiguous" if fused else "best_kind"
         allocation = heuristic_allocation(strategy, infos, platform)
     return run(allocation)
-
-
-def scheduled_cost(graph: nx.DiGraph, cost_model: CostModel, settings: ScheduleSettings | None = None,
-                   operating_point: str | None = None) -> NetworkCost:
-    """:func:`schedule_network`, read as a :class:`NetworkCost` (per-exit accounting, DVFS applied)."""
-    schedule = schedule_network(graph, cost_model, settings)
-    busy: dict[str, LayerResult] = {r.name: r for r in schedule.layer_results()}
-    layers = []
-    for name in nx.lexicographical_topological_sort(graph):
-        spec = graph.nodes[name]["spec"]
-        cost = busy[name].cost
-        layers.append(LayerResult(name, spec.op, spec.stage, spec.branch, spec.macs, cost))
-    return cost_model.at_operating_point(schedule.network_cost(cost_model.system.clock_hz, layers), operating_point)
-

@@ -6,6 +6,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import networkx as nx
+
 from hwmodel.network import LayerResult, NetworkCost
 from hwmodel.zigzag_core import LayerCost
 
@@ -108,13 +110,22 @@ class Schedule:
                             LayerCost(r["energy"], r["cycles"], r["mac"], r["mem"], r["cycles"], 0.0, r["core"]))
                 for name, r in acc.items()]
 
-    def network_cost(self, clock_hz: float, layers: list[LayerResult] | None = None) -> NetworkCost:
+    def network_cost(self, clock_hz: float, graph: nx.DiGraph | None = None) -> NetworkCost:
         """Per-exit accounting read off the timeline: L_cum(i) = exit i's finish time, E_cum(i) = the
-        energy spent by then; the whole schedule gives the full-path energy and latency."""
+        energy spent by then; the whole schedule gives the full-path energy and latency. With the
+        scheduled ``graph``, the per-layer rows carry its specs' op, stage, branch and MACs, in
+        topological order; ``clock_hz``: the clock that turns cycles into seconds."""
+        layers = self.layer_results()
+        if graph is not None:
+            busy = {r.name: r for r in layers}
+            layers = []
+            for name in nx.lexicographical_topological_sort(graph):
+                spec = graph.nodes[name]["spec"]
+                layers.append(LayerResult(name, spec.op, spec.stage, spec.branch, spec.macs, busy[name].cost))
         return NetworkCost(
             system=self.system,
             exit_labels=self.exit_labels,
-            layers=layers if layers is not None else self.layer_results(),
+            layers=layers,
             cumulative_energy_pj=[self.energy_until(t) for t in self.exit_times],
             cumulative_latency_cycles=list(self.exit_times),
             total_energy_pj=self.energy_pj,

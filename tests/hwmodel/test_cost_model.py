@@ -7,10 +7,12 @@ import pytest
 import search_spaces as ss
 from hwmodel import CostModel, MappingError, ZigZagSettings, load_system
 from hwmodel.cost_model import simple_core_cost
+from hwmodel.scheduling import ScheduleSettings
 from hwmodel.workload import kind, zigzag_layer
 from hwmodel.zigzag_core import ZigZagCore
 from tests.helpers import unmappable_system
 
+LAYER_BY_LAYER = ScheduleSettings(mode="layer_by_layer")
 SMALL_LAYERS = [
     ss.LayerSpec("conv", "conv", 8, 16, (16, 16), (16, 16), (3, 3), (1, 1), (1, 1)),
     ss.LayerSpec("dw", "conv", 16, 16, (16, 16), (8, 8), (3, 3), (2, 2), (1, 1), groups=16, w_bits=4, a_bits=4),
@@ -60,12 +62,12 @@ def test_costs_respect_physical_bounds(model):
     """Energy >= MACs x MAC energy and latency >= MACs / peak MAC per cycle, for every layer."""
     space = ss.create_space("mobilenetv2_cifar", width_mult=0.25)
     g = space.uniform(exits=(2, 6), depth=2, bits=8)
-    net = model.evaluate(space.layer_graph(g))
-    for layer in net.layers:
+    layers = ss.specs(space.layer_graph(g))
+    for layer, cost in zip(layers, model.layer_costs(layers)):
         if layer.op in ("conv", "fc"):
-            assert layer.cost.energy_pj >= layer.macs * 0.04 * (1 - 1e-9)
-            assert layer.cost.latency_cycles >= layer.macs / 1024
-        assert layer.cost.energy_pj > 0 and layer.cost.latency_cycles > 0
+            assert cost.energy_pj >= layer.macs * 0.04 * (1 - 1e-9)
+            assert cost.latency_cycles >= layer.macs / 1024
+        assert cost.energy_pj > 0 and cost.latency_cycles > 0
 
 
 def test_lower_precision_moves_fewer_bits_and_costs_less_per_mac(model):
@@ -92,8 +94,8 @@ def test_simple_cores(system):
 def test_stage_sums_and_early_exit_accounting(model):
     space = ss.create_space("mobilenetv2_cifar", width_mult=0.25)
     g = space.uniform(exits=(3, 7), bits=8)
-    net = model.evaluate(space.layer_graph(g))
-    static = model.evaluate(space.layer_graph(space.static_genotype(g)))
+    net = model.evaluate(space.layer_graph(g), LAYER_BY_LAYER)
+    static = model.evaluate(space.layer_graph(space.static_genotype(g)), LAYER_BY_LAYER)
     assert net.exit_labels == ["D", "H", "K"]
     assert sum(net.stage_energy_pj) == pytest.approx(sum(r.cost.energy_pj for r in net.layers))
     assert net.cumulative_latency_cycles[-1] == pytest.approx(sum(r.cost.latency_cycles for r in net.layers))
@@ -106,10 +108,10 @@ def test_cache_persists_across_instances(system, tmp_path):
     space = ss.create_space("mobilenetv2_cifar", width_mult=0.25)
     graph = space.layer_graph(space.uniform(exits=(4,), bits=8))
     with CostModel(system, cache=tmp_path / "c.sqlite") as first:
-        a = first.evaluate(graph)
+        a = first.evaluate(graph, LAYER_BY_LAYER)
         assert first.stats["misses"] > 0
     with CostModel(system, cache=tmp_path / "c.sqlite") as second:
-        b = second.evaluate(graph)
+        b = second.evaluate(graph, LAYER_BY_LAYER)
         assert second.stats["misses"] == 0 and second.stats["hits"] > 0
     assert [r.cost for r in a.layers] == [r.cost for r in b.layers]
 

@@ -63,6 +63,7 @@ def test_edp_has_an_interior_optimum_when_voltage_follows_frequency():
 def test_cost_model_reports_at_the_default_operating_point(tmp_path):
     import search_spaces as ss
     from hwmodel import CostModel
+    from hwmodel.scheduling import ScheduleSettings
     from hwmodel.zigzag_core import ZigZagSettings
 
     space = ss.create_space("mobilenetv2_cifar", width_mult=0.25, bits_choices=(8,))
@@ -70,10 +71,11 @@ def test_cost_model_reports_at_the_default_operating_point(tmp_path):
     # the cheapest mapper search: what is checked is the operating points' arithmetic, not the mapping
     with CostModel("eyeriss_single", settings=ZigZagSettings(lpf_limit=2, spatial_mappings=1),
                    cache=tmp_path / "cache.sqlite") as cm:
-        nominal = cm.evaluate(graph)
-        low = cm.evaluate(graph, "low")
+        one_at_a_time = ScheduleSettings(mode="layer_by_layer")
+        nominal = cm.evaluate(graph, one_at_a_time)
+        low = cm.evaluate(graph, one_at_a_time, operating_point="low")
         with pytest.raises(KeyError, match="unknown operating point"):
-            cm.evaluate(graph, "turbo")
+            cm.evaluate(graph, one_at_a_time, operating_point="turbo")
     assert nominal.clock_hz == 2e8 and low.clock_hz == 1e8
     assert low.latency_cycles == nominal.latency_cycles
     assert low.latency_s == pytest.approx(2 * nominal.latency_s)

@@ -36,12 +36,10 @@ def hetero():
 
 def test_allocation_rules_route_operators_to_cores(hetero):
     space = ss.create_space("mobilenetv2_cifar", width_mult=0.25)
-    net = hetero.evaluate(space.layer_graph(space.uniform(exits=(4,), bits=8)))
-    graph = space.layer_graph(space.uniform(exits=(4,), bits=8))
+    layers = ss.specs(space.layer_graph(space.uniform(exits=(4,), bits=8)))
     by_kind = collections.defaultdict(set)
-    for r in net.layers:
-        spec = graph.nodes[r.name]["spec"]
-        by_kind["depthwise" if spec.depthwise else r.op].add(r.cost.core)
+    for spec, cost in zip(layers, hetero.layer_costs(layers)):
+        by_kind["depthwise" if spec.depthwise else spec.op].add(cost.core)
     assert by_kind["depthwise"] == {"bitfusion_tpu"} and by_kind["fc"] == {"bitfusion_tpu"}
     assert by_kind["maxpool"] == {"pooling"} and by_kind["add"] == {"simd"}
     assert by_kind["conv"] <= {"tpu", "bitfusion_tpu"}

@@ -119,7 +119,6 @@ def test_warm_cache_fills_every_layer_a_search_can_meet(tmp_path, monkeypatch):
     import random
 
     from hwmodel import CostModel
-    from hwmodel.scheduling import scheduled_cost
     from nas.config import load_config
     from search_spaces import create_space
 
@@ -139,8 +138,8 @@ def test_warm_cache_fills_every_layer_a_search_can_meet(tmp_path, monkeypatch):
         rng = random.Random(0)
         for _ in range(15):
             g = space.sample(rng)
-            scheduled_cost(space.layer_graph(g), cm, settings)
-            scheduled_cost(space.layer_graph(space.static_genotype(g)), cm, settings)
+            cm.evaluate(space.layer_graph(g), settings)
+            cm.evaluate(space.layer_graph(space.static_genotype(g)), settings)
         assert cm.stats["misses"] == 0 and cm.stats["hits"] > 0
 
 

@@ -261,3 +261,22 @@ def test_recipe_settings_are_checked_with_one_error(tmp_path):
     bad.write_text("train: {epochs: 2, fp32_epochs: 3}\n")
     with pytest.raises(SchemaError, match=r"bad.yaml.*fp32_epochs"):
         load_config(bad)
+
+
+def test_lr_schedule_warms_up_linearly_then_decays_as_a_cosine_and_resumes_in_step():
+    from nas.training import lr_schedule
+
+    total, warmup, peak = 60, 7, 0.2
+    expected = [peak * (s + 1) / warmup if s < warmup
+                else 0.5 * peak * (1 + math.cos(math.pi * (s - warmup) / (total - warmup))) for s in range(total)]
+    seen, opt = [], torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = lr_schedule(opt, peak, total, warmup)
+    for _ in range(total):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        schedule.step()
+    assert seen == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    # a resumed optimiser holds the lr it stopped at; the schedule restarts from the step alone
+    resumed = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=seen[40])
+    lr_schedule(resumed, peak, total, warmup, start=41)
+    assert resumed.param_groups[0]["lr"] == pytest.approx(expected[41], rel=1e-12)

@@ -10,7 +10,8 @@ import yaml
 
 import search_spaces as ss
 from hwmodel import CostModel, load_system
-from hwmodel.scheduling import ScheduleSettings, schedule_network, scheduled_cost
+from hwmodel.network import LayerResult, NetworkCost
+from hwmodel.scheduling import ScheduleSettings, schedule_network
 from hwmodel.scheduling.plots import gantt, memory_plot
 from hwmodel.scheduling.result import Op, Schedule
 
@@ -81,8 +82,10 @@ def test_fused_is_never_worse_than_layer_by_layer_for_the_same_allocation(model)
 
 def test_layer_by_layer_on_one_core_reproduces_the_per_layer_engine():
     with CostModel("edge_tpu_single", cache="default") as cm:
-        ref = cm.evaluate(GRAPH)
-        sched = scheduled_cost(GRAPH, cm, ScheduleSettings(mode="layer_by_layer"))
+        layers = ss.specs(GRAPH)
+        ref = NetworkCost.from_layers(cm.system.name, GRAPH.graph["exit_labels"], [
+            LayerResult(s.name, s.op, s.stage, s.branch, s.macs, c) for s, c in zip(layers, cm.layer_costs(layers))])
+        sched = cm.evaluate(GRAPH, ScheduleSettings(mode="layer_by_layer"))
     assert sched.energy_j == pytest.approx(ref.energy_j, rel=1e-12)
     assert sched.latency_cycles == ref.latency_cycles
     assert sched.cumulative_latency_cycles == ref.cumulative_latency_cycles
@@ -140,7 +143,7 @@ def test_energy_until_prorates_running_operations():
     s = Schedule("fused", "sys", ["A", "K"], ops, [10.0, 15.0], {}, 1, 2)
     assert s.energy_until(10) == pytest.approx(10 + 10)
     assert s.energy_until(15) == pytest.approx(30)
-    net = s.network_cost(1e9, layers=[])
+    net = s.network_cost(1e9)
     assert net.cumulative_energy_j == pytest.approx([20e-12, 30e-12])
     assert net.et == pytest.approx([20e-12 * 10, 30e-12 * 15])
 
