@@ -6,6 +6,8 @@
     path = export(cfg, study)             # chosen Pareto trial -> <run_dir>/exports/trial_<n>/
     net = load(path)                      # standalone early-exit network
 
+    outcome = run(cfg)                    # all of it, wired once (what `nas run` and the quickstart call)
+
 Scripts that set ``cost.workers > 1`` must guard their entry point with
 ``if __name__ == "__main__":`` (cost workers are spawned processes).
 """
@@ -38,7 +40,7 @@ from nas.onnx_export import export_onnx
 from nas.plots import plot_exit_costs, plot_ribbon
 from nas.prescreen import Prescreener
 from nas.record import TrialRecord
-from nas.report import choose_trial
+from nas.report import choose_trial, write_report
 from nas.study import TrialError, enqueue_baselines, evaluated_trial, normalise_url, open_study, run_study, sqlite_url
 from nas.training import load_supernet, train_supernet
 from search_spaces import SearchSpace, Supernet, create_space
@@ -256,3 +258,50 @@ def attach_artifacts(study: optuna.Study, trial: FrozenTrial, folder: Path) -> l
 def load(path: str | Path) -> ExportedNetwork:
     """Load an exported network (no supernet needed)."""
     return load_network(path)
+
+
+STEPS = ("data", "train", "search", "report", "export")
+
+
+@dataclass
+class RunOutcome:
+    """What :func:`run` produced, filled in step by step (None: that step has not run yet).
+    ``export``: the exported Pareto trial's folder, None when no trial met the constraints."""
+
+    splits: Splits | None = None
+    space: SearchSpace | None = None
+    supernet: Supernet | None = None
+    study: optuna.Study | None = None
+    report_table: str | None = None
+    report_plot: Path | None = None
+    export: Path | None = None
+
+
+def run(cfg: RunConfig, *, progress: bool = True, storage: str | None = None,
+        before_step: Callable[[str, RunOutcome], None] | None = None) -> RunOutcome:
+    """The whole pipeline: data and space, supernet training, search, report, export of the chosen
+    Pareto trial (skipped when no trial is feasible). Each step resumes what a previous run left.
+    ``before_step(name, outcome so far)`` is called before each of :data:`STEPS`. Raises
+    :class:`SearchFailedError` when every trial failed."""
+    from nas.study import pareto_trials, raise_if_all_failed
+
+    out = RunOutcome()
+
+    def step(name: str) -> None:
+        if before_step is not None:
+            before_step(name, out)
+
+    step("data")
+    out.splits, out.space = data = data_and_space(cfg)
+    step("train")
+    out.supernet = train(cfg, progress=progress, data=data)
+    step("search")
+    out.study = search(cfg, out.supernet, storage=storage, progress=progress, data=data)
+    raise_if_all_failed(out.study)
+    step("report")
+    out.report_table, out.report_plot = write_report(out.study, paths(cfg).root)
+    step("export")
+    if pareto_trials(out.study):
+        out.export = export(cfg, out.study, supernet=out.supernet, data=data)
+    return out
+

@@ -72,17 +72,15 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from nas import api
-    from nas.report import write_report
-    from nas.study import raise_if_all_failed
+    from nas.quickstart import constraint_summary
 
     cfg = _config(args)
-    data = api.data_and_space(cfg)
-    supernet = api.train(cfg, data=data)
-    study = api.search(cfg, supernet, data=data)
-    raise_if_all_failed(study)
-    table, plot = write_report(study, api.paths(cfg).root)
-    print(table, f"\nplot: {plot}", sep="\n")
-    print(f"exported: {api.export(cfg, study, supernet=supernet, data=data)}")
+    out = api.run(cfg)
+    print(out.report_table, f"\nplot: {out.report_plot}", sep="\n")
+    if out.export is None:
+        print(f"exported: nothing, no trial met the constraints ({constraint_summary(cfg)})")
+    else:
+        print(f"exported: {out.export}")
     return 0
 
 

@@ -9,8 +9,7 @@ from typing import Any
 from nas import api
 from nas.calibrate import early_exit_stats
 from nas.config import CONFIGS_DIR, RunConfig, load_config
-from nas.report import write_report
-from nas.study import pareto_trials, sqlite_url
+from nas.study import sqlite_url
 
 QUICKSTART_CONFIG = CONFIGS_DIR / "quickstart.yaml"
 
@@ -27,34 +26,38 @@ def constraint_summary(cfg: RunConfig) -> str:
 
 def quickstart(config: str | Path = QUICKSTART_CONFIG, overrides: dict[str, Any] | None = None,
                progress: bool = True) -> dict[str, Any]:
-    """Train, search, report, export, reload; print each result. Returns the figures printed."""
+    """Train, search, report, export, reload (:func:`nas.api.run`); print each result. Returns the
+    figures printed."""
     t0 = time.time()
     cfg = load_config(config, overrides)
-    _step(f"data and search space ({cfg.data.name}, {cfg.space.name})")
-    data = api.data_and_space(cfg)
-    splits, space = data
-    print(f"{len(splits.train)} train / {len(splits.val)} validation / {len(splits.test)} test images of shape "
-          f"{splits.image_shape}; space width {getattr(space.options, 'width_mult', '?')}")
 
-    _step(f"training the QAT supernet ({cfg.train.epochs} epochs) -> {api.paths(cfg).checkpoint}")
-    supernet = api.train(cfg, progress=progress, data=data)
+    def announce(step: str, out: api.RunOutcome) -> None:
+        if step == "data":
+            _step(f"data and search space ({cfg.data.name}, {cfg.space.name})")
+        elif step == "train":
+            assert out.splits is not None and out.space is not None
+            print(f"{len(out.splits.train)} train / {len(out.splits.val)} validation / {len(out.splits.test)} test "
+                  f"images of shape {out.splits.image_shape}; space width "
+                  f"{getattr(out.space.options, 'width_mult', '?')}")
+            _step(f"training the QAT supernet ({cfg.train.epochs} epochs) -> {api.paths(cfg).checkpoint}")
+        elif step == "search":
+            _step(f"search: {cfg.search.n_trials} trials, {cfg.search.sampler}, accelerator {cfg.cost.accelerator}")
 
-    _step(f"search: {cfg.search.n_trials} trials, {cfg.search.sampler}, accelerator {cfg.cost.accelerator}")
-    study = api.search(cfg, supernet, progress=progress, data=data)
-    table, plot = write_report(study, api.paths(cfg).root)
+    out = api.run(cfg, progress=progress, before_step=announce)
     _step("Pareto front (feasible trials; accuracy on the validation split)")
-    print(table)
-    print(f"plot: {plot}")
+    print(out.report_table)
+    print(f"plot: {out.report_plot}")
 
     _step("export and reload")
-    if not pareto_trials(study):
+    path, splits, table = out.export, out.splits, out.report_table
+    assert splits is not None
+    if path is None:
         print(f"No trial met the exit-overhead constraints ({constraint_summary(cfg)}), so nothing is exported: "
               "an infeasible network is no early-exit result. Run more trials (search.n_trials), or relax "
               "constraints.* in the config.")
         wall = time.time() - t0
         print(f"\nquickstart finished in {wall:.0f} s", flush=True)
         return {"wall_s": wall, "trial": None, "export": None, "pareto": table}
-    path = api.export(cfg, study, supernet=supernet, data=data)
     loaded = api.load(path)
     recorded = loaded.metrics
     val = early_exit_stats(loaded.network, splits.val)
