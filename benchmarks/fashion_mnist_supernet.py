@@ -36,10 +36,10 @@ import torch
 from _common import RESULTS, write_result
 
 from nas import api, zoo
-from nas.calibrate import exit_outputs, exit_stats
 from nas.config import CONFIGS_DIR, RunConfig, load_config
-from nas.objectives import candidate_network
-from nas.training import at_bits
+from nas.search.evaluator import candidate_network
+from nas.train.calibrate import exit_outputs, exit_stats
+from nas.train.supernet import at_bits
 from search_spaces import Genotype, SearchSpace, Supernet, total_macs
 from search_spaces.mobilenetv2 import EXIT_POINT_LABELS, FINAL_LABEL
 

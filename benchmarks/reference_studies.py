@@ -40,10 +40,10 @@ from hwmodel.plotting import pyplot, save
 from hwmodel.precision import MacEnergyModel
 from hwmodel.scheduling import ScheduleSettings
 from nas import api
-from nas.calibrate import exit_stats, rule_threshold
 from nas.cli import parse_overrides
 from nas.config import CONFIGS_DIR, load_config
-from nas.objectives import CandidateEvaluator, expected_macs
+from nas.search.evaluator import CandidateEvaluator, expected_macs
+from nas.train.calibrate import exit_stats, rule_threshold
 from search_spaces import stage_macs
 
 GRID = (0.7, 0.75, 0.8, 0.85, 0.9, 0.95)

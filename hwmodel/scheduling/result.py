@@ -8,7 +8,7 @@ from typing import Any
 
 import networkx as nx
 
-from hwmodel.network import LayerResult, NetworkCost
+from hwmodel.accounting import LayerResult, NetworkCost
 from hwmodel.zigzag_core import LayerCost
 
 ENERGY_PARTS = ("mac", "onchip", "offchip", "interconnect")

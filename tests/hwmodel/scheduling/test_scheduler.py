@@ -10,7 +10,7 @@ import yaml
 
 import search_spaces as ss
 from hwmodel import CostModel, load_system
-from hwmodel.network import LayerResult, NetworkCost
+from hwmodel.accounting import LayerResult, NetworkCost
 from hwmodel.scheduling import ScheduleSettings, schedule_network
 from hwmodel.scheduling.plots import gantt, memory_plot
 from hwmodel.scheduling.result import Op, Schedule

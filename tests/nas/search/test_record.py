@@ -7,10 +7,10 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
-from nas.hypervolume import hypervolume_curve
-from nas.prescreen import Prescreener
-from nas.record import TrialRecord, is_feasible, records, satisfied
-from nas.study import pareto_trials
+from nas.search.hypervolume import hypervolume_curve
+from nas.search.prescreen import Prescreener
+from nas.search.record import TrialRecord, is_feasible, records, satisfied
+from nas.search.study import pareto_trials
 from tests.helpers import record_attributes
 
 

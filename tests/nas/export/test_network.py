@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from nas import api
-from nas.network_io import load_network
-from nas.study import pareto_trials
-from nas.training import CheckpointError
+from nas.export.network import load_network
+from nas.search.study import pareto_trials
+from nas.train.supernet import CheckpointError
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import torch
 
-import nas.objectives as objectives
-from nas.calibrate import exit_outputs
-from nas.objectives import CandidateEvaluator
+import nas.search.evaluator as objectives
+from nas.search.evaluator import CandidateEvaluator
+from nas.train.calibrate import exit_outputs
 
 
 def evaluator(tiny_run) -> CandidateEvaluator:
