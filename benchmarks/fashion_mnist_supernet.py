@@ -37,9 +37,9 @@ from _common import RESULTS, write_result
 
 from nas import api, zoo
 from nas.config import CONFIGS_DIR, RunConfig, load_config
-from nas.search.evaluator import candidate_network
-from nas.train.calibrate import exit_outputs, exit_stats
-from nas.train.supernet import at_bits
+from nas.study.evaluator import candidate_network
+from nas.supernet.calibrate import exit_outputs, exit_stats
+from nas.supernet.training import at_bits
 from search_spaces import Genotype, SearchSpace, Supernet, total_macs
 from search_spaces.mobilenetv2 import EXIT_POINT_LABELS, FINAL_LABEL
 

@@ -47,10 +47,10 @@ from hwmodel.plotting import pyplot, save
 from nas import api
 from nas.cli import parse_overrides
 from nas.config import CONFIGS_DIR, RunConfig, load_config
-from nas.search.evaluator import CandidateEvaluator
-from nas.search.hypervolume import hypervolume_curve, trials_to_reach
-from nas.search.record import TrialRecord, records
-from nas.search.study import pareto_trials
+from nas.study.evaluator import CandidateEvaluator
+from nas.study.hypervolume import hypervolume_curve, trials_to_reach
+from nas.study.record import TrialRecord, records
+from nas.study.study import pareto_trials
 
 REFERENCE = {"backbone": "reference", "bits": 8}
 LBL = {"mode": "layer_by_layer", "tile_rows": None}

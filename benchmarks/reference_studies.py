@@ -42,8 +42,8 @@ from hwmodel.scheduling import ScheduleSettings
 from nas import api
 from nas.cli import parse_overrides
 from nas.config import CONFIGS_DIR, load_config
-from nas.search.evaluator import CandidateEvaluator, expected_macs
-from nas.train.calibrate import exit_stats, rule_threshold
+from nas.study.evaluator import CandidateEvaluator, expected_macs
+from nas.supernet.calibrate import exit_stats, rule_threshold
 from search_spaces import stage_macs
 
 GRID = (0.7, 0.75, 0.8, 0.85, 0.9, 0.95)

@@ -25,8 +25,8 @@ from optuna.trial import TrialState
 
 from nas import api
 from nas.config import CONFIGS_DIR, load_config
-from nas.search.hypervolume import hypervolume_curve, trials_to_reach
-from nas.search.record import records
+from nas.study.hypervolume import hypervolume_curve, trials_to_reach
+from nas.study.record import records
 
 ARMS = {"random": {"sampler": "random"}, "nsga2": {"sampler": "nsga2"},
         "nsga2 + pre-screening": {"sampler": "nsga2", "prescreen": True}}

@@ -31,16 +31,16 @@ from hwmodel.scheduling import layer_tiles
 from hwmodel.schema import SchemaError
 from nas.config import RunConfig
 from nas.data import DatasetError, Splits, load_dataset
-from nas.export.network import ExportedNetwork, export_network, load_network
-from nas.export.onnx import export_onnx
+from nas.deploy.network import ExportedNetwork, export_network, load_network
+from nas.deploy.onnx import export_onnx
 from nas.report.artifacts import attach_to_study, run_artifact_store
 from nas.report.pareto import choose_trial, write_report
 from nas.report.plots import plot_exit_costs, plot_ribbon
-from nas.search.evaluator import CandidateEvaluator, candidate_network
-from nas.search.modes import GRID, mode_table, named_modes
-from nas.search.prescreen import Prescreener
-from nas.search.record import TrialRecord
-from nas.search.study import (
+from nas.study.evaluator import CandidateEvaluator, candidate_network
+from nas.study.modes import GRID, mode_table, named_modes
+from nas.study.prescreen import Prescreener
+from nas.study.record import TrialRecord
+from nas.study.study import (
     TrialError,
     enqueue_baselines,
     evaluated_trial,
@@ -49,8 +49,8 @@ from nas.search.study import (
     run_study,
     sqlite_url,
 )
-from nas.train.calibrate import exit_outputs
-from nas.train.supernet import load_supernet, train_supernet
+from nas.supernet.calibrate import exit_outputs
+from nas.supernet.training import load_supernet, train_supernet
 from search_spaces import SearchSpace, Supernet, create_space
 
 
@@ -291,7 +291,7 @@ def run(cfg: RunConfig, *, progress: bool = True, storage: str | None = None,
     Pareto trial (skipped when no trial is feasible). Each step resumes what a previous run left.
     ``before_step(name, outcome so far)`` is called before each of :data:`STEPS`. Raises
     :class:`SearchFailedError` when every trial failed."""
-    from nas.search.study import pareto_trials, raise_if_all_failed
+    from nas.study.study import pareto_trials, raise_if_all_failed
 
     out = RunOutcome()
 

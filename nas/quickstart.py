@@ -8,8 +8,8 @@ from typing import Any
 
 from nas import api
 from nas.config import CONFIGS_DIR, RunConfig, load_config
-from nas.search.study import sqlite_url
-from nas.train.calibrate import early_exit_stats
+from nas.study.study import sqlite_url
+from nas.supernet.calibrate import early_exit_stats
 
 QUICKSTART_CONFIG = CONFIGS_DIR / "quickstart.yaml"
 

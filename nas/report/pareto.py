@@ -12,8 +12,8 @@ from optuna.trial import FrozenTrial, TrialState
 from hwmodel.plotting import pyplot, save
 from nas.report.artifacts import attach_to_study
 from nas.report.plots import plot_exit_costs
-from nas.search.record import TrialRecord, records
-from nas.search.study import pareto_trials
+from nas.study.record import TrialRecord, records
+from nas.study.study import pareto_trials
 
 COLUMNS = ("trial", "accuracy", "E[EDP] J*cyc", "vs own static", "exits", "exit ratios", "eps", "E[energy] uJ",
            "E[lat] kcyc", "feasible")

@@ -27,8 +27,8 @@ from hwmodel.accounting import expectation
 from hwmodel.scheduling import ScheduleSettings
 from nas.config import ConstraintConfig, RunConfig
 from nas.data import Split
-from nas.search.record import satisfied
-from nas.train.calibrate import ExitOutputs, ExitStats, exit_stats, recalibrate_batchnorm, rule_threshold
+from nas.study.record import satisfied
+from nas.supernet.calibrate import ExitOutputs, ExitStats, exit_stats, recalibrate_batchnorm, rule_threshold
 from search_spaces import EarlyExitNet, Genotype, SearchSpace, Supernet, stage_macs
 
 
@@ -64,7 +64,7 @@ class Evaluation:
 
     @property
     def feasible(self) -> bool:
-        """Every exit-overhead constraint satisfied (:func:`nas.search.record.satisfied`)."""
+        """Every exit-overhead constraint satisfied (:func:`nas.study.record.satisfied`)."""
         return satisfied(self.constraints)
 
     @property

@@ -1,7 +1,7 @@
 """The Optuna multi-objective study: maximise accuracy, minimise expected EDP, under constraints.
 
 Each trial decodes a genotype define-by-run from ``trial.suggest_categorical``, scores it with
-:class:`~nas.search.evaluator.CandidateEvaluator`, stores everything as user attributes, and reports its
+:class:`~nas.study.evaluator.CandidateEvaluator`, stores everything as user attributes, and reports its
 constraint values through the sampler's ``constraints_func`` (so Optuna and optuna-dashboard mark
 infeasible trials). A candidate that cannot be costed or evaluated becomes a FAIL trial whose
 ``fail_reason`` attribute says why; the study goes on.
@@ -33,10 +33,10 @@ from hwmodel import MappingError
 from nas.config import SearchConfig
 from nas.files import process_alive
 from nas.report.plots import plot_ribbon
-from nas.search.evaluator import CandidateEvaluator, Evaluation
-from nas.search.metrics import METRIC_NAMES, OBJECTIVES, Objective  # noqa: F401 - re-exported
-from nas.search.prescreen import Prescreener
-from nas.search.record import TrialRecord
+from nas.study.evaluator import CandidateEvaluator, Evaluation
+from nas.study.metrics import METRIC_NAMES, OBJECTIVES, Objective  # noqa: F401 - re-exported
+from nas.study.prescreen import Prescreener
+from nas.study.record import TrialRecord
 from search_spaces import GenotypeError, SearchSpace
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"  # recorded on every trial this process runs

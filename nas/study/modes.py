@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from hwmodel.accounting import expectation
-from nas.train.calibrate import ExitOutputs, exit_stats
+from nas.supernet.calibrate import ExitOutputs, exit_stats
 
 GRID = tuple(round(0.5 + 0.05 * i, 2) for i in range(10)) + (1.0,)
 

@@ -7,10 +7,10 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
-from nas.search.hypervolume import hypervolume_curve
-from nas.search.prescreen import Prescreener
-from nas.search.record import TrialRecord, is_feasible, records, satisfied
-from nas.search.study import pareto_trials
+from nas.study.hypervolume import hypervolume_curve
+from nas.study.prescreen import Prescreener
+from nas.study.record import TrialRecord, is_feasible, records, satisfied
+from nas.study.study import pareto_trials
 from tests.helpers import record_attributes
 
 

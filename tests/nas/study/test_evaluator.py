@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import torch
 
-import nas.search.evaluator as objectives
-from nas.search.evaluator import CandidateEvaluator
-from nas.train.calibrate import exit_outputs
+import nas.study.evaluator as objectives
+from nas.study.evaluator import CandidateEvaluator
+from nas.supernet.calibrate import exit_outputs
 
 
 def evaluator(tiny_run) -> CandidateEvaluator:
