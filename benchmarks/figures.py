@@ -114,11 +114,31 @@ def search_samplers(data: dict, out: Path) -> list[Path]:
     return [save(fig, out / "search_samplers.png")]
 
 
+def scheduling(data: dict, out: Path) -> list[Path]:
+    """Gantt charts of the reference backbone (exits D, F, I, K) fused and layer by layer, and the
+    fused schedule's on-chip memory, from the schedules the benchmark stored."""
+    from hwmodel.scheduling.plots import gantt, memory_plot
+    from hwmodel.scheduling.result import Schedule
+
+    fused, lbl = (Schedule.from_dict(data["schedules"][k]) for k in ("fused", "layer_by_layer"))
+    return [gantt(fused, out / "scheduling_gantt.png", "reference backbone, exits D,F,I,K: fused, "
+                  f"{fused.tile_rows}-row tiles"),
+            memory_plot(fused, out / "scheduling_memory.png"),
+            gantt(lbl, out / "scheduling_gantt_lbl.png", "reference backbone, exits D,F,I,K: layer by layer")]
+
+
 FIGURES: dict[str, Callable[[dict, Path], list[Path]]] = {
+    "scheduling": scheduling,
     "fashion_mnist_supernet": fashion_mnist_supernet, "reference_studies": reference_studies,
     "reference_search": reference_search, "search_samplers": search_samplers}
 
 
 def draw_all(results: dict[str, dict], out: Path = RESULTS) -> list[Path]:
     """Every figure whose benchmark JSON is in ``results`` (benchmark name -> its JSON), into ``out``."""
-    return [path for name, draw in FIGURES.items() if name in results for path in draw(results[name], out)]
+    return [path for name, draw in FIGURES.items() if name in results and _drawable(name, results[name])
+            for path in draw(results[name], out)]
+
+
+def _drawable(name: str, data: dict) -> bool:
+    """False for JSON written by a version of the benchmark that did not store what the figure needs."""
+    return name != "scheduling" or "schedules" in data
