@@ -62,7 +62,7 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
 def trained_supernet(cfg: Any, space: Any, zoo_name: str | None = None) -> Any:
     """The supernet a study benchmark uses: a zoo entry by name, else ``<run_dir>/supernet.pt``."""
     from nas import api, zoo
-    from nas.training import load_supernet
+    from nas.supernet.training import load_supernet
 
     if zoo_name:
         return zoo.load_supernet(zoo_name, space)

@@ -1,6 +1,6 @@
 """What it costs to evaluate one candidate with an unseen backbone and bits, phase by phase.
 
-The search's own evaluator (:class:`nas.objectives.CandidateEvaluator`) on the zoo supernet and
+The search's own evaluator (:class:`nas.study.evaluator.CandidateEvaluator`) on the zoo supernet and
 Fashion-MNIST: 2000 validation images, every exit head the space can mount, batch-norm statistics
 re-estimated per candidate, the cost model on a warm cache. Variants run side by side, interleaved
 candidate by candidate, each call on a fresh evaluator (no logits cached across candidates). Each
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         args.fidelity = 0
 
     from nas import api, zoo
-    from nas.objectives import CandidateEvaluator
+    from nas.study.evaluator import CandidateEvaluator
 
     cfg = zoo.config(ZOO_NAME, {"search": {"val_samples": VAL_IMAGES}})
     torch.set_num_threads(cfg.train.threads or torch.get_num_threads())

@@ -32,14 +32,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import figures
 import torch
 from _common import RESULTS, write_result
 
 from nas import api, zoo
-from nas.calibrate import exit_outputs, exit_stats
 from nas.config import CONFIGS_DIR, RunConfig, load_config
-from nas.objectives import candidate_network
-from nas.training import at_bits
+from nas.study.evaluator import candidate_network
+from nas.supernet.calibrate import exit_outputs, exit_stats
+from nas.supernet.training import at_bits
 from search_spaces import Genotype, SearchSpace, Supernet, total_macs
 from search_spaces.mobilenetv2 import EXIT_POINT_LABELS, FINAL_LABEL
 
@@ -161,7 +162,6 @@ def write_report(cfg: RunConfig, done: dict, n_train: int, n_test: int) -> None:
                         "alone": alone["final_exit_accuracy"],
                         "cost_points": 100 * (alone["final_exit_accuracy"] - shared["final_exit_accuracy"])})
     seconds = {p: sum(r.get("seconds", 0.0) for r in d["train_log"]) for p, d in done.items()}
-    plot = plot_per_exit(per_exit, RESULTS / "fashion_mnist_per_exit.png")
     stages = [p for p in STAGES if p in done]
     write_result("fashion_mnist_supernet", {
         "config": ", ".join(str(STAGES[p].relative_to(CONFIGS_DIR.parent)) for p in stages),
@@ -173,24 +173,8 @@ def write_report(cfg: RunConfig, done: dict, n_train: int, n_test: int) -> None:
         + [d["rows"][0] for p, d in done.items() if p not in STAGES],
         "stages": {p: [r for r in done[p]["rows"] if "check" not in r and "branch_depth" not in r]
                    for p in STAGES if p in done},
-        "per_exit": per_exit, "weight_sharing": sharing, "per_exit_plot": plot.name,
+        "per_exit": per_exit, "weight_sharing": sharing, "per_exit_plot": figures.PER_EXIT_PLOT,
         "train_logs": {p: d["train_log"] for p, d in done.items()}})
-
-
-def plot_per_exit(rows: list[dict], path: Path) -> Path:
-    from hwmodel.plotting import pyplot, save
-
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    for r in rows:
-        ax.plot(r["exit_labels"], [100 * a for a in r["exit_accuracy"]], marker="o",
-                label=f"{r['branch_depth']}-FC branch")
-    ax.set_xlabel("mounting point (exit after block)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Reference backbone, W8A8, weights from the supernet")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return save(fig, path)
 
 
 if __name__ == "__main__":

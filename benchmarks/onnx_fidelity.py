@@ -1,7 +1,7 @@
 """How closely the exported ONNX graph reproduces the PyTorch network, exit by exit.
 
 The zoo supernet's networks (the reference backbone with every exit mounted, at W8A8 and W4A4, and
-random mixed-precision subnets) are exported with :func:`nas.onnx_export.export_onnx` and run with
+random mixed-precision subnets) are exported with :func:`nas.deploy.onnx.export_onnx` and run with
 ONNX's reference evaluator on the first Fashion-MNIST test images. Per exit: the largest and mean
 absolute logit difference and the share of images whose
 predicted class agrees. Both sides compute the same formula in float32; where a convolution's sum,
@@ -37,9 +37,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from nas import api, zoo
-    from nas.objectives import candidate_network
-    from nas.onnx_export import exit_agreement, export_onnx
-    from nas.training import at_bits
+    from nas.deploy.onnx import exit_agreement, export_onnx
+    from nas.study.evaluator import candidate_network
+    from nas.supernet.training import at_bits
 
     cfg = zoo.config(ZOO_NAME)
     splits, space = api.data_and_space(cfg)

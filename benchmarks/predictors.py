@@ -41,7 +41,7 @@ RECORDS = RESULTS / "predictor_records.jsonl"
 def collect(cfg: Any, splits: Any, space: Any, zoo_name: str, wanted: int) -> None:
     """Append exact-path evaluations of seeded random candidates to RECORDS until it holds ``wanted``."""
     from nas import api, zoo
-    from nas.objectives import CandidateEvaluator
+    from nas.study.evaluator import CandidateEvaluator
 
     have = len(RECORDS.read_text().splitlines()) if RECORDS.exists() else 0
     if have >= wanted:
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from nas import api, zoo
-    from nas.predictors import EnsemblePredictor, RidgePredictor, kendall_tau
+    from nas.study.predictors import EnsemblePredictor, RidgePredictor, kendall_tau
     from search_spaces.genotype import Genotype
 
     source = json.loads((RESULTS / "candidate_eval.json").read_text())

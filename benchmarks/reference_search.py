@@ -24,8 +24,8 @@ under the layer-by-layer schedule (the same network under the reference's cost m
 
 Needs the trained supernet: ``python benchmarks/fashion_mnist_supernet.py`` (or ``nas train
 --config configs/fashion_mnist_supernet.yaml``), then pass its folder. Interrupted studies resume;
-delete ``<run-dir>/reference_search`` to start over. Writes results/reference_search.json,
-reference_search_pareto.png and reference_search_hypervolume.png.
+delete ``<run-dir>/reference_search`` to start over. Writes results/reference_search.json;
+``python benchmarks/render.py`` draws reference_search_pareto.png and reference_search_hypervolume.png.
 Usage: python benchmarks/reference_search.py [--run-dir runs/fashion_mnist_supernet]
        [--trials-reference 100] [--trials-full 80] [--quick]
 """
@@ -40,17 +40,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, trained_supernet, write_result
+import figures
+from _common import trained_supernet, write_result
 from optuna.trial import FrozenTrial, TrialState
 
-from hwmodel.plotting import pyplot, save
 from nas import api
 from nas.cli import parse_overrides
 from nas.config import CONFIGS_DIR, RunConfig, load_config
-from nas.hypervolume import hypervolume_curve, trials_to_reach
-from nas.objectives import CandidateEvaluator
-from nas.record import TrialRecord, records
-from nas.study import pareto_trials
+from nas.study.evaluator import CandidateEvaluator
+from nas.study.hypervolume import hypervolume_curve, trials_to_reach
+from nas.study.record import TrialRecord, records
+from nas.study.study import pareto_trials
 
 REFERENCE = {"backbone": "reference", "bits": 8}
 LBL = {"mode": "layer_by_layer", "tile_rows": None}
@@ -199,47 +199,15 @@ def main() -> None:
                                   if k != "exit_ratios"}, flush=True)
     payload = {"config": "configs/fashion_mnist_supernet.yaml (constraints and population size of "
                           "reference_fashion_mnist.yaml)", "max_accuracy_loss": MAX_LOSS, "val_images": len(splits.val),
-               "test_images": len(splits.test), "reference_static_edp_j_cycles": ref_edp, "studies": results}
+               "test_images": len(splits.test), "reference_static_edp_j_cycles": ref_edp,
+               "reference_static_study": REFERENCE_STATIC, "studies": results}
     if args.quick:  # plots and JSON beside the quick studies, not in results/
         out = Path(cfg.run_dir) / "reference_search"
-        _plots(results, ref_edp, out)
+        figures.reference_search(payload, out)
         (out / "reference_search.json").write_text(json.dumps(payload, indent=2))
         print(f"wrote {out}/reference_search*.png and .json")
         return
-    _plots(results, ref_edp, RESULTS)
-    write_result("reference_search", payload)
-
-
-def _plots(results: dict, ref_edp: float, out: Path) -> None:
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
-    for name, r in results.items():
-        if r["sampler"] != "nsga2":
-            continue
-        front = r["pareto"]
-        ax.step([p["expected_edp_j_cycles"] / ref_edp for p in front], [p["accuracy"] for p in front], "o-",
-                where="post", ms=3, label=name)
-    static = results[REFERENCE_STATIC]["static"]
-    ax.scatter([1.0], [static["val_accuracy"]], marker="*", s=120, color="black", zorder=5,
-               label="static network (INT8, layer-by-layer)")
-    ax.axhline(static["val_accuracy"] - MAX_LOSS, color="grey", ls=":", lw=1, label="static accuracy - 1 point")
-    ax.set_xscale("log")
-    ax.set_xlabel("expected EDP / static network's EDP (INT8, layer-by-layer)")
-    ax.set_ylabel("validation accuracy")
-    ax.set_title("Pareto fronts of the feasible trials (Fashion-MNIST)", fontsize=9)
-    ax.legend(fontsize=6.5, loc="lower right")
-    save(fig, out / "reference_search_pareto.png")
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), dpi=110)
-    for ax, prefix in zip(axes, ("INT8 reference space, layer-by-layer",
-                                 "full space (backbone + per-layer bits), fused")):
-        for name, r in results.items():
-            if name.startswith(prefix):
-                ax.plot(range(1, len(r["hypervolume"]) + 1), r["hypervolume"], label=r["sampler"])
-        ax.set_title(prefix, fontsize=9)
-        ax.set_xlabel("trials")
-        ax.set_ylabel("hypervolume (accuracy x EDP / static EDP)")
-        ax.legend(fontsize=7)
-    save(fig, out / "reference_search_hypervolume.png")
+    write_result("reference_search", payload)  # the figures: python benchmarks/render.py
 
 
 if __name__ == "__main__":

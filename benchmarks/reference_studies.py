@@ -18,7 +18,8 @@ edge_tpu_quad.
 
 Needs the trained supernet: run ``python benchmarks/fashion_mnist_supernet.py`` first (or pass
 ``--run-dir`` to a folder holding ``supernet.pt`` of that config). Writes
-results/reference_studies.json, reference_quantization.png and reference_mounting.png.
+results/reference_studies.json; ``python benchmarks/render.py`` draws reference_quantization.png and
+reference_mounting.png.
 Usage: python benchmarks/reference_studies.py [--run-dir runs/fashion_mnist_supernet]
 """
 
@@ -33,17 +34,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, trained_supernet, write_result
+from _common import trained_supernet, write_result
 
 from hwmodel import CostModel, expected_cost, load_system
-from hwmodel.plotting import pyplot, save
 from hwmodel.precision import MacEnergyModel
 from hwmodel.scheduling import ScheduleSettings
 from nas import api
-from nas.calibrate import exit_stats, rule_threshold
 from nas.cli import parse_overrides
 from nas.config import CONFIGS_DIR, load_config
-from nas.objectives import CandidateEvaluator, expected_macs
+from nas.study.evaluator import CandidateEvaluator, expected_macs
+from nas.supernet.calibrate import exit_stats, rule_threshold
 from search_spaces import stage_macs
 
 GRID = (0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
@@ -142,7 +142,6 @@ def main() -> None:
           f"differently; best five: {[b['exits'] for b in best5]}", flush=True)
     if args.quick:
         return
-    _plots(quant, mounting, best5)
     write_result("reference_studies", {
         "config": "configs/fashion_mnist_supernet.yaml", "threshold_grid": list(GRID), "test_images": len(splits.test),
         "quantization": quant, "quantization_s": quant_s, "mounting": mounting, "mounting_s": mounting_s,
@@ -150,38 +149,6 @@ def main() -> None:
         "mounting_pairs": len(mounting) * (len(mounting) - 1) // 2,
         "mounting_best5": [b["exits"] for b in best5],
     })
-
-
-def _plots(quant: list[dict], mounting: list[dict], best5: list[dict]) -> None:
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=110)
-    for ax, key in zip(axes, ("constant MAC energy, layer_by_layer", "precision-aware MAC energy, layer_by_layer")):
-        for row in quant:
-            c = row["costs"][key]
-            ax.plot(range(4), c["et_per_exit_j_cycles"], "o-",
-                    label=f"{row['bits']}: E[ET] {c['expected_edp_j_cycles']:.3g}")
-        ax.set_xticks(range(4), ["D", "F", "I", "K"])
-        ax.set_yscale("log")
-        ax.set_xlabel("exit")
-        ax.set_ylabel("cumulative ET (J x cycles)")
-        ax.set_title(key, fontsize=9)
-        ax.legend(fontsize=7)
-    save(fig, RESULTS / "reference_quantization.png")
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4), dpi=110)
-    a.scatter([m["expected_edp_j_cycles"] for m in mounting], [m["test_accuracy"] for m in mounting], s=12)
-    for m in best5:
-        a.annotate(m["exits"], (m["expected_edp_j_cycles"], m["test_accuracy"]), fontsize=7)
-    a.axvline(mounting[0]["static_edp_j_cycles"], color="grey", ls=":", label="static network")
-    a.set_xlabel("expected ET (J x cycles)")
-    a.set_ylabel("test accuracy")
-    a.legend(fontsize=7)
-    for m in best5:
-        b.plot(range(4), m["et_per_exit_j_cycles"], "o-", label=m["exits"])
-    b.set_xlabel("exit stage")
-    b.set_ylabel("cumulative ET (J x cycles)")
-    b.set_title("ET per stage, best five by expected ET", fontsize=9)
-    b.legend(fontsize=7)
-    save(fig, RESULTS / "reference_mounting.png")
 
 
 if __name__ == "__main__":

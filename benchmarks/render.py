@@ -146,7 +146,7 @@ def throughput_section(data: dict) -> list[str]:
              "fp32_largest": "new recipe, float phase: largest alone, no fake quantisation",
              "fp32_largest_compiled": "  the same under torch.compile",
              "qat_companion": "new recipe, quantised phase: largest INT8 + one companion, distillation"}
-    lines += ["`nas.training.train_step` plus the SGD step, every exit head, each variant in its own process "
+    lines += ["`nas.supernet.training.train_step` plus the SGD step, every exit head, each variant in its own process "
               f"(mean of {data['steps_timed']} steps). Epoch = {math.ceil(data['train_images'] / data['batch'])} steps.",
               "", "| variant | subnets per step | step time | images/s | vs plain FP32 | epoch | peak memory (RSS) |",
               "|---|---|---|---|---|---|---|"]
@@ -225,7 +225,7 @@ def onnx_section(data: dict) -> list[str]:
                      f"{max(r['mean_abs_diff'] for r in rows):.2e} | "
                      f"{min(r['argmax_agreement'] for r in rows) * 100:.2f} % |")
     s = data["summary"]
-    lines += ["", f"Tolerance held by `tests/nas/test_onnx_export.py`: every exit within 1.0 in logits and at least 99 % "
+    lines += ["", f"Tolerance held by `tests/nas/deploy/test_onnx.py`: every exit within 1.0 in logits and at least 99 % "
               f"argmax agreement (measured here: at most {s['max_abs_diff']:.4f} and at least "
               f"{s['min_argmax_agreement'] * 100:.2f} %)."]
     return lines
@@ -421,7 +421,10 @@ def main() -> None:
     if not check:
         for path, text in documents_now.items():
             path.write_text(text)
-        print("wrote BENCHMARKS.md and the README figures block")
+        from figures import FIGURES, draw_all
+
+        drawn = draw_all({name: data for name in FIGURES if (data := load(name))})
+        print(f"wrote BENCHMARKS.md, the README figures block and {len(drawn)} figures")
         return
     stale = [path.name for path, text in documents_now.items() if path.read_text() != text]
     if stale:

@@ -24,12 +24,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import networkx as nx
-from _common import RESULTS, write_result
+from _common import write_result
 
 import search_spaces as ss
 from hwmodel import CostModel, expected_cost
 from hwmodel.scheduling import ScheduleSettings, schedule_network
-from hwmodel.scheduling.plots import gantt, memory_plot
 
 SYSTEM = "edge_tpu_quad"
 RATIOS = (0.25, 0.20, 0.20, 0.35)
@@ -106,15 +105,12 @@ def main() -> None:
             depth.append({"blocks": block + 1, "layers": g.number_of_nodes(), "tiles": s.tile_count,
                           "schedule_ms": median})
             print(depth[-1], flush=True)
-        s = schedule_network(graph, cm, ScheduleSettings(mode="fused", tile_rows=16))
-        gantt(s, RESULTS / "scheduling_gantt.png", "reference backbone, exits D,F,I,K: fused, 16-row tiles")
-        memory_plot(s, RESULTS / "scheduling_memory.png")
-        lbl = schedule_network(graph, cm, ScheduleSettings(mode="layer_by_layer"))
-        gantt(lbl, RESULTS / "scheduling_gantt_lbl.png", "reference backbone, exits D,F,I,K: layer by layer")
+        drawn = {"fused": schedule_network(graph, cm, ScheduleSettings(mode="fused", tile_rows=16)),
+                 "layer_by_layer": schedule_network(graph, cm, ScheduleSettings(mode="layer_by_layer"))}
+    # the Gantt charts and the memory plot: python benchmarks/render.py draws them from these schedules
     write_result("scheduling", {"system": SYSTEM, "ratios": list(RATIOS), "rows": rows, "warm_schedule": timing,
                                 "growth_tile_rows": growth, "growth_depth": depth,
-                                "plots": ["results/scheduling_gantt.png", "results/scheduling_memory.png",
-                                          "results/scheduling_gantt_lbl.png"]})
+                                "schedules": {k: v.to_dict() for k, v in drawn.items()}})
 
 
 if __name__ == "__main__":

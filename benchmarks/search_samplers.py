@@ -5,7 +5,8 @@ the config's supernet, cost model and validation split; the cost cache is filled
 space first so that no arm pays for cold ZigZag runs. Reported per arm: wall time, candidates fully
 evaluated (pre-screened ones are skipped), the hypervolume (accuracy x EDP normalised by the static
 baseline's EDP, reference accuracy 0) after every trial, and the trials each arm needs to reach
-random search's final hypervolume. Writes results/search_samplers.json and search_samplers.png.
+random search's final hypervolume. Writes results/search_samplers.json; ``python benchmarks/render.py``
+draws search_samplers.png.
 
 Usage: python benchmarks/search_samplers.py [--config configs/quickstart.yaml] [--trials 80] [--run-dir DIR]
 """
@@ -20,13 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, write_result
+from _common import write_result
 from optuna.trial import TrialState
 
 from nas import api
 from nas.config import CONFIGS_DIR, load_config
-from nas.hypervolume import hypervolume_curve, trials_to_reach
-from nas.record import records
+from nas.study.hypervolume import hypervolume_curve, trials_to_reach
+from nas.study.record import records
 
 ARMS = {"random": {"sampler": "random"}, "nsga2": {"sampler": "nsga2"},
         "nsga2 + pre-screening": {"sampler": "nsga2", "prescreen": True}}
@@ -66,28 +67,9 @@ def main() -> None:
     target = arms["random"]["hypervolume"][-1]
     for arm in arms.values():
         arm["trials_to_random_final"] = trials_to_reach(arm["hypervolume"], target)
-    _plot(arms, RESULTS / "search_samplers.png")
     write_result("search_samplers", {"config": str(Path(args.config).resolve().relative_to(CONFIGS_DIR.parent)),
                                      "trials": args.trials, "edp_reference_j_cycles": edp_ref,
                                      "random_final_hypervolume": target, "arms": arms})
-
-
-def _plot(arms: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
-    for name, arm in arms.items():
-        ax.plot(range(1, len(arm["hypervolume"]) + 1), arm["hypervolume"], label=f"{name} ({arm['wall_s']:.0f} s)")
-    ax.axhline(arms["random"]["hypervolume"][-1], color="grey", ls=":", lw=1, label="random search, final")
-    ax.set_xlabel("trials")
-    ax.set_ylabel("hypervolume (accuracy x EDP / static EDP)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

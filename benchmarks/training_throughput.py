@@ -2,7 +2,7 @@
 
 Width 0.25, batch 128, 1x32x32 inputs (Fashion-MNIST padded), the searchable reference space
 (kernels 3/5/7, expansions 3/4/6, skippable blocks, 4/8-bit), every exit head, SGD. Each variant
-times ``nas.training.train_step`` (the trainer's own step) plus the optimiser step in its own process:
+times ``nas.supernet.training.train_step`` (the trainer's own step) plus the optimiser step in its own process:
 
 - ``plain_fp32``: the largest subnet as plain ``torch.nn`` layers, no quantisation (the yardstick);
 - ``today``: the landed recipe (largest + smallest + 1 random subnet with distillation), PyTorch's
@@ -125,7 +125,7 @@ def run(variant: str) -> dict:
 
     import nas
     from nas.config import TrainConfig
-    from nas.training import head_weights, subnets_for_step, train_step
+    from nas.supernet.training import head_weights, subnets_for_step, train_step
     from search_spaces import create_space
     from search_spaces.modules import lsq
 

@@ -6,9 +6,9 @@ a ``spec`` with the attributes of :class:`hwmodel.workload.LayerLike`.
 
 from __future__ import annotations
 
+from hwmodel.accounting import ExpectedCost, NetworkCost, expected_cost
 from hwmodel.cache import CacheError, CostCache, default_cache_path
 from hwmodel.cost_model import CostModel
-from hwmodel.network import ExpectedCost, NetworkCost, expected_cost
 from hwmodel.schema import SchemaError
 from hwmodel.system import SystemSpec, accelerators_dir, list_systems, load_system
 from hwmodel.zigzag_core import LayerCost, MappingError, ZigZagSettings

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
+from hwmodel.accounting import NetworkCost
 from hwmodel.cache import CostCache, resolve_cache_path
-from hwmodel.network import NetworkCost
 from hwmodel.system import ComputeCoreSpec, SimpleCoreSpec, SystemSpec, load_system
 from hwmodel.workload import COMPUTE_OPS, LayerLike, kind, signature, zigzag_layer
 from hwmodel.zigzag_core import LayerCost, MappingError, ZigZagCore, ZigZagSettings

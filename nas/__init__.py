@@ -1,4 +1,5 @@
-"""How candidates are FOUND: data, QAT supernet training, calibration, the Optuna study, export, CLI.
+"""How candidates are FOUND: ``data``, ``train`` (the QAT supernet), ``search`` (the Optuna study),
+``export``, ``report``; ``api`` wires them once (:func:`nas.api.run`), ``cli`` and ``quickstart`` call it.
 
 The names below load on first use (PEP 562), so ``import nas.config`` stays light.
 """
@@ -9,13 +10,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from nas.api import cost_model, data_and_space, export, load, paths, search, train
+    from nas.api import cost_model, data_and_space, export, load, paths, run, search, train
     from nas.config import RunConfig, default_config, load_config
 
-_HOME = {**dict.fromkeys(("cost_model", "data_and_space", "export", "load", "paths", "search", "train"), "nas.api"),
+_API = ("cost_model", "data_and_space", "export", "load", "paths", "run", "search", "train")
+_HOME = {**dict.fromkeys(_API, "nas.api"),
          **dict.fromkeys(("RunConfig", "default_config", "load_config"), "nas.config")}
 __all__ = ["RunConfig", "cost_model", "data_and_space", "default_config", "export", "load", "load_config", "paths",
-           "search", "train"]  # = sorted(_HOME), written out for the linters
+           "run", "search", "train"]  # = sorted(_HOME), written out for the linters
 
 
 def __getattr__(name: str) -> Any:

@@ -29,20 +29,28 @@ from optuna.trial import FrozenTrial
 from hwmodel import CostModel
 from hwmodel.scheduling import layer_tiles
 from hwmodel.schema import SchemaError
-from nas.artifacts import attach_to_study, run_artifact_store
-from nas.calibrate import exit_outputs
 from nas.config import RunConfig
 from nas.data import DatasetError, Splits, load_dataset
-from nas.modes import GRID, mode_table, named_modes
-from nas.network_io import ExportedNetwork, export_network, load_network
-from nas.objectives import CandidateEvaluator, candidate_network
-from nas.onnx_export import export_onnx
-from nas.plots import plot_exit_costs, plot_ribbon
-from nas.prescreen import Prescreener
-from nas.record import TrialRecord
-from nas.report import choose_trial, write_report
-from nas.study import TrialError, enqueue_baselines, evaluated_trial, normalise_url, open_study, run_study, sqlite_url
-from nas.training import load_supernet, train_supernet
+from nas.deploy.network import ExportedNetwork, export_network, load_network
+from nas.deploy.onnx import export_onnx
+from nas.report.artifacts import attach_to_study, run_artifact_store
+from nas.report.pareto import choose_trial, write_report
+from nas.report.plots import plot_exit_costs, plot_ribbon
+from nas.study.evaluator import CandidateEvaluator, candidate_network
+from nas.study.modes import GRID, mode_table, named_modes
+from nas.study.prescreen import Prescreener
+from nas.study.record import TrialRecord
+from nas.study.study import (
+    TrialError,
+    enqueue_baselines,
+    evaluated_trial,
+    normalise_url,
+    open_study,
+    run_study,
+    sqlite_url,
+)
+from nas.supernet.calibrate import exit_outputs
+from nas.supernet.training import load_supernet, train_supernet
 from search_spaces import SearchSpace, Supernet, create_space
 
 
@@ -198,7 +206,7 @@ def search(cfg: RunConfig, supernet: Supernet | str | None = None, *, storage: s
 def export(cfg: RunConfig, study: optuna.Study, trial: int | FrozenTrial | None = None,
            out_dir: str | Path | None = None, *, supernet: Supernet | None = None,
            data: tuple[Splits, SearchSpace] | None = None) -> Path:
-    """Export a trial (default: :func:`nas.report.choose_trial`) as a standalone network folder."""
+    """Export a trial (default: :func:`nas.report.pareto.choose_trial`) as a standalone network folder."""
     p = paths(cfg)
     if trial is None:
         trial = choose_trial(study)
@@ -283,7 +291,7 @@ def run(cfg: RunConfig, *, progress: bool = True, storage: str | None = None,
     Pareto trial (skipped when no trial is feasible). Each step resumes what a previous run left.
     ``before_step(name, outcome so far)`` is called before each of :data:`STEPS`. Raises
     :class:`SearchFailedError` when every trial failed."""
-    from nas.study import pareto_trials, raise_if_all_failed
+    from nas.study.study import pareto_trials, raise_if_all_failed
 
     out = RunOutcome()
 

@@ -16,8 +16,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean bad input: printed as one line, no traceback."""
     from hwmodel import CacheError, MappingError, SchemaError
     from nas.data import DatasetError
-    from nas.study import SearchFailedError, StorageError, TrialError
-    from nas.training import CheckpointError
+    from nas.study.study import SearchFailedError, StorageError, TrialError
+    from nas.supernet.training import CheckpointError
     from search_spaces import GenotypeError
 
     return (SchemaError, DatasetError, CheckpointError, StorageError, CacheError, GenotypeError, MappingError,
@@ -95,8 +95,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from nas import api
-    from nas.report import write_report
-    from nas.study import raise_if_all_failed
+    from nas.report.pareto import write_report
+    from nas.study.study import raise_if_all_failed
 
     cfg = _config(args)
     if args.supernet:
@@ -106,7 +106,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     else:
         data, supernet = None, None
     if args.workers > 1:
-        from nas.workers import search_workers
+        from nas.study.workers import search_workers
 
         study = search_workers(cfg, args.workers, args.storage)
     else:
@@ -137,7 +137,7 @@ def cmd_zoo(args: argparse.Namespace) -> int:
 
 def _study(cfg, storage: str | None):
     from nas import api
-    from nas.study import open_study, sqlite_url
+    from nas.study.study import open_study, sqlite_url
 
     url = storage or sqlite_url(api.paths(cfg).root)
     if not storage and not api.paths(cfg).study.is_file():
@@ -147,7 +147,7 @@ def _study(cfg, storage: str | None):
 
 def cmd_report(args: argparse.Namespace) -> int:
     from nas import api
-    from nas.report import write_report
+    from nas.report.pareto import write_report
 
     cfg = _config(args)
     table, plot = write_report(_study(cfg, args.storage), api.paths(cfg).root)
@@ -166,7 +166,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_modes(args: argparse.Namespace) -> int:
     from nas import api
-    from nas.modes import format_modes
+    from nas.study.modes import format_modes
 
     net = api.load(args.export)
     if not net.modes:
@@ -188,7 +188,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     import optuna_dashboard
 
     from nas import api
-    from nas.study import StorageError, sqlite_file, sqlite_url, storage_for
+    from nas.study.study import StorageError, sqlite_file, sqlite_url, storage_for
 
     store = None
     if args.storage and not (args.config or args.run_dir):

@@ -13,7 +13,7 @@ import yaml
 from hwmodel.scheduling import ScheduleSettings
 from hwmodel.schema import INTERNAL, SchemaError, from_mapping, load_yaml, package_folder, to_mapping, user_keys
 from hwmodel.zigzag_core import ZigZagSettings
-from nas.metrics import OBJECTIVES
+from nas.study.metrics import OBJECTIVES
 from search_spaces import space_class
 
 CONFIGS_DIR = package_folder("configs")  # the shipped configs: the installed ``configs`` data package
@@ -71,7 +71,7 @@ class TrainConfig:
     random_subnets: int = 2  # random subnets per step (with or without the sandwich)
     distill: bool = True  # in-place distillation from the largest subnet (needs the sandwich)
     exit_weights: dict[str, float] = field(default_factory=dict)  # loss weight per exit label (default 1)
-    # progressive recipe (nas.training): the largest subnet alone in float for the first epochs ...
+    # progressive recipe (nas.supernet.training): the largest subnet alone in float for the first epochs ...
     fp32_epochs: int = 0
     # ... then, when set, the largest at its highest bits plus ONE companion per step, cycling through
     # these kinds: "smallest", "largest_low_bits" (the largest at the lowest bits), "random". Empty:
@@ -129,7 +129,7 @@ MOVED_COST_KEYS = {**dict.fromkeys(("mode", "tile_rows", "allocation", "order"),
 
 @dataclass
 class ConstraintConfig:
-    """Exit-overhead constraints (null disables one). See ``nas.objectives`` for the formulas."""
+    """Exit-overhead constraints (null disables one). See ``nas.study.evaluator`` for the formulas."""
 
     final_exit_ratio_max: float | None = 0.5
     exit_overhead_max: float | None = 0.5
@@ -141,7 +141,7 @@ class SearchConfig:
     """The Optuna study."""
 
     n_trials: int = 100
-    objectives: tuple[str, ...] = ("accuracy", "expected_edp")  # see nas.study.OBJECTIVES
+    objectives: tuple[str, ...] = ("accuracy", "expected_edp")  # see nas.study.study.OBJECTIVES
     sampler: Literal["nsga2", "nsga3", "tpe", "random"] = "nsga2"
     enqueue: tuple[str, ...] = ("static",)  # baselines tried first on a new study (the space's baselines())
     fixed: dict[str, Any] = field(default_factory=dict)  # pinned parameters: backbone: reference, bits: 8, or names

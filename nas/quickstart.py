@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from nas import api
-from nas.calibrate import early_exit_stats
 from nas.config import CONFIGS_DIR, RunConfig, load_config
-from nas.study import sqlite_url
+from nas.study.study import sqlite_url
+from nas.supernet.calibrate import early_exit_stats
 
 QUICKSTART_CONFIG = CONFIGS_DIR / "quickstart.yaml"
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import networkx as nx
 
-from hwmodel.network import LayerResult, NetworkCost
+from hwmodel.accounting import LayerResult, NetworkCost
 from hwmodel.zigzag_core import LayerCost
 
 ENERGY_PARTS = ("mac", "onchip", "offchip", "interconnect")
@@ -51,6 +51,16 @@ class Schedule:
     stored: dict[str, list[tuple[float, float, int]]] = field(default_factory=dict)  # instance -> (from, to, bits)
     capacity: dict[str, int] = field(default_factory=dict)  # instance -> activation bits
     producers: dict[int, list[int]] = field(default_factory=dict)  # tile -> the tiles it reads
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data (:meth:`from_dict` rebuilds the schedule, e.g. to redraw its plots)."""
+        return {**asdict(self), "producers": {str(k): v for k, v in self.producers.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Schedule:
+        return cls(**{**data, "ops": [Op(**op) for op in data["ops"]],
+                      "stored": {k: [tuple(v) for v in spans] for k, spans in data.get("stored", {}).items()},
+                      "producers": {int(k): v for k, v in data.get("producers", {}).items()}})
 
     @property
     def makespan(self) -> float:

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nas.training import CheckpointError
+from nas.supernet.training import CheckpointError
 
 if TYPE_CHECKING:
     from nas.config import RunConfig
@@ -101,7 +101,7 @@ def config(name: str, overrides: dict[str, Any] | None = None, zoo_dir: Path | N
 def load_supernet(name: str, space: SearchSpace | None = None, zoo_dir: Path | None = None) -> Supernet:
     """A zoo supernet, after checking the sha256 of its file against its record and its space
     against the record's (and against ``space`` when given)."""
-    from nas.training import load_checkpoint
+    from nas.supernet.training import load_checkpoint
     from search_spaces.registry import space_from_config
 
     zoo_dir = zoo_dir or ZOO_DIR
@@ -136,10 +136,10 @@ def check_genotype(space: SearchSpace, subnet: str) -> Genotype:
 def measure_check(supernet: Supernet, space: SearchSpace, splits: Splits, check: dict[str, Any]) -> float:
     """The final-exit accuracy a record's ``check`` describes (subnet, bits ``WnAn``, the first
     ``test_images`` test images, batch-norm re-estimated on ``bn_recalibration_samples`` training images)."""
-    from nas.calibrate import exit_outputs, exit_stats
     from nas.data import Split
-    from nas.objectives import candidate_network
-    from nas.training import at_bits
+    from nas.study.evaluator import candidate_network
+    from nas.supernet.calibrate import exit_outputs, exit_stats
+    from nas.supernet.training import at_bits
 
     genotype = at_bits(check_genotype(space, check["subnet"]), int(check["bits"].split("A")[1]))
     net = candidate_network(supernet, genotype, splits.train.images[: check["bn_recalibration_samples"]])
@@ -153,7 +153,7 @@ def publish(name: str, checkpoint: str | Path, cfg: RunConfig, *, description: s
     """Write a trained checkpoint into the zoo as ``<name>.pt`` (weights only) and ``<name>.json``."""
     import torch
 
-    from nas.training import CHECKPOINT_VERSION, atomic_save, load_checkpoint
+    from nas.supernet.training import CHECKPOINT_VERSION, atomic_save, load_checkpoint
 
     zoo_dir = zoo_dir or ZOO_DIR
     ckpt = load_checkpoint(checkpoint)

@@ -134,6 +134,7 @@ def test_the_package_names_resolve_lazily():
     from nas import api, config
 
     assert nas.search is api.search and nas.load_config is config.load_config
+    assert nas.train is api.train and nas.export is api.export  # not shadowed by a subpackage
     assert nas.__all__ == sorted(nas._HOME)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         nas.nope  # noqa: B018

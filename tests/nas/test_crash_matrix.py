@@ -29,10 +29,10 @@ from optuna.trial import TrialState
 from hwmodel.cache import CostCache
 from nas import api
 from nas.config import load_config
+from nas.deploy.network import load_network
 from nas.files import remove_stale_temporaries
-from nas.network_io import load_network
-from nas.study import finished_trials, storage_for
-from nas.training import load_checkpoint
+from nas.study.study import finished_trials, storage_for
+from nas.supernet.training import load_checkpoint
 from tests.helpers import running_trial
 from tests.nas.conftest import tiny_config
 
@@ -148,7 +148,7 @@ def test_warm_cache_killed_leaves_a_sound_cache_that_the_rerun_completes(tmp_pat
     assert CostCache(cache).check() == []
 
 
-@pytest.mark.slow  # three CLI processes, ~40 s; the atomic replace in process: tests/nas/test_network_io.py
+@pytest.mark.slow  # three CLI processes, ~40 s; the atomic replace in process: tests/nas/deploy/test_network.py
 def test_export_killed_never_leaves_a_partial_folder(tiny_run, tmp_path: Path, rng: random.Random) -> None:
     cfg, _supernet, study, _data = tiny_run
     trial = next(t.number for t in study.trials if t.state == TrialState.COMPLETE)

@@ -10,7 +10,7 @@ import yaml
 
 import search_spaces as ss
 from hwmodel import CostModel, load_system
-from hwmodel.network import LayerResult, NetworkCost
+from hwmodel.accounting import LayerResult, NetworkCost
 from hwmodel.scheduling import ScheduleSettings, schedule_network
 from hwmodel.scheduling.plots import gantt, memory_plot
 from hwmodel.scheduling.result import Op, Schedule
@@ -155,3 +155,14 @@ def test_plots_and_summary(tmp_path):
     assert memory_plot(s, tmp_path / "m.png").stat().st_size > 5_000
     table = s.summary_table()
     assert "edge_tpu#0" in table and "offchip" in table and "exit finish times" in table
+
+
+def test_a_schedule_survives_json_and_redraws(tmp_path):
+    import json
+
+    with CostModel("edge_tpu_quad", cache="default") as cm:
+        s = schedule_network(GRAPH, cm, ScheduleSettings(mode="fused", tile_rows=8))
+    back = Schedule.from_dict(json.loads(json.dumps(s.to_dict())))
+    assert back == s and back.makespan == s.makespan and back.energy_until(s.exit_times[0]) == s.energy_until(
+        s.exit_times[0])
+    assert gantt(back, tmp_path / "g.png").stat().st_size > 0 and memory_plot(back, tmp_path / "m.png").is_file()

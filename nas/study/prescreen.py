@@ -20,8 +20,8 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.predictors import RidgePredictor
-from nas.record import is_feasible
+from nas.study.predictors import RidgePredictor
+from nas.study.record import is_feasible
 
 
 @dataclass

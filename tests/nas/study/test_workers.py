@@ -11,8 +11,8 @@ import time
 from optuna.trial import TrialState
 
 from nas import api
-from nas.study import finished_trials
-from nas.workers import search_workers
+from nas.study.study import finished_trials
+from nas.study.workers import search_workers
 from tests.helpers import running_trial
 from tests.nas.conftest import tiny_config
 

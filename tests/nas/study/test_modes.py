@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from nas.calibrate import ExitOutputs
-from nas.modes import decision_cost, mode_table, named_modes, select_mode
+from nas.study.modes import decision_cost, mode_table, named_modes, select_mode
+from nas.supernet.calibrate import ExitOutputs
 
 
 def outputs() -> ExitOutputs:

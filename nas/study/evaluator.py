@@ -23,12 +23,12 @@ import networkx as nx
 import torch
 
 from hwmodel import CostModel, ExpectedCost, NetworkCost, expected_cost
-from hwmodel.network import expectation
+from hwmodel.accounting import expectation
 from hwmodel.scheduling import ScheduleSettings
-from nas.calibrate import ExitOutputs, ExitStats, exit_stats, recalibrate_batchnorm, rule_threshold
 from nas.config import ConstraintConfig, RunConfig
 from nas.data import Split
-from nas.record import satisfied
+from nas.study.record import satisfied
+from nas.supernet.calibrate import ExitOutputs, ExitStats, exit_stats, recalibrate_batchnorm, rule_threshold
 from search_spaces import EarlyExitNet, Genotype, SearchSpace, Supernet, stage_macs
 
 
@@ -64,7 +64,7 @@ class Evaluation:
 
     @property
     def feasible(self) -> bool:
-        """Every exit-overhead constraint satisfied (:func:`nas.record.satisfied`)."""
+        """Every exit-overhead constraint satisfied (:func:`nas.study.record.satisfied`)."""
         return satisfied(self.constraints)
 
     @property

@@ -1,7 +1,7 @@
 """The Optuna multi-objective study: maximise accuracy, minimise expected EDP, under constraints.
 
 Each trial decodes a genotype define-by-run from ``trial.suggest_categorical``, scores it with
-:class:`~nas.objectives.CandidateEvaluator`, stores everything as user attributes, and reports its
+:class:`~nas.study.evaluator.CandidateEvaluator`, stores everything as user attributes, and reports its
 constraint values through the sampler's ``constraints_func`` (so Optuna and optuna-dashboard mark
 infeasible trials). A candidate that cannot be costed or evaluated becomes a FAIL trial whose
 ``fail_reason`` attribute says why; the study goes on.
@@ -32,11 +32,11 @@ from optuna.trial import FrozenTrial, TrialState
 from hwmodel import MappingError
 from nas.config import SearchConfig
 from nas.files import process_alive
-from nas.metrics import METRIC_NAMES, OBJECTIVES, Objective  # noqa: F401 - re-exported
-from nas.objectives import CandidateEvaluator, Evaluation
-from nas.plots import plot_ribbon
-from nas.prescreen import Prescreener
-from nas.record import TrialRecord
+from nas.report.plots import plot_ribbon
+from nas.study.evaluator import CandidateEvaluator, Evaluation
+from nas.study.metrics import METRIC_NAMES, OBJECTIVES, Objective  # noqa: F401 - re-exported
+from nas.study.prescreen import Prescreener
+from nas.study.record import TrialRecord
 from search_spaces import GenotypeError, SearchSpace
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"  # recorded on every trial this process runs

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from nas.predictors import EnsemblePredictor, OneHot, RidgePredictor, kendall_tau
+from nas.study.predictors import EnsemblePredictor, OneHot, RidgePredictor, kendall_tau
 
 
 def test_kendall_tau_on_known_rankings():

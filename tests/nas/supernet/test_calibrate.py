@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nas.calibrate import ExitOutputs, early_exit_stats, exit_outputs, exit_stats
+from nas.supernet.calibrate import ExitOutputs, early_exit_stats, exit_outputs, exit_stats
 
 
 def outputs_from(confidences, predictions, labels):
@@ -46,7 +46,7 @@ def test_searched_stats_equal_real_early_exit(tiny_run):
 
 
 def test_rule_threshold_is_the_lowest_within_the_allowed_loss():
-    from nas.calibrate import rule_threshold
+    from nas.supernet.calibrate import rule_threshold
 
     # final exit right on all 4 samples; the early exit is right on samples 0, 1 and confident on 0, 1, 2
     out = outputs_from(confidences=[[0.95, 0.85, 0.75, 0.6], [0.6] * 4], predictions=[[0, 1, 1, 1], [0, 1, 0, 0]],
@@ -56,14 +56,14 @@ def test_rule_threshold_is_the_lowest_within_the_allowed_loss():
 
 
 def test_accuracy_target_rule():
-    from nas.calibrate import accuracy_target_thresholds
+    from nas.supernet.calibrate import accuracy_target_thresholds
 
     # exit 0 is accurate enough on the training data to take every sample; exit 1 needs confidence
     assert accuracy_target_thresholds([0.95, 0.5, 0.97], target=0.7) == pytest.approx([0.0, 0.77])
 
 
 def test_batchnorm_recalibration_is_deterministic_and_changes_statistics(tiny_run):
-    from nas.objectives import candidate_network
+    from nas.study.evaluator import candidate_network
 
     cfg, supernet, _study, (splits, space) = tiny_run
     g = space.uniform(exits=(3,), bits=8)
@@ -78,7 +78,7 @@ def test_batchnorm_recalibration_gives_never_used_exit_quantisers_their_first_us
     """An untrained supernet's exit heads have uninitialised step sizes; the recalibration pass must set
     them (the ONNX export traces the network and cannot record a first-use initialisation)."""
     from nas import api
-    from nas.objectives import candidate_network
+    from nas.study.evaluator import candidate_network
     from search_spaces.modules.lsq import LSQAct, LSQWeight
     from tests.nas.conftest import tiny_config
 

@@ -7,7 +7,7 @@ import pytest
 from optuna._hypervolume import compute_hypervolume
 from optuna.trial import TrialState, create_trial
 
-from nas.hypervolume import hypervolume_2d, hypervolume_curve, trials_to_reach
+from nas.study.hypervolume import hypervolume_2d, hypervolume_curve, trials_to_reach
 from tests.helpers import record_attributes
 
 

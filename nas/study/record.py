@@ -1,6 +1,6 @@
 """The trial record: one evaluated candidate as its Optuna trial stores it, typed.
 
-The objective writes a candidate's JSON-ready attributes (:meth:`nas.objectives.Evaluation.attributes`)
+The objective writes a candidate's JSON-ready attributes (:meth:`nas.study.evaluator.Evaluation.attributes`)
 as the trial's user attributes; everything downstream (report, export, hypervolume, pre-screening,
 benchmarks) reads them back through :meth:`TrialRecord.of` instead of by string key. Feasibility is
 defined here once: every recorded exit-overhead constraint value is <= 0 (Optuna's convention).

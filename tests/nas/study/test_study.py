@@ -8,9 +8,9 @@ import torch
 from optuna.trial import TrialState
 
 from nas import api
-from nas.calibrate import early_exit_stats
-from nas.report import choose_trial, format_table, pareto_rows, write_report
-from nas.study import METRIC_NAMES, finished_trials, pareto_trials
+from nas.report.pareto import choose_trial, format_table, pareto_rows, write_report
+from nas.study.study import METRIC_NAMES, finished_trials, pareto_trials
+from nas.supernet.calibrate import early_exit_stats
 from tests.helpers import record_attributes, unmappable_system
 from tests.nas.conftest import tiny_config
 
@@ -172,13 +172,13 @@ def test_a_candidate_that_cannot_be_mapped_becomes_a_failed_trial(tiny_run, tmp_
 
 
 def test_storage_url_errors_are_clear():
-    from nas.study import StorageError, storage_for
+    from nas.study.study import StorageError, storage_for
 
     with pytest.raises(StorageError, match="expected an Optuna storage URL"):
         storage_for("notadb://nowhere")
     with pytest.raises(StorageError, match="would live in memory"):
         storage_for("sqlite:///:memory:")
-    from nas.study import normalise_url
+    from nas.study.study import normalise_url
 
     assert normalise_url("postgresql://u@h/db") == normalise_url("postgres://u@h/db") == "postgresql+psycopg2://u@h/db"
     assert normalise_url("postgresql+psycopg2://u@h/db") == "postgresql+psycopg2://u@h/db"
@@ -206,12 +206,12 @@ def test_other_objectives_nsga3_and_journal_storage(tiny_run, tmp_path):
         assert a["expected_latency_s"] == pytest.approx(a["expected_latency_cycles"] / a["clock_hz"])
     assert len(pareto_trials(study, feasible_only=False)) >= 1
     # the journal file is the study: a second process (here: a fresh storage) reads it back
-    from nas.study import open_study
+    from nas.study.study import open_study
 
     again = open_study(run.search, url, create=False)
     assert len(again.trials) == 3
     # reopening under other objectives is refused with the reason
-    from nas.study import StorageError
+    from nas.study.study import StorageError
 
     other = tiny_config(tmp_path / "run", search={"study_name": "three"})
     with pytest.raises(StorageError, match="objectives|optimises"):
@@ -221,7 +221,7 @@ def test_other_objectives_nsga3_and_journal_storage(tiny_run, tmp_path):
 @pytest.mark.parametrize("sampler", ["nsga2", "random"])
 def test_search_fixed_pins_the_sampled_parameters(sampler):
     from nas.config import SearchConfig
-    from nas.study import make_sampler
+    from nas.study.study import make_sampler
     from search_spaces import create_space
 
     space = create_space("mobilenetv2_cifar", width_mult=0.25, kernel_choices=(3, 5, 7), expansion_choices=(3, 4, 6),
@@ -250,7 +250,7 @@ def test_a_bad_search_fixed_key_names_the_config_and_key(tmp_path):
 # --- losing or duplicating work -------------------------------------------------------------------------
 
 def _new_sqlite_study(url: str) -> int:
-    from nas.study import storage_for
+    from nas.study.study import storage_for
 
     optuna.create_study(storage=storage_for(url), study_name="race", load_if_exists=True)
     return 0
@@ -268,7 +268,7 @@ def test_workers_started_together_on_a_new_sqlite_file_do_not_race(tmp_path):
 def _start_trial_and_die(url: str) -> None:
     import os
 
-    from nas.study import WORKER, storage_for
+    from nas.study.study import WORKER, storage_for
 
     study = optuna.load_study(study_name="orphans", storage=storage_for(url))
     trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
@@ -279,7 +279,7 @@ def _start_trial_and_die(url: str) -> None:
 def test_a_trial_whose_worker_was_killed_is_recovered_at_once(tmp_path):
     import multiprocessing as mp
 
-    from nas.study import fail_orphaned_trials, finished_trials, storage_for
+    from nas.study.study import fail_orphaned_trials, finished_trials, storage_for
 
     url = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(storage=storage_for(url, heartbeat_s=3600), study_name="orphans")
@@ -297,7 +297,7 @@ def test_a_trial_whose_worker_was_killed_is_recovered_at_once(tmp_path):
 
 
 def test_a_live_workers_trial_is_left_alone(tmp_path):
-    from nas.study import WORKER, fail_orphaned_trials
+    from nas.study.study import WORKER, fail_orphaned_trials
 
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
     trial = study.ask()
@@ -308,7 +308,7 @@ def test_a_live_workers_trial_is_left_alone(tmp_path):
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask() without optimize(), on purpose
 def test_a_resumed_study_does_not_replay_its_samplers_proposals(tmp_path):
     from nas.config import SearchConfig
-    from nas.study import open_study
+    from nas.study.study import open_study
 
     cfg = SearchConfig(sampler="random", seed=3, study_name="resume")
     url = f"sqlite:///{tmp_path / 'study.db'}"

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from nas import api
-from nas.network_io import load_network
-from nas.study import pareto_trials
-from nas.training import CheckpointError
+from nas.deploy.network import load_network
+from nas.study.study import pareto_trials
+from nas.supernet.training import CheckpointError
 
 
 @pytest.fixture(scope="module")

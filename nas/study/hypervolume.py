@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from optuna.trial import FrozenTrial
 
-from nas.record import TrialRecord
+from nas.study.record import TrialRecord
 
 
 def hypervolume_2d(points: Sequence[tuple[float, float]], acc_ref: float, edp_ref: float) -> float:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from hwmodel.network import LayerResult, NetworkCost, expected_cost
+from hwmodel.accounting import LayerResult, NetworkCost, expected_cost
 from hwmodel.zigzag_core import LayerCost
 
 

@@ -8,7 +8,7 @@ import torch
 
 from nas.config import TrainConfig
 from nas.data import make_synthetic
-from nas.training import CheckpointError, load_checkpoint, load_supernet, train_supernet
+from nas.supernet.training import CheckpointError, load_checkpoint, load_supernet, train_supernet
 from search_spaces import create_space
 
 
@@ -20,7 +20,7 @@ def setup():
 
 def test_resumed_training_equals_uninterrupted(setup, tmp_path, monkeypatch):
     """Kill the run right after its first checkpoint, resume it: same weights as a straight run."""
-    import nas.training as training
+    import nas.supernet.training as training
 
     space, splits = setup
     cfg = TrainConfig(epochs=2, batch_size=128, seed=3, sandwich=False, random_subnets=1)  # one subnet a step: fast
@@ -78,7 +78,7 @@ def test_checkpoint_for_another_space_is_rejected(setup, tmp_path):
 
 
 def test_exit_weights_are_normalised_per_head(setup):
-    from nas.training import head_weights
+    from nas.supernet.training import head_weights
 
     space, _ = setup
     net = space.build_supernet()
@@ -143,7 +143,7 @@ def elastic():
 def test_progressive_recipe_phases_and_companion_cycle(elastic):
     import random
 
-    from nas.training import subnets_for_step
+    from nas.supernet.training import subnets_for_step
 
     space, _ = elastic
     cfg = _recipe()
@@ -181,7 +181,7 @@ def test_float_epochs_leave_the_quantisers_untouched_until_the_quantised_phase(e
 def test_reference_companion_is_the_reference_backbone_at_low_or_high_bits(elastic):
     import random
 
-    from nas.training import subnets_for_step
+    from nas.supernet.training import subnets_for_step
 
     space, _ = elastic
     cfg = _recipe(companions=("reference",))
@@ -203,7 +203,7 @@ def test_init_from_starts_a_stage_from_another_runs_weights(elastic, tmp_path):
 
 def test_resume_from_a_checkpoint_inside_an_epoch_equals_uninterrupted(elastic, tmp_path, monkeypatch):
     """Checkpoints every step; the run dies after its second one (inside epoch 1): same result."""
-    import nas.training as training
+    import nas.supernet.training as training
 
     space, splits = elastic
     cfg = _recipe()
@@ -228,7 +228,7 @@ def test_resume_from_a_checkpoint_inside_an_epoch_equals_uninterrupted(elastic, 
 
 
 def test_weight_decay_spares_quantiser_steps_norms_and_biases(elastic):
-    from nas.training import _optimizer
+    from nas.supernet.training import _optimizer
 
     space, _ = elastic
     net = space.build_supernet()
@@ -241,7 +241,7 @@ def test_weight_decay_spares_quantiser_steps_norms_and_biases(elastic):
 
 
 def test_device_choice_without_cuda():
-    from nas.training import train_device
+    from nas.supernet.training import train_device
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
@@ -264,7 +264,7 @@ def test_recipe_settings_are_checked_with_one_error(tmp_path):
 
 
 def test_lr_schedule_warms_up_linearly_then_decays_as_a_cosine_and_resumes_in_step():
-    from nas.training import lr_schedule
+    from nas.supernet.training import lr_schedule
 
     total, warmup, peak = 60, 7, 0.2
     expected = [peak * (s + 1) / warmup if s < warmup

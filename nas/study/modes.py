@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from hwmodel.network import expectation
-from nas.calibrate import ExitOutputs, exit_stats
+from hwmodel.accounting import expectation
+from nas.supernet.calibrate import ExitOutputs, exit_stats
 
 GRID = tuple(round(0.5 + 0.05 * i, 2) for i in range(10)) + (1.0,)
 

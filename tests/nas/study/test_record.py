@@ -7,10 +7,10 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
-from nas.hypervolume import hypervolume_curve
-from nas.prescreen import Prescreener
-from nas.record import TrialRecord, is_feasible, records, satisfied
-from nas.study import pareto_trials
+from nas.study.hypervolume import hypervolume_curve
+from nas.study.prescreen import Prescreener
+from nas.study.record import TrialRecord, is_feasible, records, satisfied
+from nas.study.study import pareto_trials
 from tests.helpers import record_attributes
 
 

@@ -7,7 +7,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
-from nas.prescreen import Prescreener, Surrogate
+from nas.study.prescreen import Prescreener, Surrogate
 from tests.helpers import record_attributes
 
 DISTS = {"a": CategoricalDistribution([0, 1]), "b": CategoricalDistribution(["x", "y", "z"])}

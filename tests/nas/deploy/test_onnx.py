@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from nas import api, zoo
-from nas.objectives import candidate_network
-from nas.onnx_export import exit_agreement, export_onnx
-from nas.training import at_bits
+from nas.deploy.onnx import exit_agreement, export_onnx
+from nas.study.evaluator import candidate_network
+from nas.supernet.training import at_bits
 from tests.nas.conftest import tiny_config
 
 # the README's tolerance, with the margin over what benchmarks/onnx_fidelity.py measured on 1000 images

@@ -10,10 +10,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hwmodel.plotting import pyplot, save
-from nas.artifacts import attach_to_study
-from nas.plots import plot_exit_costs
-from nas.record import TrialRecord, records
-from nas.study import pareto_trials
+from nas.report.artifacts import attach_to_study
+from nas.report.plots import plot_exit_costs
+from nas.study.record import TrialRecord, records
+from nas.study.study import pareto_trials
 
 COLUMNS = ("trial", "accuracy", "E[EDP] J*cyc", "vs own static", "exits", "exit ratios", "eps", "E[energy] uJ",
            "E[lat] kcyc", "feasible")

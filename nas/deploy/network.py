@@ -7,9 +7,9 @@ An export folder holds:
   modules without the supernet;
 - ``metrics.json``: what the study measured (accuracy, exit ratios, costs, constraints, ...);
 - ``modes.json``: operating modes, threshold -> validation accuracy, expected energy and latency
-  (see :mod:`nas.modes`);
+  (see :mod:`nas.study.modes`);
 - ``model.onnx``: every exit's logits with the fake quantisation as explicit ops, per-layer
-  precision in the metadata (see :mod:`nas.onnx_export`);
+  precision in the metadata (see :mod:`nas.deploy.onnx`);
 - ``ribbon.png`` and ``exit_costs.png``: the architecture ribbon and the per-exit-stage costs.
 
 The folder is written under a temporary name and renamed into place (:mod:`nas.files`), so a crash
@@ -27,8 +27,8 @@ from typing import Any
 import torch
 
 from nas.files import remove_stale_temporaries, replace_folder, temporary_for
-from nas.modes import Mode, named_modes, select_mode
-from nas.training import CheckpointError, load_weights_only
+from nas.study.modes import Mode, named_modes, select_mode
+from nas.supernet.training import CheckpointError, load_weights_only
 from search_spaces import EarlyExitNet, Genotype, GenotypeError, SearchSpace, space_from_config
 
 FORMAT_VERSION = 1
@@ -68,7 +68,7 @@ class ExportedNetwork:
 
 def export_network(space: SearchSpace, network: EarlyExitNet, genotype: Genotype, out_dir: str | Path,
                    metrics: dict[str, Any] | None = None, extras: Callable[[Path], None] | None = None) -> Path:
-    """Write a genotype's standalone network (see :func:`nas.objectives.candidate_network`) to
+    """Write a genotype's standalone network (see :func:`nas.study.evaluator.candidate_network`) to
     ``out_dir``; ``extras(folder)`` may add files (ONNX, modes, plots) before the folder goes live."""
     out = Path(out_dir)
     network = network.eval()

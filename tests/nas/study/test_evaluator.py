@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import torch
 
-import nas.objectives as objectives
-from nas.calibrate import exit_outputs
-from nas.objectives import CandidateEvaluator
+import nas.study.evaluator as objectives
+from nas.study.evaluator import CandidateEvaluator
+from nas.supernet.calibrate import exit_outputs
 
 
 def evaluator(tiny_run) -> CandidateEvaluator:
