@@ -131,6 +131,10 @@ def scheduling_section(data: dict) -> list[str]:
     lines += ["", "Growth with network depth (row tiles): " + ", ".join(
         f"{d['blocks']} blocks / {d['tiles']} tiles: {d['schedule_ms']:.1f} ms" for d in data["growth_depth"]) + ".",
               "", "![fused schedule](benchmarks/results/scheduling_gantt.png)"]
+    if "schedules" in data:
+        lines += ["", "The same network layer by layer, and the fused schedule's on-chip activation memory:", "",
+                  "![layer-by-layer schedule](benchmarks/results/scheduling_gantt_lbl.png)", "",
+                  "![on-chip memory, fused](benchmarks/results/scheduling_memory.png)"]
     return lines
 
 

@@ -7,9 +7,11 @@ never leaves a half-written entry; readers never block writers (WAL).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -54,14 +56,26 @@ class CostCache:
         if self._conn is not None and self._pid == os.getpid():
             return self._conn
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
+        deadline = time.monotonic() + 60.0
+        for attempt in itertools.count():
             conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("CREATE TABLE IF NOT EXISTS costs (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        except sqlite3.DatabaseError as exc:
-            raise CacheError(f"{self.path}: expected an SQLite cost cache ({exc}); "
-                             "delete the file to start afresh") from None
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("CREATE TABLE IF NOT EXISTS costs (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                break
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                # switching a new file to WAL while another process does the same can answer "locked"
+                # at once, without waiting on the busy timeout: try again shortly
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise CacheError(f"{self.path}: expected an SQLite cost cache ({exc}); "
+                                     "delete the file to start afresh") from None
+                time.sleep(min(0.5, 0.01 * 2 ** attempt))
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                raise CacheError(f"{self.path}: expected an SQLite cost cache ({exc}); "
+                                 "delete the file to start afresh") from None
         self._conn, self._pid = conn, os.getpid()
         return conn
 
