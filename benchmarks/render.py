@@ -60,6 +60,33 @@ def speed_section(data: dict) -> list[str]:
     return lines
 
 
+def exit_branch_section(data: dict) -> list[str]:
+    lines = header("What the exit branches cost (reference system, layer by layer)", data)
+    ref = data["reference"]
+    lines += [f"{data['network']} on `{data['system']}`, `{data['schedule']}` schedule (the reference's setting): "
+              f"{data['total_energy_uj']:.1f} uJ, {data['total_latency_cycles'] / 1e3:.0f} kcycles in all. Per exit "
+              "stage, the backbone part and the exit branch; per branch layer its core, busy cycles and array "
+              "utilisation (MACs / (cycles x the core's MACs per cycle)).", "",
+              "| exit | backbone energy | backbone latency | branch energy | branch latency | branch layers |",
+              "|---|---|---|---|---|---|"]
+    for st in data["stages"]:
+        b, x = st["backbone"], st["branch"]
+        parts = ", ".join(f"{layer['op']} on {layer['core']}: {layer['latency_cycles'] / 1e3:.1f} kcyc"
+                          + (f" ({100 * layer['array_utilisation']:.2f} %)" if layer["array_utilisation"] is not None
+                             else "") for layer in x["layers"])
+        lines.append(f"| {st['exit']} | {b['energy_uj']:.1f} uJ | {b['latency_cycles'] / 1e3:.1f} kcyc | "
+                     f"{x['energy_uj']:.2f} uJ | {x['latency_cycles'] / 1e3:.2f} kcyc | {parts} |")
+    final = next(st for st in data["stages"] if st["final"])["branch"]
+    fc = [layer["array_utilisation"] for st in data["stages"] for layer in st["branch"]["layers"]
+          if layer["array_utilisation"] is not None]
+    lines += ["", f"The reference ({ref['source']}) reports exit classifiers under "
+              f"{100 * ref['exit_classifier_utilisation_below']:.0f} % array utilisation and about "
+              f"{ref['final_pool_fc_cycles'] / 1e3:.0f} kcycles for the final pooling + FC stage. Here: classifier "
+              f"layers at {100 * min(fc):.2f}-{100 * max(fc):.2f} % utilisation, and the final branch takes "
+              f"{final['latency_cycles'] / 1e3:.1f} kcycles."]
+    return lines
+
+
 def fidelity_section(data: dict) -> list[str]:
     lines = header("Per-layer engine fidelity", data)
     lines += ["Agreement with ZigZag on its own shipped workloads and accelerators (same settings): maximum relative "
@@ -399,7 +426,7 @@ def documents() -> dict[Path, str]:
     """The text of BENCHMARKS.md and of README.md (its figures block) as rendered from the JSON now."""
     sections: list[list[str]] = []
     for name, render in (("reference_search", headline_section), ("readme_commands", readme_section), ("hwmodel_speed", speed_section),
-                         ("hwmodel_fidelity", fidelity_section), ("zigzag_settings", settings_section),
+                         ("hwmodel_fidelity", fidelity_section), ("exit_branch_costs", exit_branch_section), ("zigzag_settings", settings_section),
                          ("scheduling", scheduling_section), ("training_throughput", throughput_section),
                          ("fashion_mnist_supernet", fashion_section), ("onnx_fidelity", onnx_section), ("candidate_eval", candidate_section), ("predictors", predictors_section), ("search_samplers", samplers_section),
                          ("reference_studies", reference_section), ("reference_search", search_section)):
