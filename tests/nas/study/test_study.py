@@ -8,10 +8,10 @@ import torch
 from optuna.trial import TrialState
 
 from nas import api
-from nas.report.pareto import choose_trial, format_table, pareto_rows, write_report
+from nas.report.pareto import choose_trial
 from nas.study.study import METRIC_NAMES, finished_trials, pareto_trials
 from nas.supernet.calibrate import early_exit_stats
-from tests.helpers import record_attributes, unmappable_system
+from tests.helpers import unmappable_system
 from tests.nas.conftest import tiny_config
 
 
@@ -128,32 +128,6 @@ def test_trials_and_exports_appear_as_artifacts(tiny_run, exported):
     assert {f"trial_{trial.number}-{p.name}" for p in path.iterdir()} <= names
     assert optuna.load_study(study_name=study.study_name, storage=study._storage).user_attrs["exports"][
         str(trial.number)]["folder"] == str(path.resolve())
-
-
-def test_report_table_and_plot(tiny_run, tmp_path):
-    _cfg, _supernet, study, _data = tiny_run
-    rows = pareto_rows(study)
-    front = pareto_trials(study)
-    assert [r["trial"] for r in rows] == [t.number for t in front]
-    for a in front:  # no feasible trial dominates a front member
-        for b in study.get_trials(states=(TrialState.COMPLETE,)):
-            if b.user_attrs["feasible"]:
-                assert not (b.values[0] > a.values[0] and b.values[1] < a.values[1])
-    table, plot = write_report(study, tmp_path)
-    assert "E[EDP]" in table and plot.stat().st_size > 10_000
-    assert (tmp_path / "exit_costs.png").stat().st_size > 10_000
-    from optuna.artifacts import get_all_artifact_meta
-
-    def report_artifacts() -> list[str]:
-        fresh = optuna.load_study(study_name=study.study_name, storage=study._storage)
-        return sorted(m.filename for m in get_all_artifact_meta(fresh) if m.filename.startswith("report-"))
-
-    # (other tests may have reported on this shared study before, with other trials)
-    after_first = report_artifacts()
-    assert {"report-exit_costs.png", "report-pareto.json", "report-pareto.png"} <= set(after_first)
-    write_report(study, tmp_path)  # unchanged files are not uploaded twice
-    assert report_artifacts() == after_first
-    assert format_table([]).count("\n") == 1
 
 
 def test_a_candidate_that_cannot_be_mapped_becomes_a_failed_trial(tiny_run, tmp_path):
@@ -343,19 +317,3 @@ def test_a_genotype_already_evaluated_is_not_evaluated_again(tiny_run, tmp_path,
     first, second = study.get_trials()
     assert len(calls) == 1 and first.state == second.state == TrialState.COMPLETE
     assert second.user_attrs["duplicate_of"] == first.number and second.values == first.values
-
-
-@pytest.mark.parametrize(("objectives", "picked"), [(("accuracy", "expected_edp"), 0.895),
-                                                   (("expected_edp", "accuracy"), 0.895), (("accuracy",), 0.90)])
-def test_choose_trial_reads_metrics_by_name_for_any_objectives(objectives, picked):
-    """Three feasible trials: the pick is the front's lowest-EDP trial within 1 point of its best accuracy,
-    in either objective order; with accuracy alone the front is the most accurate trial."""
-    import optuna
-
-    signs = {"accuracy": "maximize", "expected_edp": "minimize"}
-    study = optuna.create_study(directions=[signs[o] for o in objectives])
-    for acc, edp in ((0.90, 5.0), (0.895, 2.0), (0.80, 1.0)):
-        attrs = record_attributes(acc, edp)
-        values = [acc if o == "accuracy" else edp for o in objectives]
-        study.add_trial(optuna.trial.create_trial(values=values, user_attrs=attrs))
-    assert choose_trial(study).user_attrs["accuracy"] == picked

@@ -1,0 +1,53 @@
+"""The Pareto report: table, files, plots, artifacts and the default pick (nas.report.pareto)."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from nas.report.pareto import choose_trial, format_table, pareto_rows, write_report
+from nas.study.study import pareto_trials
+from tests.helpers import record_attributes
+
+
+def test_report_table_and_plot(tiny_run, tmp_path):
+    _cfg, _supernet, study, _data = tiny_run
+    rows = pareto_rows(study)
+    front = pareto_trials(study)
+    assert [r["trial"] for r in rows] == [t.number for t in front]
+    for a in front:  # no feasible trial dominates a front member
+        for b in study.get_trials(states=(TrialState.COMPLETE,)):
+            if b.user_attrs["feasible"]:
+                assert not (b.values[0] > a.values[0] and b.values[1] < a.values[1])
+    table, plot = write_report(study, tmp_path)
+    assert "E[EDP]" in table and plot.stat().st_size > 10_000
+    assert (tmp_path / "exit_costs.png").stat().st_size > 10_000
+    from optuna.artifacts import get_all_artifact_meta
+
+    def report_artifacts() -> list[str]:
+        fresh = optuna.load_study(study_name=study.study_name, storage=study._storage)
+        return sorted(m.filename for m in get_all_artifact_meta(fresh) if m.filename.startswith("report-"))
+
+    # (other tests may have reported on this shared study before, with other trials)
+    after_first = report_artifacts()
+    assert {"report-exit_costs.png", "report-pareto.json", "report-pareto.png"} <= set(after_first)
+    write_report(study, tmp_path)  # unchanged files are not uploaded twice
+    assert report_artifacts() == after_first
+    assert format_table([]).count("\n") == 1
+
+
+@pytest.mark.parametrize(("objectives", "picked"), [(("accuracy", "expected_edp"), 0.895),
+                                                   (("expected_edp", "accuracy"), 0.895), (("accuracy",), 0.90)])
+def test_choose_trial_reads_metrics_by_name_for_any_objectives(objectives, picked):
+    """Three feasible trials: the pick is the front's lowest-EDP trial within 1 point of its best accuracy,
+    in either objective order; with accuracy alone the front is the most accurate trial."""
+    import optuna
+
+    signs = {"accuracy": "maximize", "expected_edp": "minimize"}
+    study = optuna.create_study(directions=[signs[o] for o in objectives])
+    for acc, edp in ((0.90, 5.0), (0.895, 2.0), (0.80, 1.0)):
+        attrs = record_attributes(acc, edp)
+        values = [acc if o == "accuracy" else edp for o in objectives]
+        study.add_trial(optuna.trial.create_trial(values=values, user_attrs=attrs))
+    assert choose_trial(study).user_attrs["accuracy"] == picked
