@@ -370,17 +370,19 @@ def run_study(study: optuna.Study, space: SearchSpace, evaluator: CandidateEvalu
 
 def pareto_trials(study: optuna.Study, *, feasible_only: bool = True) -> list[FrozenTrial]:
     """Pareto-optimal complete trials under the study's objectives and directions (feasible ones only
-    by default), sorted by expected EDP."""
+    by default, by :attr:`TrialRecord.feasible`), sorted by expected EDP. The front is Optuna's own
+    (``Study.best_trials``), taken over the held trials' values in a study in memory: the constraints
+    Optuna stores exist only for samplers given ``constraints_func`` (not the random sampler)."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     held = {t.number: r for t in complete if (r := TrialRecord.of(t)) is not None and (r.feasible or not feasible_only)}
-    trials = [t for t in complete if t.number in held]
-    signs = [1.0 if d == optuna.study.StudyDirection.MINIMIZE else -1.0 for d in study.directions]
-
-    def key(t: FrozenTrial) -> list[float]:  # smaller is better on every axis
-        return [s * v for s, v in zip(signs, t.values)]
-
-    keys = {t.number: key(t) for t in trials}
-    front = [t for t in trials
-             if not any(all(a <= b for a, b in zip(keys[o.number], keys[t.number])) and keys[o.number] != keys[t.number]
-                        for o in trials)]
+    by_number = {t.number: t for t in complete if t.number in held}
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created in memory" line
+    try:
+        values_only = optuna.create_study(directions=study.directions)
+    finally:
+        optuna.logging.set_verbosity(previous)
+    values_only.add_trials([optuna.trial.create_trial(values=t.values, user_attrs={"trial": n})
+                            for n, t in by_number.items()])
+    front = [by_number[t.user_attrs["trial"]] for t in values_only.best_trials]
     return sorted(front, key=lambda t: held[t.number].expected_edp_j_cycles)

@@ -11,7 +11,7 @@ from nas import api
 from nas.report.pareto import choose_trial
 from nas.study.study import METRIC_NAMES, finished_trials, pareto_trials
 from nas.supernet.calibrate import early_exit_stats
-from tests.helpers import unmappable_system
+from tests.helpers import record_attributes, unmappable_system
 from tests.nas.conftest import tiny_config
 
 
@@ -317,3 +317,17 @@ def test_a_genotype_already_evaluated_is_not_evaluated_again(tiny_run, tmp_path,
     first, second = study.get_trials()
     assert len(calls) == 1 and first.state == second.state == TrialState.COMPLETE
     assert second.user_attrs["duplicate_of"] == first.number and second.values == first.values
+
+
+@pytest.mark.parametrize("order", [("maximize", "minimize"), ("minimize", "maximize")])
+def test_pareto_front_of_the_feasible_trials_in_either_objective_order(order):
+    """(accuracy, EDP): the infeasible trial dominates everything but is held out; the dominated
+    feasible trial is not on the front; with feasible_only=False the infeasible one alone is."""
+    study = optuna.create_study(directions=list(order))
+    points = [(0.90, 5.0, True), (0.85, 2.0, True), (0.80, 6.0, True), (0.95, 1.0, False)]
+    for acc, edp, feasible in points:
+        values = [acc, edp] if order[0] == "maximize" else [edp, acc]
+        study.add_trial(optuna.trial.create_trial(values=values, user_attrs=record_attributes(acc, edp,
+                                                                                              feasible=feasible)))
+    assert [t.user_attrs["accuracy"] for t in pareto_trials(study)] == [0.85, 0.90]  # by expected EDP
+    assert [t.user_attrs["accuracy"] for t in pareto_trials(study, feasible_only=False)] == [0.95]
