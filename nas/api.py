@@ -224,7 +224,7 @@ def export(cfg: RunConfig, study: optuna.Study, trial: int | FrozenTrial | None 
     out = Path(out_dir) if out_dir else p.exports / f"trial_{trial.number}"
     network = candidate_network(supernet, genotype, calibration_images(cfg, splits))
     a = record.attributes
-    grid = sorted({*GRID, *getattr(space.options, "thresholds", ())})
+    grid = sorted({*GRID, *space.options.thresholds})
     modes = mode_table(exit_outputs(network, splits.val, cfg.search.eval_batch_size), a["cumulative_energy_j"],
                        a["cumulative_latency_cycles"], a["clock_hz"], grid)
     with cost_model(cfg, progress=False) as cm:

@@ -38,7 +38,7 @@ def quickstart(config: str | Path = QUICKSTART_CONFIG, overrides: dict[str, Any]
             assert out.splits is not None and out.space is not None
             print(f"{len(out.splits.train)} train / {len(out.splits.val)} validation / {len(out.splits.test)} test "
                   f"images of shape {out.splits.image_shape}; space width "
-                  f"{getattr(out.space.options, 'width_mult', '?')}")
+                  f"{out.space.options.width_mult}")
             _step(f"training the QAT supernet ({cfg.train.epochs} epochs) -> {api.paths(cfg).checkpoint}")
         elif step == "search":
             _step(f"search: {cfg.search.n_trials} trials, {cfg.search.sampler}, accelerator {cfg.cost.accelerator}")

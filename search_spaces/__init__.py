@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from search_spaces import mobilenetv2 as _mobilenetv2  # noqa: F401  (registers the reference space)
 from search_spaces import resnet as _resnet  # noqa: F401  (registers the ResNet space)
 from search_spaces.base import Choose, SearchSpace
-from search_spaces.genotype import FLOAT_BITS, Genotype, GenotypeError
+from search_spaces.genotype import FLOAT_BITS, Genotype, GenotypeError, HeadKey
 from search_spaces.graph import LayerSpec, specs, stage_macs, total_macs
 from search_spaces.registry import create_space, list_spaces, register_space, space_class, space_from_config
 
@@ -34,6 +34,7 @@ __all__ = [
     "ExitHead",
     "Genotype",
     "GenotypeError",
+    "HeadKey",
     "LayerSpec",
     "SearchSpace",
     "Supernet",

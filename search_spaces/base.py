@@ -5,12 +5,12 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, astuple, replace
+from dataclasses import asdict, astuple, dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import networkx as nx
 
-from search_spaces.genotype import Genotype, GenotypeError
+from search_spaces.genotype import FLOAT_BITS, Genotype, GenotypeError
 from search_spaces.graph import LayerSpec, specs
 
 if TYPE_CHECKING:
@@ -23,26 +23,63 @@ Optuna's ``trial.suggest_categorical`` fits this shape; so does ``lambda n, o: r
 """
 
 
+@dataclass(frozen=True)
+class SpaceOptions:
+    """The settings every space has (the contract; a space's own ``Options`` subclass adds its own).
+
+    ``width_mult`` scales every channel count; ``num_classes``, ``in_channels`` and ``input_size``
+    (pixels) describe the data; ``bits_choices`` are the bit-widths searched (32 = float); with
+    ``per_layer_bits`` False one (weight, activation) pair is chosen for the backbone and one for all
+    classifiers; ``branch_depths`` are the FC layers an exit branch may have; ``thresholds`` the
+    exit confidences searched.
+    """
+
+    width_mult: float = 1.0
+    num_classes: int = 10
+    in_channels: int = 3
+    input_size: int = 32
+    bits_choices: tuple[int, ...] = (4, 8)
+    per_layer_bits: bool = True
+    branch_depths: tuple[int, ...] = (1, 2)
+    thresholds: tuple[float, ...] = (0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.width_mult <= 4.0:
+            raise ValueError(f"width_mult: expected a number in (0, 4], got {self.width_mult}")
+        bad = [b for b in self.bits_choices if not (2 <= b <= 16 or b == FLOAT_BITS)]
+        if not self.bits_choices or bad:
+            raise ValueError(f"bits_choices: expected values in 2..16 or 32, got {list(self.bits_choices)}")
+        if not set(self.branch_depths) <= {1, 2} or not self.branch_depths:
+            raise ValueError(f"branch_depths: expected a subset of [1, 2], got {list(self.branch_depths)}")
+        if not self.thresholds or not all(0.0 < t <= 1.0 for t in self.thresholds):
+            raise ValueError(f"thresholds: expected values in (0, 1], got {list(self.thresholds)}")
+
+
 class SearchSpace(ABC):
     """A family of early-exit networks: how to sample them, build them and describe them.
 
-    Subclasses set :attr:`name` and :attr:`Options` (a dataclass of the space's settings) and
+    Subclasses set :attr:`name` and :attr:`Options` (a :class:`SpaceOptions` subclass) and
     implement :meth:`decode`, :meth:`build_supernet` and :meth:`layer_graph`.
     """
 
     name: ClassVar[str]
-    Options: ClassVar[type]
+    Options: ClassVar[type[SpaceOptions]]
 
-    def __init__(self, options: Any = None, **kwargs: Any) -> None:
+    def __init__(self, options: SpaceOptions | None = None, **kwargs: Any) -> None:
         if options is not None and kwargs:
             raise TypeError("pass either an options object or keyword options, not both")
-        self.options = options if options is not None else self.Options(**kwargs)
+        self.options: SpaceOptions = options if options is not None else self.Options(**kwargs)
 
     @property
     def config(self) -> dict[str, Any]:
         """JSON-ready description (name + options) from which :func:`create_space` rebuilds the space."""
         opts = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.options).items()}
         return {"name": self.name, "options": opts}
+
+    @property
+    @abstractmethod
+    def exit_points(self) -> tuple[int, ...]:
+        """The blocks an early exit may mount after (the final exit is always there)."""
 
     @abstractmethod
     def decode(self, choose: Choose) -> Genotype:

@@ -8,10 +8,27 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 FLOAT_BITS = 32
 """Bit-width that means "not quantised" (full-precision float)."""
+
+
+class HeadKey(NamedTuple):
+    """An exit head of a supernet: the block it mounts after and its branch depth (FC layers). Its
+    :attr:`name` (``"<mount>_<depth>"``) keys the supernet's ``heads`` module dict."""
+
+    mount: int
+    depth: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.mount}_{self.depth}"
+
+    @classmethod
+    def parse(cls, name: str) -> HeadKey:
+        mount, depth = name.split("_")
+        return cls(int(mount), int(depth))
 
 
 class GenotypeError(ValueError):

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from search_spaces.base import Choose, SearchSpace
-from search_spaces.genotype import FLOAT_BITS, Genotype, GenotypeError
+from search_spaces.base import Choose, SearchSpace, SpaceOptions
+from search_spaces.genotype import FLOAT_BITS, Genotype, GenotypeError, HeadKey
 from search_spaces.graph import LayerSpec, add_exit_branch, add_layer, assign_output_bits, scale_channels
 from search_spaces.registry import register_space
 from search_spaces.specs import load_spec
@@ -46,43 +46,23 @@ def _nearest(value: int, choices: Sequence[int]) -> int:
 
 
 @dataclass(frozen=True)
-class MobileNetV2Options:
-    """Settings of the reference space.
+class MobileNetV2Options(SpaceOptions):
+    """Settings of the reference space: the shared ones (:class:`SpaceOptions`) and which blocks may
+    carry an exit (``exit_points``); ``kernel_choices``, ``expansion_choices`` and ``skippable``
+    make the backbone searchable (empty / False: fixed)."""
 
-    ``width_mult`` scales every channel count; ``bits_choices`` are the bit-widths searched
-    (32 = float); with ``per_layer_bits`` False one (weight, activation) pair is chosen for the
-    backbone and one for all classifiers (the reference's uniform precision). ``kernel_choices``,
-    ``expansion_choices`` and ``skippable`` make the backbone searchable (empty / False: fixed).
-    """
-
-    width_mult: float = 1.0
-    num_classes: int = 10
-    in_channels: int = 3
-    input_size: int = 32
-    bits_choices: tuple[int, ...] = (4, 8)
-    per_layer_bits: bool = True
     exit_points: tuple[int, ...] = tuple(range(10))
-    branch_depths: tuple[int, ...] = (1, 2)
-    thresholds: tuple[float, ...] = (0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
     kernel_choices: tuple[int, ...] = ()
     expansion_choices: tuple[int, ...] = ()
     skippable: bool = False
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.width_mult <= 4.0:
-            raise ValueError(f"width_mult: expected a number in (0, 4], got {self.width_mult}")
+        super().__post_init__()
         if self.input_size % 8 or self.input_size < 32:
             raise ValueError(f"input_size: expected a multiple of 8 that is >= 32, got {self.input_size}")
-        bad = [b for b in self.bits_choices if not (2 <= b <= 16 or b == FLOAT_BITS)]
-        if not self.bits_choices or bad:
-            raise ValueError(f"bits_choices: expected values in 2..16 or 32, got {list(self.bits_choices)}")
         bad = [p for p in self.exit_points if not 0 <= p < len(EXIT_POINT_LABELS)]
         if bad:
             raise ValueError(f"exit_points: expected block indices in 0..{len(EXIT_POINT_LABELS) - 1}, got {bad}")
-        if not set(self.branch_depths) <= {1, 2} or not self.branch_depths:
-            raise ValueError(f"branch_depths: expected a subset of [1, 2], got {list(self.branch_depths)}")
-        if not self.thresholds or not all(0.0 < t <= 1.0 for t in self.thresholds):
-            raise ValueError(f"thresholds: expected values in (0, 1], got {list(self.thresholds)}")
         if any(k < 1 or k % 2 == 0 for k in self.kernel_choices):
             raise ValueError(f"kernel_choices: expected odd kernel sizes, got {list(self.kernel_choices)}")
         if any(e < 2 for e in self.expansion_choices):
@@ -105,6 +85,10 @@ class MobileNetV2Space(SearchSpace):
     name = "mobilenetv2_cifar"
     Options = MobileNetV2Options
     options: MobileNetV2Options
+
+    @property
+    def exit_points(self) -> tuple[int, ...]:
+        return tuple(self.options.exit_points)
 
     # --- per-block choices ------------------------------------------------------------------------
     def kernels(self, block: int) -> tuple[int, ...]:
@@ -277,8 +261,8 @@ class MobileNetV2Space(SearchSpace):
         return [exit_label(m) for m in (*genotype.exits, self.final_block)]
 
     def head_label(self, key: str) -> str:
-        """Exit label of a supernet head key ("<mount>_<depth>")."""
-        return exit_label(int(key.split("_")[0]))
+        """Exit label of a supernet head key (:class:`HeadKey` name)."""
+        return exit_label(HeadKey.parse(key).mount)
 
     def covering_genotypes(self) -> list[Genotype]:
         b = self.options.bits_choices[0]
@@ -305,7 +289,7 @@ class MobileNetV2Space(SearchSpace):
             cin = cout
         outs = self.block_outputs()
         heads = {
-            f"{m}_{d}": ExitHead(outs[m][0], outs[m][1], o.num_classes, d, POOL_OUT, bits)
+            HeadKey(m, d).name: ExitHead(outs[m][0], outs[m][1], o.num_classes, d, POOL_OUT, bits)
             for m in (*o.exit_points, self.final_block)
             for d in o.branch_depths
         }

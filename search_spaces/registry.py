@@ -38,4 +38,4 @@ def create_space(name: str, options: Any = None, **kwargs: Any) -> SearchSpace:
 def space_from_config(config: dict[str, Any]) -> SearchSpace:
     """Inverse of :attr:`SearchSpace.config`."""
     cls = space_class(config["name"])
-    return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in config.get("options", {}).items()})
+    return cls(None, **{k: (tuple(v) if isinstance(v, list) else v) for k, v in config.get("options", {}).items()})

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from search_spaces.base import Choose, SearchSpace
-from search_spaces.genotype import FLOAT_BITS, Genotype, GenotypeError
+from search_spaces.base import Choose, SearchSpace, SpaceOptions
+from search_spaces.genotype import FLOAT_BITS, Genotype, GenotypeError, HeadKey
 from search_spaces.graph import LayerSpec, add_exit_branch, add_layer, assign_output_bits, scale_channels
 from search_spaces.registry import register_space
 from search_spaces.specs import load_spec
@@ -27,29 +27,11 @@ SPEC = load_spec("resnet_cifar")
 
 
 @dataclass(frozen=True)
-class ResNetOptions:
-    """Settings of the ResNet space (see :class:`~search_spaces.mobilenetv2.MobileNetV2Options`)."""
+class ResNetOptions(SpaceOptions):
+    """Settings of the ResNet space: the shared ones (:class:`SpaceOptions`) and whether blocks may
+    be skipped."""
 
-    width_mult: float = 1.0
-    num_classes: int = 10
-    in_channels: int = 3
-    input_size: int = 32
-    bits_choices: tuple[int, ...] = (4, 8)
-    per_layer_bits: bool = True
-    branch_depths: tuple[int, ...] = (1, 2)
-    thresholds: tuple[float, ...] = (0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
     skippable: bool = True
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.width_mult <= 4.0:
-            raise ValueError(f"width_mult: expected a number in (0, 4], got {self.width_mult}")
-        bad = [b for b in self.bits_choices if not (2 <= b <= 16 or b == FLOAT_BITS)]
-        if not self.bits_choices or bad:
-            raise ValueError(f"bits_choices: expected values in 2..16 or 32, got {list(self.bits_choices)}")
-        if not set(self.branch_depths) <= {1, 2} or not self.branch_depths:
-            raise ValueError(f"branch_depths: expected a subset of [1, 2], got {list(self.branch_depths)}")
-        if not self.thresholds or not all(0.0 < t <= 1.0 for t in self.thresholds):
-            raise ValueError(f"thresholds: expected values in (0, 1], got {list(self.thresholds)}")
 
 
 @register_space
@@ -161,7 +143,7 @@ class ResNetSpace(SearchSpace):
         return [self.exit_label(m) for m in (*genotype.exits, self.final_block)]
 
     def head_label(self, key: str) -> str:
-        return self.exit_label(int(key.split("_")[0]))
+        return self.exit_label(HeadKey.parse(key).mount)
 
     def covering_genotypes(self) -> list[Genotype]:
         b = self.options.bits_choices[0]
@@ -179,7 +161,8 @@ class ResNetSpace(SearchSpace):
                          act_signed=True)
         blocks = [BasicBlock(cin, cout, s, o.bits_choices) for _g, cin, cout, s, _e in self.blocks()]
         hw = self.block_hw()
-        heads = {f"{m}_{d}": ExitHead(self.blocks()[m][2], hw[m], o.num_classes, d, SPEC.pool_to, o.bits_choices)
+        heads = {HeadKey(m, d).name: ExitHead(self.blocks()[m][2], hw[m], o.num_classes, d, SPEC.pool_to,
+                                              o.bits_choices)
                  for m in (*self.exit_points, self.final_block) for d in o.branch_depths}
         return ResNetSupernet(stem, blocks, heads)
 

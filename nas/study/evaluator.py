@@ -30,6 +30,7 @@ from nas.data import Split
 from nas.study.record import satisfied
 from nas.supernet.calibrate import ExitOutputs, ExitStats, exit_stats, recalibrate_batchnorm, rule_threshold
 from search_spaces import EarlyExitNet, Genotype, SearchSpace, Supernet, stage_macs
+from search_spaces.genotype import HeadKey
 
 
 def constraint_values(stats: ExitStats, expected: ExpectedCost, limits: ConstraintConfig) -> dict[str, float]:
@@ -221,10 +222,10 @@ class CandidateEvaluator:
         if self.channels_last:  # after batch norm: its training-mode statistics in NHWC sum in another order
             net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         last = len(net.blocks) - 1
-        bits = tuple(getattr(self.space.options, "bits_choices", ()))
+        bits = tuple(self.space.options.bits_choices)
         variants = set(wanted)
         for key in self.supernet.heads:
-            mount, depth = (int(v) for v in key.split("_"))
+            mount, depth = HeadKey.parse(key)
             variants |= {(-1 if mount == last else mount, depth, w, a) for w in bits for a in bits}
         by_block: dict[int, list[tuple]] = {}
         for v in sorted(variants):
@@ -252,7 +253,7 @@ class CandidateEvaluator:
         """The genotype with its threshold chosen by the configured rule (unchanged when searched)."""
         if self.threshold != "rule":
             return genotype
-        grid = getattr(self.space.options, "thresholds", (genotype.threshold,))
+        grid = self.space.options.thresholds
         return replace(genotype, threshold=rule_threshold(self.outputs(genotype), grid, self.max_accuracy_loss))
 
     def stats(self, genotype: Genotype) -> ExitStats:

@@ -46,7 +46,7 @@ from nas.data import Splits, augment
 from nas.files import remove_stale_temporaries, temporary_for
 from nas.runtime import tune_cpu_allocator
 from search_spaces import Genotype, SearchSpace, Supernet
-from search_spaces.genotype import FLOAT_BITS
+from search_spaces.genotype import FLOAT_BITS, HeadKey
 
 CHECKPOINT_VERSION = 2
 
@@ -252,7 +252,7 @@ def train_step(model: torch.nn.Module, net: Supernet, subnets: list[Genotype], x
                                               for h, w in weights.items()))
             (loss / len(subnets)).backward()
         if k == 0:
-            final = outputs[max(outputs, key=lambda h: (int(h.split("_")[0]), h))].detach()
+            final = outputs[max(outputs, key=HeadKey.parse)].detach()  # the deepest mount, deepest branch
             first_loss = float(loss.detach())
             if _distills(cfg) and len(subnets) > 1:
                 teacher = {h: F.softmax(o.detach().float(), 1) for h, o in outputs.items()}

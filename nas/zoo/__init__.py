@@ -129,7 +129,7 @@ def load_supernet(name: str, space: SearchSpace | None = None, zoo_dir: Path | N
 def check_genotype(space: SearchSpace, subnet: str) -> Genotype:
     """The architecture a record's check names: ``reference`` (every exit mounted), ``largest`` or ``smallest``."""
     if subnet == "reference":
-        return space.uniform(exits=tuple(space.options.exit_points))
+        return space.uniform(exits=space.exit_points)
     return space.extreme(subnet == "largest")
 
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from search_spaces.genotype import Genotype
+from search_spaces.genotype import Genotype, HeadKey
 from search_spaces.modules.quant import QLinear, _Switchable
 
 
@@ -159,7 +159,7 @@ class EarlyExitNet(nn.Module):
 class Supernet(nn.Module):
     """Weight-sharing early-exit supernet.
 
-    ``heads`` maps f"{mount}_{depth}" to an :class:`ExitHead`; every candidate mounting point (and
+    ``heads`` maps ``HeadKey(mount, depth).name`` to an :class:`ExitHead`; every candidate mounting point (and
     the last block) carries one head per allowed depth. Subclasses configure the backbone for a
     genotype in :meth:`configure_backbone` (the default: the backbone is fixed).
     """
@@ -179,7 +179,7 @@ class Supernet(nn.Module):
 
     def head(self, mount: int, depth: int) -> ExitHead:
         """The exit head for a mounting point and branch depth."""
-        key = f"{mount}_{depth}"
+        key = HeadKey(mount, depth).name
         if key not in self.heads:
             raise KeyError(f"no exit head after block {mount} with depth {depth}")
         return self.heads[key]
@@ -228,7 +228,7 @@ class Supernet(nn.Module):
         """Logits of every head (all mounting points, all depths), keyed like :attr:`heads`."""
         by_mount: dict[int, list[str]] = {}
         for key in self.heads:
-            by_mount.setdefault(int(key.split("_")[0]), []).append(key)
+            by_mount.setdefault(HeadKey.parse(key).mount, []).append(key)
         out: dict[str, torch.Tensor] = {}
         h = self.stem(x)
         for i, block in enumerate(self.blocks):
