@@ -43,13 +43,21 @@ def test_study_records_objectives_attributes_and_constraints(tiny_run):
         assert t.system_attrs["constraints"] == list(a["constraints"].values())
 
 
-def test_rerunning_resumes_instead_of_restarting(tiny_run):
+def test_rerunning_resumes_instead_of_restarting(tiny_run, tmp_path):
+    import shutil
+    from dataclasses import replace
+    from pathlib import Path
+
     cfg, supernet, study, data = tiny_run
+    # on a copy of the study: the shared one stays as the fixture made it, whatever runs after this
+    shutil.copy(Path(cfg.run_dir) / "study.db", tmp_path / "study.db")
+    cfg = replace(cfg, run_dir=str(tmp_path))
     again = api.search(cfg, supernet, progress=False, data=data)
-    assert len(again.trials) == len(study.trials)
-    more = api.search(cfg.__class__(**{**cfg.__dict__, "search": cfg.search.__class__(
-        **{**cfg.search.__dict__, "n_trials": cfg.search.n_trials + 2})}), supernet, progress=False, data=data)
+    assert len(again.trials) == len(study.trials) == cfg.search.n_trials
+    more = api.search(replace(cfg, search=replace(cfg.search, n_trials=cfg.search.n_trials + 2)), supernet,
+                      progress=False, data=data)
     assert finished_trials(more) == cfg.search.n_trials + 2
+    assert len(study.trials) == cfg.search.n_trials  # the original is untouched
 
 
 @pytest.fixture(scope="module")
