@@ -64,18 +64,15 @@ class CostCache:
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute("CREATE TABLE IF NOT EXISTS costs (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
                 break
-            except sqlite3.OperationalError as exc:
+            except sqlite3.DatabaseError as exc:
                 conn.close()
                 # switching a new file to WAL while another process does the same can answer "locked"
                 # at once, without waiting on the busy timeout: try again shortly
-                if "locked" not in str(exc) or time.monotonic() > deadline:
+                locked = isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+                if not locked or time.monotonic() > deadline:
                     raise CacheError(f"{self.path}: expected an SQLite cost cache ({exc}); "
                                      "delete the file to start afresh") from None
                 time.sleep(min(0.5, 0.01 * 2 ** attempt))
-            except sqlite3.DatabaseError as exc:
-                conn.close()
-                raise CacheError(f"{self.path}: expected an SQLite cost cache ({exc}); "
-                                 "delete the file to start afresh") from None
         self._conn, self._pid = conn, os.getpid()
         return conn
 
