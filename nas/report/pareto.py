@@ -76,9 +76,10 @@ def choose_trial(study: optuna.Study, accuracy_tolerance: float = 0.01) -> Froze
                key=lambda t: held[t.number].expected_edp_j_cycles)
 
 
-def plot_pareto(study: optuna.Study, path: str | Path) -> Path:
+def plot_pareto(study: optuna.Study, path: str | Path, front: list[FrozenTrial] | None = None) -> Path:
     """Accuracy vs expected EDP for every complete trial: colour = number of exits, x = infeasible,
-    line = feasible Pareto front (under the study's objectives). Saved as PNG."""
+    line = feasible Pareto front (under the study's objectives; ``front``: it, if already at hand).
+    Saved as PNG."""
 
     plt = pyplot()
     trials = records(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
@@ -93,9 +94,9 @@ def plot_pareto(study: optuna.Study, path: str | Path) -> Path:
                                 c=[n_exits[i] for i in sel], cmap="viridis", vmin=vmin, vmax=vmax, marker=marker,
                                 label=label)
         fig.colorbar(sc, ax=ax, label="exits (incl. final)")
-        front = [record_of(t) for t in pareto_trials(study)]
-        if front:
-            ax.plot([r.expected_edp_j_cycles for r in front], [r.accuracy for r in front], "r--", lw=1,
+        line = [record_of(t) for t in (pareto_trials(study) if front is None else front)]
+        if line:
+            ax.plot([r.expected_edp_j_cycles for r in line], [r.accuracy for r in line], "r--", lw=1,
                     label="Pareto front")
         static = [r.static_edp_j_cycles for r in trials]
         ax.axvline(sum(static) / len(static), color="grey", lw=0.8, ls=":", label="static network (mean)")
@@ -112,11 +113,11 @@ def write_report(study: optuna.Study, run_dir: str | Path, *, exit_cost_networks
     the ``exit_cost_networks`` lowest-EDP Pareto trials) in ``run_dir``, attach them to the study as
     artifacts; return (table text, Pareto plot path)."""
     run_dir = Path(run_dir)
-    rows = pareto_rows(study)
-    files = [run_dir / "pareto.json", plot_pareto(study, run_dir / "pareto.png")]
+    front = pareto_trials(study)  # once: the rows, the plot and the exit-cost networks all read it
+    rows = [trial_row(t) for t in front]
+    files = [run_dir / "pareto.json", plot_pareto(study, run_dir / "pareto.png", front)]
     files[0].write_text(json.dumps(rows, indent=2))
-    chosen = [{**record_of(t).attributes, "name": f"trial {t.number}"}
-              for t in pareto_trials(study)[:exit_cost_networks]]
+    chosen = [{**record_of(t).attributes, "name": f"trial {t.number}"} for t in front[:exit_cost_networks]]
     if chosen:
         files.append(plot_exit_costs(chosen, run_dir / "exit_costs.png"))
     attach_to_study(study, files, "report")
