@@ -2,9 +2,10 @@
 
 Layer-by-layer schedule (the reference's): one layer at a time; each convolution and FC layer runs
 on the allowed compute-core kind (``allocation`` in the system file) that gives it the lowest EDP
-under ZigZag; pooling runs on the pooling core and element-wise adds on the SIMD core; every layer
-reads its inputs from and writes its outputs to off-chip memory. Stage latency is the sum of its
-layers' latencies.
+under ZigZag; pooling runs on the pooling core and element-wise adds on the SIMD core, under ZigZag
+too when the system describes those cores with core files (else by the analytical model of
+:func:`simple_core_cost`); every layer reads its inputs from and writes its outputs to off-chip
+memory. Stage latency is the sum of its layers' latencies.
 
 Precision (:mod:`hwmodel.precision`): a precision-scalable core is costed on its widened variant,
 and ZigZag's bit-blind MAC energy is replaced by the core's MAC-energy model. The cache stores raw
@@ -43,11 +44,14 @@ ALLOCATION_KIND = {"default": "conv", "depthwise": "depthwise", "fc": "fc"}
 
 
 def simple_core_cost(spec: LayerLike, core: SimpleCoreSpec, system: SystemSpec, core_name: str) -> LayerCost:
-    """Analytical cost of pooling / element-wise add: ``units`` ops per cycle, data via off-chip.
+    """Analytical cost of pooling / element-wise add on a core given as ``units`` ops per cycle at
+    ``energy_per_op_pj`` (no core file), data via off-chip.
 
     Energy (pJ) = ops * energy_per_op + bits moved * off-chip energy per bit; latency (cycles) =
     max(ops / units, bits moved / off-chip bandwidth).
     """
+    if core.units is None or core.energy_per_op_pj is None:
+        raise ValueError(f"{core_name} core: the analytical model needs units and energy_per_op_pj")
     inputs = 2 if spec.op == "add" else 1
     in_bits = inputs * spec.in_channels * spec.in_hw[0] * spec.in_hw[1] * spec.a_bits
     out_bits = spec.out_channels * spec.out_hw[0] * spec.out_hw[1] * spec.o_bits
@@ -102,6 +106,7 @@ def _init_worker(cores: list[CoreFiles], settings: ZigZagSettings) -> None:
 
 Variant = tuple[str, int, bool]  # core kind, precision factor, on-chip (fused) variant
 Job = tuple[Variant, dict[str, Any], str]  # variant, ZigZag layer dict, label for errors
+Option = tuple[str, ComputeCoreSpec | None, str, Job]  # core name, compute-core spec (None: pooling/SIMD), key, job
 
 
 def _build_core(files: CoreFiles, factor: int, onchip: bool, settings: ZigZagSettings) -> ZigZagCore:
@@ -152,6 +157,11 @@ class CostModel:
                      c.precision_scaling.dimension if c.precision_scaling else None)
             for c in self.system.compute_cores
         }
+        for op in ("maxpool", "add"):
+            name, simple = self.system.simple_core(op)
+            if simple.core and simple.mapping:
+                self._files[name] = (name, str(self.system.resolve(simple.core)),
+                                     str(self.system.resolve(simple.mapping)), None)
         self._cores: dict[Variant, ZigZagCore] = {}
         self._pool: ProcessPoolExecutor | None = None
         self._key_base = {"model": MODEL_VERSION, "zigzag": version("zigzag-dse"), "settings": asdict(self.settings)}
@@ -228,20 +238,33 @@ class CostModel:
             bar.close()
         return results
 
+    def zigzag_costed(self, op: str) -> bool:
+        """True when ZigZag costs layers of this op here: conv and FC always, max-pooling and adds when
+        the system describes its pooling / SIMD core with a core file."""
+        return op in COMPUTE_OPS or (op in ("maxpool", "add") and self.system.simple_core(op)[0] in self._files)
+
     def _options(self, spec: LayerLike, layer: dict[str, Any] | None = None, onchip: bool = False
-                 ) -> list[tuple[ComputeCoreSpec, str, Job]]:
-        """(core kind, cache key, ZigZag job) for every core kind allowed to run a compute layer.
+                 ) -> list[Option]:
+        """(core name, its compute-core spec or None for the pooling / SIMD core, cache key, ZigZag job)
+        for every core allowed to run the layer under ZigZag ([] for an analytically costed layer).
         ``layer`` overrides the ZigZag dict (a tile of ``spec``); ``onchip`` selects the fused variant."""
+        if spec.op in COMPUTE_OPS:
+            cores: list[tuple[str, ComputeCoreSpec | None, int]] = [
+                (c.name, c, precision_factor(c, spec)) for c in self.system.cores_for(ALLOCATION_KIND[kind(spec)])]
+        elif self.zigzag_costed(spec.op):
+            cores = [(self.system.simple_core(spec.op)[0], None, 1)]
+        else:
+            return []
         layer = layer if layer is not None else zigzag_layer(spec)
         out = []
-        for core in self.system.cores_for(ALLOCATION_KIND[kind(spec)]):
-            variant = (core.name, precision_factor(core, spec), onchip)
-            out.append((core, self._key(variant, layer), (variant, layer, spec.name)))
+        for name, core, factor in cores:
+            variant = (name, factor, onchip)
+            out.append((name, core, self._key(variant, layer), (variant, layer, spec.name)))
         return out
 
-    def _lookup(self, options: Sequence[list[tuple[ComputeCoreSpec, str, Job]]]) -> dict[str, dict[str, Any]]:
+    def _lookup(self, options: Sequence[list[Option]]) -> dict[str, dict[str, Any]]:
         """Cached or freshly computed raw results for every option's key."""
-        wanted = {key: job for opts in options for _core, key, job in opts}
+        wanted = {key: job for opts in options for _name, _core, key, job in opts}
         found = self.cache.get_many(wanted)
         missing = {k: v for k, v in wanted.items() if k not in found}
         self.stats["hits"] += len(wanted) - len(missing)
@@ -255,32 +278,35 @@ class CostModel:
     def kind_costs(self, items: Sequence[tuple[LayerLike, dict[str, Any] | None]], onchip: bool = False
                    ) -> list[dict[str, LayerCost | str]]:
         """For each (layer spec, ZigZag dict or None) the cost on every allowed core kind, keyed by
-        core name; a string instead of a cost is the reason ZigZag could not map it there."""
+        core name (``pooling`` / ``simd`` for the ZigZag-costed pooling and SIMD cores; an empty row for
+        an analytically costed layer); a string instead of a cost is the reason ZigZag could not map it."""
         options = [self._options(spec, layer, onchip) for spec, layer in items]
         found = self._lookup(options)
         out: list[dict[str, LayerCost | str]] = []
         for (spec, _layer), opts in zip(items, options):
             row: dict[str, LayerCost | str] = {}
-            for core, key, _job in opts:
+            for name, core, key, _job in opts:
                 raw = found[key]
-                row[core.name] = raw["error"] if "error" in raw else apply_mac_model(LayerCost(**raw), core, spec)
+                cost = raw["error"] if "error" in raw else LayerCost(**raw)
+                row[name] = apply_mac_model(cost, core, spec) if core and isinstance(cost, LayerCost) else cost
             out.append(row)
         return out
 
     def layer_costs(self, specs: Sequence[LayerLike]) -> list[LayerCost]:
-        """Cost of every layer (best allowed compute core for conv/FC); MappingError if none maps."""
-        compute = [s for s in specs if s.op in COMPUTE_OPS]
-        per_kind = iter(self.kind_costs([(s, None) for s in compute]))
+        """Cost of every layer (best allowed compute core for conv/FC; the pooling / SIMD core for
+        max-pooling / adds, analytical where the system gives no core file); MappingError if none maps."""
+        unknown = [s for s in specs if s.op not in (*COMPUTE_OPS, "maxpool", "add")]
+        if unknown:
+            raise ValueError(f"{unknown[0].name}: unknown op {unknown[0].op!r}")
+        costed = [s for s in specs if self.zigzag_costed(s.op)]
+        per_kind = iter(self.kind_costs([(s, None) for s in costed]))
         out: list[LayerCost] = []
         for spec in specs:
-            if spec.op == "maxpool":
-                out.append(simple_core_cost(spec, self.system.pooling_core, self.system, "pooling"))
-            elif spec.op == "add":
-                out.append(simple_core_cost(spec, self.system.simd_core, self.system, "simd"))
-            elif spec.op in COMPUTE_OPS:
+            if self.zigzag_costed(spec.op):
                 out.append(best_cost(spec.name, next(per_kind)))
             else:
-                raise ValueError(f"{spec.name}: unknown op {spec.op!r}")
+                name, core = self.system.simple_core(spec.op)
+                out.append(simple_core_cost(spec, core, self.system, name))
         return out
 
     def fill(self, items: Sequence[tuple[LayerLike, dict[str, Any] | None]], batch: int = 64, onchip: bool = False
@@ -291,8 +317,7 @@ class CostModel:
         fused-schedule variants. Returns counts: ``pairs``, ``cached_before``, ``computed``, ``unmappable``."""
         from tqdm.auto import tqdm
 
-        wanted = {key: job for spec, layer in items if spec.op in COMPUTE_OPS
-                  for _core, key, job in self._options(spec, layer, onchip)}
+        wanted = {key: job for spec, layer in items for _name, _core, key, job in self._options(spec, layer, onchip)}
         missing = [k for k in wanted if k not in self.cache.get_many(wanted)]
         counts = {"pairs": len(wanted), "cached_before": len(wanted) - len(missing), "computed": 0, "unmappable": 0}
         progress, self.progress = self.progress, False

@@ -23,29 +23,45 @@ def _bytes(bits: int) -> str:
     return f"{size:g} GB"
 
 
+def _core_file(path: Any) -> dict[str, Any]:
+    """Array and memories of a ZigZag core file."""
+    desc = core_description(path)
+    array = desc["operational_array"]
+    memories = []
+    for name, mem in desc["memories"].items():
+        read = max((p["bandwidth_max"] for p in mem["ports"] if p["type"] in ("read", "read_write")), default=0)
+        write = max((p["bandwidth_max"] for p in mem["ports"] if p["type"] in ("write", "read_write")), default=0)
+        memories.append({"name": name, "operands": list(mem["operands"]), "size_bits": int(mem["size"]),
+                         "read_bits_per_cycle": read, "write_bits_per_cycle": write,
+                         "read_pj": mem["r_cost"], "write_pj": mem["w_cost"],
+                         "served_dimensions": list(mem["served_dimensions"])})
+    return {"array": dict(zip(array["dimensions"], array["sizes"])), "units": int(math.prod(array["sizes"])),
+            "unit_energy_pj": array.get("unit_energy"), "memories": memories}
+
+
+def _simple_core(spec: SystemSpec, op: str) -> dict[str, Any]:
+    core = spec.simple_core(op)[1]
+    if core.core is None:
+        return {"model": "analytical", "units": core.units, "energy_per_op_pj": core.energy_per_op_pj}
+    desc = _core_file(spec.resolve(core.core))
+    return {"model": "zigzag", "core_file": core.core, "units": desc["units"], "energy_per_op_pj":
+            desc["unit_energy_pj"], "array": desc["array"], "memories": desc["memories"]}
+
+
 def summarize(spec: SystemSpec) -> dict[str, Any]:
     """Key figures of a system as plain data."""
     cores = []
     for core in spec.compute_cores:
-        desc = core_description(spec.resolve(core.core))
-        array = desc["operational_array"]
-        pes = int(math.prod(array["sizes"]))
+        desc = _core_file(spec.resolve(core.core))
+        pes = desc["units"]
         factors = core.precision_scaling.factors if core.precision_scaling else {}
-        memories = []
-        for name, mem in desc["memories"].items():
-            read = max((p["bandwidth_max"] for p in mem["ports"] if p["type"] in ("read", "read_write")), default=0)
-            write = max((p["bandwidth_max"] for p in mem["ports"] if p["type"] in ("write", "read_write")), default=0)
-            memories.append({"name": name, "operands": list(mem["operands"]), "size_bits": int(mem["size"]),
-                             "read_bits_per_cycle": read, "write_bits_per_cycle": write,
-                             "read_pj": mem["r_cost"], "write_pj": mem["w_cost"],
-                             "served_dimensions": list(mem["served_dimensions"])})
         cores.append({
             "name": core.name, "count": core.count, "core_file": core.core,
-            "array": dict(zip(array["dimensions"], array["sizes"])), "macs_per_cycle": pes,
+            "array": desc["array"], "macs_per_cycle": pes,
             "peak_macs_per_cycle_low_precision": {b: pes * f for b, f in sorted(factors.items())},
-            "mac_energy_pj": array.get("unit_energy"), "mac_energy_model": core.mac_energy.model,
+            "mac_energy_pj": desc["unit_energy_pj"], "mac_energy_model": core.mac_energy.model,
             "mac_energy_reference_bits": core.mac_energy.reference_bits,
-            "memories": memories,
+            "memories": desc["memories"],
         })
     point = spec.operating_point()
     return {
@@ -55,8 +71,8 @@ def summarize(spec: SystemSpec) -> dict[str, Any]:
         "peak_macs_per_cycle": sum(c["macs_per_cycle"] * c["count"] for c in cores),
         "compute_cores": cores,
         "allocation": {k: list(getattr(spec.allocation, k)) or ["any"] for k in ("conv", "depthwise", "fc")},
-        "pooling_core": {"units": spec.pooling_core.units, "energy_per_op_pj": spec.pooling_core.energy_per_op_pj},
-        "simd_core": {"units": spec.simd_core.units, "energy_per_op_pj": spec.simd_core.energy_per_op_pj},
+        "pooling_core": _simple_core(spec, "maxpool"),
+        "simd_core": _simple_core(spec, "add"),
         "offchip": {"bits_per_cycle": spec.offchip.bandwidth_bits_per_cycle,
                     "energy_per_access_pj": spec.offchip.energy_per_access_pj,
                     "access_bits": spec.offchip.access_bits},
@@ -71,6 +87,21 @@ def summarize(spec: SystemSpec) -> dict[str, Any]:
     }
 
 
+def _simple_line(core: dict[str, Any]) -> str:
+    what = "ZigZag core file" if core["model"] == "zigzag" else "analytical model, data via off-chip"
+    return f"{core['units']} ops/cycle, {core['energy_per_op_pj']:g} pJ/op ({what})"
+
+
+def _memory_table(memories: list[dict[str, Any]]) -> list[str]:
+    out = ["| memory | operands | size | read bit/cycle | write bit/cycle | read pJ | write pJ | shared over |",
+           "|---|---|---|---|---|---|---|---|"]
+    for m in memories:
+        out.append(f"| {m['name']} | {', '.join(m['operands'])} | {_bytes(m['size_bits'])} | "
+                   f"{m['read_bits_per_cycle']} | {m['write_bits_per_cycle']} | {m['read_pj']:g} | "
+                   f"{m['write_pj']:g} | {', '.join(m['served_dimensions']) or '-'} |")
+    return out
+
+
 def markdown(summary: dict[str, Any]) -> str:
     """The summary as Markdown (also readable as plain text)."""
     s = summary
@@ -81,9 +112,8 @@ def markdown(summary: dict[str, Any]) -> str:
            f"| compute cores | {cores} |",
            f"| allocation | conv: {', '.join(s['allocation']['conv'])}; depthwise: "
            f"{', '.join(s['allocation']['depthwise'])}; fc: {', '.join(s['allocation']['fc'])} |",
-           f"| pooling core | {s['pooling_core']['units']} ops/cycle, "
-           f"{s['pooling_core']['energy_per_op_pj']:g} pJ/op |",
-           f"| SIMD core | {s['simd_core']['units']} ops/cycle, {s['simd_core']['energy_per_op_pj']:g} pJ/op |",
+           f"| pooling core | {_simple_line(s['pooling_core'])} |",
+           f"| SIMD core | {_simple_line(s['simd_core'])} |",
            f"| off-chip | {s['offchip']['bits_per_cycle']} bit/cycle, {s['offchip']['energy_per_access_pj']:g} pJ per "
            f"{s['offchip']['access_bits']}-bit access |"]
     ic = s["interconnect"]
@@ -97,13 +127,14 @@ def markdown(summary: dict[str, Any]) -> str:
         out += ["", f"## Compute core `{c['name']}` x {c['count']} (`{c['core_file']}`)", "",
                 f"Array {array} = {c['macs_per_cycle']} MAC/cycle{f' ({low})' if low else ''}; "
                 f"{c['mac_energy_pj']:g} pJ per MAC at {c['mac_energy_reference_bits']}-bit operands, "
-                f"MAC-energy model `{c['mac_energy_model']}`.", "",
-                "| memory | operands | size | read bit/cycle | write bit/cycle | read pJ | write pJ | shared over |",
-                "|---|---|---|---|---|---|---|---|"]
-        for m in c["memories"]:
-            out.append(f"| {m['name']} | {', '.join(m['operands'])} | {_bytes(m['size_bits'])} | "
-                       f"{m['read_bits_per_cycle']} | {m['write_bits_per_cycle']} | {m['read_pj']:g} | "
-                       f"{m['write_pj']:g} | {', '.join(m['served_dimensions']) or '-'} |")
+                f"MAC-energy model `{c['mac_energy_model']}`.", "", *_memory_table(c["memories"])]
+    for title, key in (("Pooling core", "pooling_core"), ("SIMD core", "simd_core")):
+        c = s[key]
+        if c["model"] == "zigzag":
+            array = " x ".join(f"{v} ({k})" for k, v in c["array"].items())
+            out += ["", f"## {title} (`{c['core_file']}`, costed by ZigZag)", "",
+                    f"Array {array} = {c['units']} ops/cycle; {c['energy_per_op_pj']:g} pJ per op.", "",
+                    *_memory_table(c["memories"])]
     if s["dvfs"]:
         d = s["dvfs"]
         out += ["", f"## DVFS (energies in the core files hold at {d['reference_voltage_v']:g} V; default "

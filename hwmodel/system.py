@@ -2,7 +2,8 @@
 
 A system file (``accelerators/<name>/system.yaml``) lists compute cores (each a ZigZag 3.9 core
 description plus a ZigZag mapping file of spatial-mapping hints, with its MAC-energy model and
-optional precision scaling), a pooling core, a SIMD core for element-wise ops, the off-chip memory,
+optional precision scaling), a pooling core and a SIMD core for element-wise ops (each a ZigZag core
+file with its hints, or an analytical throughput), the off-chip memory,
 the interconnect, which compute cores may run which operator kind, the clock and optional DVFS
 operating points. Paths are relative to the system file. Units: bandwidths in bit/cycle, energies
 in pJ, clock in Hz, voltages in V, power in W. ``accelerators/README.md`` documents every key.
@@ -22,6 +23,7 @@ from hwmodel.precision import MacEnergyModel, PrecisionScaling
 from hwmodel.schema import INTERNAL, SchemaError, from_mapping, load_yaml, package_folder, to_mapping
 
 ACCELERATORS_ENV = "EENAS_ACCELERATORS"
+POOLING, SIMD = "pooling", "simd"  # names of the pooling and SIMD cores (reserved: no compute core may take them)
 
 
 @dataclass(frozen=True)
@@ -43,16 +45,41 @@ class ComputeCoreSpec:
 
 @dataclass(frozen=True)
 class SimpleCoreSpec:
-    """Pooling or SIMD core: ``units`` operations per cycle at ``energy_per_op_pj`` each."""
+    """Pooling or SIMD core, given one of two ways.
 
-    units: int
-    energy_per_op_pj: float
+    ``core`` and ``mapping``: a ZigZag 3.9 core file and its mapping-hint file (paths relative to the
+    system file); its layers are then costed by ZigZag on that core's array and memories, like the
+    compute layers. ``units`` and ``energy_per_op_pj``: the analytical model, ``units`` operations per
+    cycle at ``energy_per_op_pj`` (pJ) each, data through off-chip memory (for systems whose pooling or
+    SIMD hardware is not described).
+    """
+
+    units: int | None = None
+    energy_per_op_pj: float | None = None
+    core: str | None = None
+    mapping: str | None = None
 
     def __post_init__(self) -> None:
-        if self.units < 1:
+        analytical = (self.units, self.energy_per_op_pj) != (None, None)
+        if self.core is None and self.mapping is None:
+            if self.units is None or self.energy_per_op_pj is None:
+                raise ValueError("expected either core and mapping (a ZigZag core file and its mapping file) or "
+                                 "units and energy_per_op_pj (the analytical model)")
+        elif self.core is None or self.mapping is None:
+            raise ValueError(f"{'mapping' if self.mapping is None else 'core'}: expected both core and mapping "
+                             "(a ZigZag core file and its mapping-hint file)")
+        elif analytical:
+            raise ValueError("expected core and mapping (ZigZag) or units and energy_per_op_pj (analytical), "
+                             "not both")
+        if self.units is not None and self.units < 1:
             raise ValueError(f"units: expected a positive integer, got {self.units}")
-        if self.energy_per_op_pj < 0:
+        if self.energy_per_op_pj is not None and self.energy_per_op_pj < 0:
             raise ValueError(f"energy_per_op_pj: expected a non-negative number, got {self.energy_per_op_pj}")
+
+    @property
+    def zigzag(self) -> bool:
+        """True when ZigZag costs this core's layers (a core file is given)."""
+        return self.core is not None
 
 
 @dataclass(frozen=True)
@@ -143,6 +170,9 @@ class SystemSpec:
         names = [c.name for c in self.compute_cores]
         if len(set(names)) != len(names):
             raise ValueError(f"compute_cores: expected distinct core names, got {names}")
+        reserved = sorted({POOLING, SIMD} & set(names))
+        if reserved:
+            raise ValueError(f"compute_cores: the names {reserved} are taken by the pooling and SIMD cores")
         for kind in OPERATOR_KINDS:
             unknown = [n for n in getattr(self.allocation, kind) if n not in names]
             if unknown:
@@ -152,6 +182,19 @@ class SystemSpec:
         """Compute core kinds allowed to run an operator kind (``conv``, ``depthwise`` or ``fc``)."""
         allowed = getattr(self.allocation, kind)
         return [c for c in self.compute_cores if not allowed or c.name in allowed]
+
+    def simple_cores(self) -> dict[str, SimpleCoreSpec]:
+        """The pooling and SIMD cores that ZigZag costs (described by a core file), by system-file key."""
+        return {key: core for key, core in (("pooling_core", self.pooling_core), ("simd_core", self.simd_core))
+                if core.zigzag}
+
+    def simple_core(self, op: str) -> tuple[str, SimpleCoreSpec]:
+        """(name, spec) of the core that runs a ``maxpool`` (pooling core) or an ``add`` (SIMD core)."""
+        if op == "maxpool":
+            return POOLING, self.pooling_core
+        if op == "add":
+            return SIMD, self.simd_core
+        raise ValueError(f"no pooling or SIMD core runs {op!r} layers")
 
     def operating_point(self, name: str | None = None) -> OperatingPoint:
         """A DVFS point by name (default point if None); without DVFS, the nominal clock."""
@@ -178,9 +221,10 @@ class SystemSpec:
     def fingerprint(self) -> str:
         """Hash of everything in the system that changes a cost (file contents included)."""
         h = hashlib.sha256(json.dumps(_plain(self), sort_keys=True, default=str).encode())
-        for core in self.compute_cores:
-            h.update(self.resolve(core.core).read_bytes())
-            h.update(self.resolve(core.mapping).read_bytes())
+        files = [f for c in self.compute_cores for f in (c.core, c.mapping)]
+        files += [f for c in self.simple_cores().values() for f in (c.core, c.mapping) if f]
+        for name in files:
+            h.update(self.resolve(name).read_bytes())
         return h.hexdigest()[:16]
 
 
@@ -239,4 +283,10 @@ def load_system(name_or_path: str | Path) -> SystemSpec:
             if core.precision_scaling.dimension not in dims:
                 raise SchemaError(path, f"compute_cores[{i}].precision_scaling.dimension",
                                   f"an array dimension of {core.core} {dims}, got {core.precision_scaling.dimension!r}")
+    for key, simple in spec.simple_cores().items():
+        for field_name in ("core", "mapping"):
+            target = spec.resolve(getattr(simple, field_name))
+            if not target.is_file():
+                raise SchemaError(path, f"{key}.{field_name}", f"an existing file, {target} does not exist")
+        validate_core_files(spec.resolve(simple.core or ""), spec.resolve(simple.mapping or ""))
     return spec

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, astuple, dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -252,19 +252,22 @@ class SearchSpace(ABC):
         """Genotypes whose layer graphs, together, contain every layer shape of the space."""
 
     def all_layer_specs(self) -> list[LayerSpec]:
-        """Every distinct conv/FC layer (shape and bits) a genotype of this space can contain.
+        """Every distinct layer (shape and bits) a genotype of this space can contain.
 
-        Backbone layers: every (weight, input, stored-output) bit triple of ``bits_choices``;
-        exit-branch layers: every (weight, input) pair, outputs at the input precision.
+        Backbone conv layers: every (weight, input, stored-output) bit triple of ``bits_choices``;
+        exit-branch FC layers: every (weight, input) pair, outputs at the input precision; max-pooling
+        and adds: one precision for everything (pooling keeps its branch's, adds pass theirs through).
         """
         bits = tuple(self.options.bits_choices)
         found: dict[tuple, LayerSpec] = {}
         for genotype in self.covering_genotypes():
             for spec in specs(self.layer_graph(genotype)):
-                if spec.op not in ("conv", "fc"):
-                    continue
-                triples = ((w, a, a) for w in bits for a in bits) if spec.branch else \
-                    ((w, a, o) for w in bits for a in bits for o in bits)
+                if spec.op in ("maxpool", "add"):
+                    triples: Iterator[tuple[int, int, int]] = ((b, b, b) for b in bits)
+                elif spec.branch:
+                    triples = ((w, a, a) for w in bits for a in bits)
+                else:
+                    triples = ((w, a, o) for w in bits for a in bits for o in bits)
                 for w, a, o in triples:
                     variant = replace(spec.with_bits(w, a, o), name="", stage=0, branch=False)
                     found.setdefault(astuple(variant), replace(variant, name=spec.name))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from hwmodel import load_system
+from hwmodel import SystemSpec, load_system
 from search_spaces import Genotype
 
 
@@ -39,10 +40,19 @@ def unmappable_system(folder: Path) -> Path:
     core["memories"]["dram_port"]["size"] = 4096
     (folder / "core.yaml").write_text(yaml.safe_dump(core, sort_keys=False))
     shutil.copy(system.resolve(system.compute_cores[0].mapping), folder / "mapping.yaml")
-    data = yaml.safe_load(Path(system.path).read_text())
+    data = system_data_elsewhere(system)
     data["compute_cores"][0].update(core="core.yaml", mapping="mapping.yaml")
     (folder / "system.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     return folder / "system.yaml"
+
+
+def system_data_elsewhere(system: SystemSpec) -> dict[str, Any]:
+    """A system file's data with its pooling / SIMD core files as absolute paths, so that it can be
+    written to another folder."""
+    data = yaml.safe_load(Path(system.path).read_text())
+    for key, core in system.simple_cores().items():
+        data[key] = {"core": str(system.resolve(core.core or "")), "mapping": str(system.resolve(core.mapping or ""))}
+    return data
 
 
 def running_trial(db: Path) -> int | None:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import networkx as nx
 
-from hwmodel.cost_model import COMPUTE_OPS, CostModel, simple_core_cost
+from hwmodel.cost_model import CostModel, simple_core_cost
 from hwmodel.scheduling.allocation import (
     HEURISTICS,
     LayerInfo,
@@ -27,7 +27,7 @@ from hwmodel.scheduling.allocation import (
     genetic_allocation,
     heuristic_allocation,
 )
-from hwmodel.scheduling.platform import POOLING, Platform
+from hwmodel.scheduling.platform import Platform
 from hwmodel.scheduling.result import Op, Schedule
 from hwmodel.scheduling.scheduler import TileCost, list_schedule, simple_tile_cost
 from hwmodel.scheduling.tiles import Tile, build_tiles
@@ -76,12 +76,13 @@ def platform_of(cost_model: CostModel) -> Platform:
 
 
 def _tile_costs(tiles: list[Tile], cost_model: CostModel, fused: bool) -> list[dict[str, LayerCost | str]]:
-    """Each compute tile's cost on every allowed core kind (interior tiles share one lookup)."""
+    """Each ZigZag-costed tile's cost on every allowed core kind (interior tiles share one lookup);
+    an empty dict for analytically costed pooling / add tiles."""
     unique: dict[tuple, int] = {}
     items: list[Any] = []
     index = []
     for tile in tiles:
-        if tile.spec.op not in COMPUTE_OPS:
+        if not cost_model.zigzag_costed(tile.spec.op):
             index.append(-1)
             continue
         key = tile.shape_key()
@@ -134,8 +135,8 @@ def _layer_infos(graph: nx.DiGraph, tiles: list[Tile], by_kind: list[dict[str, L
     for name in nx.lexicographical_topological_sort(graph):
         spec = graph.nodes[name]["spec"]
         kinds = {k: v for k, v in per_layer.get(name, {}).items() if k not in reasons.get(name, {})}
-        if spec.op in COMPUTE_OPS and not kinds:
-            bad = reasons.get(name, {})
+        if name in reasons and not kinds:
+            bad = reasons[name]
             raise MappingError(name, "/".join(bad), "; ".join(f"{k}: {r}" for k, r in bad.items()))
         allowed = tuple(i.name for i in platform.instances_of(list(kinds)))
         estimate = {i: kinds[platform.instances[i].kind] for i in allowed}
@@ -150,7 +151,7 @@ def _costs_for(tiles: list[Tile], by_kind: list[dict[str, LayerCost | str]], all
     out = []
     for tile, costs in zip(tiles, by_kind):
         inst = allocation[tile.layer]
-        if tile.spec.op in COMPUTE_OPS:
+        if costs:  # ZigZag-costed: keyed by core kind (pooling / simd for those cores)
             c = costs[platform.instances[inst].kind]
             assert isinstance(c, LayerCost)
             out.append(TileCost(c.latency_cycles, c.mac_energy_pj, c.mem_energy_pj - c.offchip_energy_pj,
@@ -158,8 +159,7 @@ def _costs_for(tiles: list[Tile], by_kind: list[dict[str, LayerCost | str]], all
         elif fused:
             out.append(simple_tile_cost(tile, platform, inst))
         else:
-            core = cost_model.system.pooling_core if inst == POOLING else cost_model.system.simd_core
-            c = simple_core_cost(tile.spec, core, cost_model.system, inst)
+            c = simple_core_cost(tile.spec, cost_model.system.simple_core(tile.spec.op)[1], cost_model.system, inst)
             out.append(TileCost(c.latency_cycles, c.mac_energy_pj, c.mem_energy_pj - c.offchip_energy_pj,
                                 c.offchip_energy_pj))
     return out

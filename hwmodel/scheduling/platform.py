@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from hwmodel.system import ComputeCoreSpec, SystemSpec
+from hwmodel.system import POOLING, SIMD, ComputeCoreSpec, SystemSpec
 from hwmodel.zigzag_core import core_description, offchip_level, onchip_capacities
 
-POOLING, SIMD = "pooling", "simd"
+__all__ = ["POOLING", "SIMD", "Instance", "Platform"]
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,13 @@ class Platform:
                 compute.append(Instance(f"{core.name}#{i}", core.name, pos, caps.get("O", 0), caps.get("I2", 0),
                                         **access))
         self.compute = compute
-        self.instances = {i.name: i for i in [*compute, Instance(POOLING, POOLING, None), Instance(SIMD, SIMD, None)]}
+        simple = []
+        for op in ("maxpool", "add"):  # ZigZag-described pooling / SIMD cores: their memories' access costs
+            name, spec = system.simple_core(op)
+            access = _onchip_access_costs(str(system.resolve(spec.core))) if spec.core else {}
+            simple.append(Instance(name, name, None, act_read_pj_per_bit=access.get("act_read_pj_per_bit", 0.0),
+                                   act_write_pj_per_bit=access.get("act_write_pj_per_bit", 0.0)))
+        self.instances = {i.name: i for i in [*compute, *simple]}
         self.kinds: dict[str, ComputeCoreSpec] = {c.name: c for c in system.compute_cores}
 
     def instances_of(self, kinds: list[str]) -> list[Instance]:

@@ -211,7 +211,10 @@ def _weights(tile: Tile, inst: str, instance: Instance, resident: OrderedDict[st
 
 
 def simple_tile_cost(tile: Tile, platform: Platform, instance: str) -> TileCost:
-    """Pooling / SIMD tile in a fused schedule: ``units`` ops per cycle at ``energy_per_op_pj``."""
-    spec = platform.system.pooling_core if instance == POOLING else platform.system.simd_core
+    """Pooling / SIMD tile in a fused schedule on a core without a core file (analytical):
+    ``units`` ops per cycle at ``energy_per_op_pj``."""
     assert instance in (POOLING, SIMD)
+    spec = platform.system.simple_core("maxpool" if instance == POOLING else "add")[1]
+    if spec.units is None or spec.energy_per_op_pj is None:
+        raise ValueError(f"{instance} core: the analytical model needs units and energy_per_op_pj")
     return TileCost(float(math.ceil(tile.ops / spec.units)), tile.ops * spec.energy_per_op_pj, 0.0)

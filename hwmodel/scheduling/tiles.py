@@ -85,14 +85,15 @@ class Tile:
                 s.w_bits, s.a_bits, s.o_bits, self.rows, self.in_rows, self.pad_top, self.pad_bottom)
 
     def zigzag(self) -> dict[str, Any]:
-        """ZigZag workload dict of this tile (conv and FC layers only)."""
+        """ZigZag workload dict of this tile (its output rows, the input rows they read)."""
         layer = zigzag_layer(self.spec)
-        if self.spec.op == "conv" and (self.rows, self.in_rows) != (self.spec.out_hw[0], self.spec.in_hw[0]):
+        if self.spec.op != "fc" and (self.rows, self.in_rows) != (self.spec.out_hw[0], self.spec.in_hw[0]):
             sizes = dict(zip(layer["loop_dims"], layer["loop_sizes"]))
             sizes["OY"] = self.rows
             layer["loop_sizes"] = [sizes[d] for d in layer["loop_dims"]]
-            layer["pr_loop_sizes"] = [layer["pr_loop_sizes"][0], self.in_rows]
-            layer["padding"] = [layer["padding"][0], [self.pad_top, self.pad_bottom]]
+            if "pr_loop_sizes" in layer:  # conv and pooling: input rows and the padding at the tile's edges
+                layer["pr_loop_sizes"] = [layer["pr_loop_sizes"][0], self.in_rows]
+                layer["padding"] = [layer["padding"][0], [self.pad_top, self.pad_bottom]]
         return layer
 
 

@@ -19,6 +19,8 @@ SMALL_LAYERS = [
     ss.LayerSpec("pw", "conv", 16, 24, (8, 8), (8, 8), w_bits=8, a_bits=4, o_bits=4),
     ss.LayerSpec("fc", "fc", 256, 10, (1, 1), (1, 1), w_bits=4, a_bits=8),
 ]
+POOL = ss.LayerSpec("p", "maxpool", 16, 16, (16, 16), (4, 4), (4, 4), (4, 4), a_bits=8, o_bits=8)
+ADD = ss.LayerSpec("a", "add", 16, 16, (8, 8), (8, 8))
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +39,14 @@ def test_layer_kinds_and_zigzag_dicts():
     dw = zigzag_layer(SMALL_LAYERS[1])
     assert dw["loop_sizes"] == [1, 1, 16, 8, 8, 1, 3, 3]
     assert dw["operand_precision"] == {"W": 4, "I": 4, "O": 8, "O_final": 8}
-    with pytest.raises(ValueError, match="maxpool"):
-        zigzag_layer(ss.LayerSpec("p", "maxpool", 4, 4, (8, 8), (4, 4), (2, 2), (2, 2)))
+    pool = zigzag_layer(POOL)
+    assert pool["operator_type"] == "Pooling" and pool["loop_sizes"] == [1, 16, 4, 4, 4, 4]
+    assert pool["operand_precision"]["W"] == 0  # the window: a dummy operand without data
+    add = zigzag_layer(ADD)
+    assert add["operator_type"] == "Add" and add["loop_sizes"] == [1, 16, 8, 8]
+    assert add["operand_precision"] == {"W": 8, "I": 8, "O": 8, "O_final": 8}
+    with pytest.raises(ValueError, match="avgpool"):
+        zigzag_layer(ss.LayerSpec("p", "avgpool", 4, 4, (8, 8), (4, 4), (2, 2), (2, 2)))  # type: ignore[arg-type]
 
 
 def test_lean_evaluator_equals_the_zigzag_api(system, tmp_path):
@@ -80,15 +88,55 @@ def test_lower_precision_moves_fewer_bits_and_costs_less_per_mac(model):
     assert narrow.energy_pj == pytest.approx(narrow.mac_energy_pj + narrow.mem_energy_pj)
 
 
-def test_simple_cores(system):
-    pool = ss.LayerSpec("p", "maxpool", 16, 16, (16, 16), (4, 4), (4, 4), (4, 4), a_bits=8, o_bits=8)
-    cost = simple_core_cost(pool, system.pooling_core, system, "pooling")
+def test_pooling_and_add_are_costed_by_zigzag_on_their_cores(system, model, tmp_path):
+    """On a system whose pooling and SIMD cores are core files, max-pooling and adds cost exactly what
+    zigzag.api gives on those cores, and are cached like every other layer."""
+    from zigzag.api import get_hardware_performance_zigzag
+
+    pool, add = model.layer_costs([POOL, ADD])
+    assert (pool.core, add.core) == ("pooling", "simd")
+    for spec, cost, core in ((POOL, pool, system.pooling_core), (ADD, add, system.simd_core)):
+        energy, latency, _ = get_hardware_performance_zigzag(
+            [zigzag_layer(spec)], str(system.resolve(core.core)), str(system.resolve(core.mapping)), opt="EDP",
+            lpf_limit=4, nb_spatial_mappings_generated=3, dump_folder=str(tmp_path / spec.name),
+            loma_show_progress_bar=False)
+        assert cost.energy_pj == pytest.approx(energy, rel=1e-9)
+        assert cost.latency_cycles == pytest.approx(latency, rel=1e-9)
+        assert 0 < cost.spatial_utilization <= 1
+        assert cost.mac_energy_pj == pytest.approx(spec.ops * 0.1)  # 0.1 pJ per comparison / addition
+    assert pool.latency_cycles >= POOL.ops / 72 and add.latency_cycles >= ADD.ops / 64
+    with CostModel(system, cache=tmp_path / "c.sqlite") as first:
+        first.layer_costs([POOL, ADD])
+        assert first.stats["misses"] == 2
+    with CostModel(system, cache=tmp_path / "c.sqlite") as second:
+        assert second.layer_costs([POOL, ADD]) == [pool, add]
+        assert second.stats == {"hits": 2, "misses": 0}
+
+
+def test_a_system_without_pooling_and_simd_core_files_uses_the_analytical_model():
+    """eyeriss_single gives its pooling and SIMD cores as throughputs only: no ZigZag job, the analytical
+    model's figures."""
+    system = load_system("eyeriss_single")
+    assert not system.simple_cores()
+    with CostModel(system, cache=None) as cm:
+        assert not cm.zigzag_costed("maxpool") and not cm.zigzag_costed("add") and cm.zigzag_costed("fc")
+        pool, add = cm.layer_costs([POOL, ADD])
+        assert cm.stats["misses"] == 0
+        graph = ss.create_space("mobilenetv2_cifar", width_mult=0.25).layer_graph(
+            ss.create_space("mobilenetv2_cifar", width_mult=0.25).uniform(exits=(3,), bits=8))
+        fused = cm.evaluate(graph)  # the fused schedule runs pooling / add tiles analytically too
+        assert fused.energy_j > 0
+    units, energy = system.pooling_core.units, system.pooling_core.energy_per_op_pj
+    assert units is not None and energy is not None
     ops = 4 * 4 * 16 * 16
     moved = 16 * 16 * 16 * 8 + 4 * 4 * 16 * 8
-    assert cost.energy_pj == pytest.approx(ops * 0.1 + moved * 1000 / 64)
-    assert cost.latency_cycles == max(math.ceil(ops / 72), math.ceil(moved / 64))
-    add = ss.LayerSpec("a", "add", 16, 16, (8, 8), (8, 8))
-    assert simple_core_cost(add, system.simd_core, system, "simd").mac_energy_pj == pytest.approx(8 * 8 * 16 * 0.1)
+    per_bit = system.offchip.energy_per_bit_pj
+    assert pool == simple_core_cost(POOL, system.pooling_core, system, "pooling")
+    assert pool.energy_pj == pytest.approx(ops * energy + moved * per_bit)
+    bandwidth = system.offchip.bandwidth_bits_per_cycle
+    assert pool.latency_cycles == max(math.ceil(ops / units), math.ceil(moved / bandwidth))
+    assert add.core == "simd"
+    assert add.mac_energy_pj == pytest.approx(8 * 8 * 16 * (system.simd_core.energy_per_op_pj or 0))
 
 
 def test_stage_sums_and_early_exit_accounting(model):

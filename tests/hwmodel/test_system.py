@@ -142,8 +142,10 @@ def test_edge_tpu_quad_values():
                         mapping="../cores/edge_tpu_core.mapping.yaml", count=4),
     )
     assert isinstance(spec.compute_cores, tuple)
-    assert spec.pooling_core == SimpleCoreSpec(units=72, energy_per_op_pj=0.1)
-    assert spec.simd_core == SimpleCoreSpec(units=64, energy_per_op_pj=0.1)
+    assert spec.pooling_core == SimpleCoreSpec(core="../cores/pooling_core.yaml",
+                                               mapping="../cores/pooling_core.mapping.yaml")
+    assert spec.simd_core == SimpleCoreSpec(core="../cores/simd_core.yaml", mapping="../cores/simd_core.mapping.yaml")
+    assert set(spec.simple_cores()) == {"pooling_core", "simd_core"}
     assert spec.offchip == OffChipSpec(bandwidth_bits_per_cycle=64, energy_per_access_pj=1000.0, access_bits=64)
     assert spec.offchip.energy_per_bit_pj == pytest.approx(1000 / 64)
     assert spec.interconnect == InterconnectSpec(topology="mesh", link_bandwidth_bits_per_cycle=32,
@@ -323,10 +325,23 @@ SYSTEM_CASES: dict[str, Any] = {
         lambda d: d.update(interconnect=None, extra=True),
         ("extra: unknown key",),
     ),
-    "pooling units zero": (lambda d: d["pooling_core"].update(units=0), ("pooling_core.units",)),
+    "pooling units zero": (lambda d: d["pooling_core"].update(units=0, energy_per_op_pj=0.1, core=None, mapping=None),
+                           ("pooling_core.units",)),
+    "pooling core without its mapping file": (
+        lambda d: d["pooling_core"].pop("mapping"), ("pooling_core", "mapping: expected both core and mapping")),
+    "pooling core given both ways": (
+        lambda d: d["pooling_core"].update(units=72), ("pooling_core", "not both")),
+    "simd core given neither way": (
+        lambda d: d.update(simd_core={}),
+        ("simd_core", "expected either core and mapping", "units and energy_per_op_pj")),
+    "pooling core file missing": (
+        lambda d: d["pooling_core"].update(core="../cores/no_pooling.yaml"),
+        ("pooling_core.core", "no_pooling.yaml", "does not exist")),
+    "compute core named like the SIMD core": (
+        lambda d: d["compute_cores"][0].update(name="simd"), ("compute_cores", "'simd'", "taken")),
     "unknown key in simd core": (
         lambda d: d["simd_core"].update(lanes=64),
-        ("simd_core.lanes: unknown key", "'units'"),
+        ("simd_core.lanes: unknown key", "'units'", "'core'"),
     ),
     "no compute cores": (lambda d: d.update(compute_cores=[]), ("compute_cores",)),
     "clock a word": (lambda d: d.update(clock_hz="fast"), ("clock_hz: expected a finite number",)),

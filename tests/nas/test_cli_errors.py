@@ -19,7 +19,9 @@ import optuna
 import pytest
 import yaml
 
+from hwmodel import load_system
 from nas.cli import main
+from tests.helpers import system_data_elsewhere
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -180,7 +182,7 @@ def test_recursive_alias_is_refused(capsys, tmp_path):
 def _system_copy(tmp_path: Path, edit_system: Callable[[dict], None] | None = None,
                  edit_core: Callable[[dict], None] | None = None) -> Path:
     src = REPO / "accelerators" / "edge_tpu_quad" / "system.yaml"
-    system = yaml.safe_load(src.read_text())
+    system = system_data_elsewhere(load_system(src))
     core_src = (src.parent / system["compute_cores"][0]["core"]).resolve()
     core = yaml.safe_load(core_src.read_text())
     if edit_core:

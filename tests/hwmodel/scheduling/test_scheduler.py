@@ -166,3 +166,37 @@ def test_a_schedule_survives_json_and_redraws(tmp_path):
     assert back == s and back.makespan == s.makespan and back.energy_until(s.exit_times[0]) == s.energy_until(
         s.exit_times[0])
     assert gantt(back, tmp_path / "g.png").stat().st_size > 0 and memory_plot(back, tmp_path / "m.png").is_file()
+
+
+def test_pooling_and_add_tiles_run_on_their_zigzag_cores():
+    """edge_tpu_quad gives its pooling and SIMD cores as core files: in a fused schedule every max-pool
+    and add tile runs on its core, taking the cycles and energy ZigZag gives that tile on the core's
+    on-chip variant (data moves are the scheduler's, as for compute tiles)."""
+    from hwmodel.scheduling import platform_of
+    from hwmodel.scheduling.tiles import build_tiles
+    from hwmodel.zigzag_core import ZigZagCore
+
+    with CostModel("edge_tpu_quad", cache=None) as cm:
+        s = schedule_network(GRAPH, cm, ScheduleSettings(mode="fused", tile_rows=4))
+        room = min(i.weight_bits for i in platform_of(cm).compute)
+        system, settings = cm.system, cm.settings
+    tiles = build_tiles(GRAPH, 4, room)
+    cores = {name: ZigZagCore(name, system.resolve(spec.core or ""), system.resolve(spec.mapping or ""), settings,
+                              onchip=True)
+             for name, spec in (system.simple_core("maxpool"), system.simple_core("add"))}
+    expected: dict[tuple, object] = {}
+    seen = defaultdict(int)
+    for op in s.ops:
+        if op.kind != "compute" or op.tile is None or tiles[op.tile].spec.op not in ("maxpool", "add"):
+            continue
+        tile = tiles[op.tile]
+        assert op.resource == ("pooling" if tile.spec.op == "maxpool" else "simd")
+        key = (op.resource, tile.shape_key())
+        if key not in expected:
+            expected[key] = cores[op.resource].cost(tile.zigzag(), tile.name)
+        cost = expected[key]
+        assert op.end - op.start == pytest.approx(cost.latency_cycles)  # type: ignore[attr-defined]
+        assert op.energy_pj["mac"] == pytest.approx(cost.mac_energy_pj)  # type: ignore[attr-defined]
+        assert op.energy_pj["onchip"] == pytest.approx(cost.mem_energy_pj)  # type: ignore[attr-defined]
+        seen[tile.spec.op] += 1
+    assert seen["maxpool"] > 0 and seen["add"] > 0
