@@ -8,7 +8,7 @@ Every figure times :meth:`CostModel.evaluate`, the one cost entry point the sear
    ``zigzag.api.get_hardware_performance_zigzag``, same cores, hints and settings, timed in this run;
    conv / FC on the compute core, max-pooling and adds on the pooling / SIMD core). Also the fused
    cold cost under the cheaper mapper setting (one spatial mapping per layer), with its network
-   energy, latency and EDP against the default setting's.
+   energy, latency and EDP against the default setting's, on this network and on 30 random genotypes.
 2. Warm: the same network with every tile cached (median and 95th percentile over 50 runs).
 3. Over 500 random genotypes of the reference space (width 1.0, per-layer bits from {4, 8}), fused,
    starting from an empty cache: distinct ZigZag tiles computed, cache hit rate, total time.
@@ -38,6 +38,7 @@ from hwmodel.zigzag_core import quiet_zigzag
 
 SETTINGS = ZigZagSettings(lpf_limit=4, optimize="EDP", spatial_mappings=3)
 FAST = ZigZagSettings(lpf_limit=4, optimize="EDP", spatial_mappings=1)
+FIDELITY_GENOTYPES = 30  # random genotypes on which the cheaper setting's deviation is measured
 # what the search runs (the config's default schedule) and the reference's whole-layer schedule,
 # whose ZigZag layers are exactly the ones the API is given
 SEARCH = "fused"
@@ -66,6 +67,25 @@ def api_time(system, graph) -> float:
                                             loma_show_progress_bar=False)
             seconds += time.perf_counter() - t0
     return seconds
+
+
+def fast_setting_fidelity(system, space, genotypes, schedule) -> dict:
+    """Network EDP, energy and latency under the cheaper mapper setting against the default one, over
+    random genotypes (fused, each setting from its own empty cache): max and mean absolute deviation."""
+    costs: dict[str, list] = {}
+    for label, settings in (("default", SETTINGS), ("fast", FAST)):
+        with tempfile.TemporaryDirectory() as tmp, CostModel(system, settings=settings, cache=Path(tmp) / "c.sqlite",
+                                                             workers=2) as cm:
+            t0 = time.perf_counter()
+            costs[label] = [cm.evaluate(space.layer_graph(g), schedule) for g in genotypes]
+            costs[label + "_seconds"] = [time.perf_counter() - t0, cm.stats["misses"]]
+    out: dict = {"genotypes": len(genotypes)}
+    for metric in ("edp", "energy_j", "latency_cycles"):
+        devs = [abs(getattr(f, metric) / getattr(d, metric) - 1) for f, d in zip(costs["fast"], costs["default"])]
+        out[f"{metric}_max_abs_dev"], out[f"{metric}_mean_abs_dev"] = max(devs), statistics.mean(devs)
+    for label in ("default", "fast"):
+        out[f"{label}_seconds_from_empty_cache"], out[f"{label}_distinct_tiles"] = costs[label + "_seconds"]
+    return out
 
 
 def main() -> None:
@@ -109,6 +129,8 @@ def main() -> None:
     search = SCHEDULES[SEARCH]
     rng = random.Random(0)
     genotypes = [space.sample(rng) for _ in range(500)]
+    fidelity = fast_setting_fidelity(system, space, genotypes[:FIDELITY_GENOTYPES], search)
+    print(fidelity, flush=True)
     with tempfile.TemporaryDirectory() as tmp, CostModel(system, settings=SETTINGS, cache=Path(tmp) / "c.sqlite",
                                                          workers=2) as cm:
         t0 = time.perf_counter()
@@ -135,7 +157,7 @@ def main() -> None:
         "network": {"network": "reference backbone, exits D,F,I,K, W8A8", "layers": graph.number_of_nodes(),
                     "zigzag_layers": sum(1 for s in ss.specs(graph) if cm.zigzag_costed(s.op)), "costs": network},
         "search_schedule": SEARCH, "cold": cold, "api_seconds": api_s, "warm_ms": warm,
-        "random_genotypes": random_rows,
+        "random_genotypes": random_rows, "fast_setting_fidelity": fidelity,
     })
 
 

@@ -60,6 +60,15 @@ def speed_section(data: dict) -> list[str]:
               f"{r['seconds_from_empty_cache']:.0f} s in all; then {r['warm_ms_per_candidate_incl_graph']:.1f} ms per "
               f"candidate (graph building included). The space holds at most {r['space_distinct_layers_upper_bound']} "
               "distinct tiles (`nas warm-cache` fills them all)."]
+    fid = data.get("fast_setting_fidelity")
+    if fid:
+        lines += ["", f"The cheaper mapper setting ({data['fast_settings']['spatial_mappings']} spatial mapping per "
+                  f"layer instead of {st['spatial_mappings']}) on {fid['genotypes']} of those genotypes, fused, each "
+                  f"setting from its own empty cache: network EDP within {100 * fid['edp_max_abs_dev']:.2f} % of the "
+                  f"default setting's (mean {100 * fid['edp_mean_abs_dev']:.3f} %; energy "
+                  f"{100 * fid['energy_j_max_abs_dev']:.2f} %, latency {100 * fid['latency_cycles_max_abs_dev']:.2f} % "
+                  f"at most), in {fid['fast_seconds_from_empty_cache']:.0f} s against "
+                  f"{fid['default_seconds_from_empty_cache']:.0f} s ({fid['fast_distinct_tiles']} distinct tiles)."]
     return lines
 
 

@@ -78,11 +78,19 @@ class Tile:
     def ops(self) -> float:
         return self.spec.ops * self.fraction
 
+    @property
+    def edge_padding(self) -> tuple[int, int]:
+        """The tile's padding rows (fewer first): a tile and its mirror image (the same rows read
+        bottom-up, padding above and below swapped) are the same workload, so the first and the
+        last tile of a layer share one ZigZag job."""
+        return (min(self.pad_top, self.pad_bottom), max(self.pad_top, self.pad_bottom))
+
     def shape_key(self) -> tuple[Any, ...]:
-        """Equal keys = equal ZigZag workloads (the costs of interior tiles are shared)."""
+        """Equal keys = equal ZigZag workloads (interior tiles share one cost, mirror-image edge tiles
+        another)."""
         s = self.spec
         return (s.op, s.in_channels, s.out_channels, s.in_hw, s.out_hw, s.kernel, s.stride, s.padding, s.groups,
-                s.w_bits, s.a_bits, s.o_bits, self.rows, self.in_rows, self.pad_top, self.pad_bottom)
+                s.w_bits, s.a_bits, s.o_bits, self.rows, self.in_rows, self.edge_padding)
 
     def zigzag(self) -> dict[str, Any]:
         """ZigZag workload dict of this tile (its output rows, the input rows they read)."""
@@ -93,7 +101,7 @@ class Tile:
             layer["loop_sizes"] = [sizes[d] for d in layer["loop_dims"]]
             if "pr_loop_sizes" in layer:  # conv and pooling: input rows and the padding at the tile's edges
                 layer["pr_loop_sizes"] = [layer["pr_loop_sizes"][0], self.in_rows]
-                layer["padding"] = [layer["padding"][0], [self.pad_top, self.pad_bottom]]
+                layer["padding"] = [layer["padding"][0], list(self.edge_padding)]
         return layer
 
 

@@ -70,3 +70,28 @@ def test_tile_workloads():
     assert sizes["OY"] == 2 and zz["pr_loop_sizes"][1] == 3 and zz["padding"][1] == [0, 1]
     with pytest.raises(ValueError, match="tile_rows"):
         build_tiles(chain(CONV), tile_rows=0)
+
+
+@pytest.mark.parametrize("spec", [
+    ss.LayerSpec("k3", "conv", 8, 16, (16, 16), (16, 16), (3, 3), (1, 1), (1, 1)),
+    ss.LayerSpec("k7dw", "conv", 16, 16, (16, 16), (16, 16), (7, 7), (1, 1), (3, 3), groups=16),
+    ss.LayerSpec("k5s2", "conv", 8, 8, (16, 16), (8, 8), (5, 5), (2, 2), (2, 2)),
+])
+def test_mirror_image_edge_tiles_share_one_zigzag_job(spec):
+    """ZigZag gives a tile and its mirror image (padding rows above and below swapped) exactly the same
+    cost, so tiles key on their padding in one order; at stride 1 the first and last tile of a layer
+    are mirror images and share one shape key and one ZigZag job (strided layers pad unevenly)."""
+    from hwmodel import ZigZagSettings, load_system
+    from hwmodel.zigzag_core import ZigZagCore
+
+    tiles = build_tiles(chain(spec), tile_rows=spec.out_hw[0] // 2)
+    first, last = tiles[0], tiles[-1]
+    if spec.stride == (1, 1):
+        assert (first.pad_top, first.pad_bottom) == (last.pad_bottom, last.pad_top) != (0, 0)
+        assert first.shape_key() == last.shape_key() and first.zigzag() == last.zigzag()
+    system = load_system("edge_tpu_quad")
+    c = system.compute_cores[0]
+    core = ZigZagCore("edge_tpu", system.resolve(c.core), system.resolve(c.mapping), ZigZagSettings(), onchip=True)
+    layer = first.zigzag()
+    swapped = {**layer, "padding": [layer["padding"][0], layer["padding"][1][::-1]]}
+    assert core.cost(layer, "a") == core.cost(swapped, "b")
