@@ -207,12 +207,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--networks", nargs="+", choices=list(NETWORKS), default=list(NETWORKS))
     parser.add_argument("--systems", nargs="+", choices=list(SYSTEMS), default=list(SYSTEMS))
-    parser.add_argument("--diagnostic-networks", nargs="*", choices=list(NETWORKS),
-                        default=["resnet20", "mbv2_smallest_w025"],
-                        help="networks also run on the single-core variants (DIAGNOSTIC_SYSTEMS)")
+    parser.add_argument("--diagnostic-networks", nargs="*", choices=list(NETWORKS), default=["resnet20"],
+                        help="networks also run on the single-core variants")
+    parser.add_argument("--diagnostic-systems", nargs="*", choices=list(DIAGNOSTIC_SYSTEMS),
+                        default=["tpu_like_single_core"],
+                        help="single-core variants to run them on (Stream's capacity tiling of the Edge-TPU-like "
+                             "core's 32 KB weight memory takes many minutes per network on 2 cores)")
     parser.add_argument("--time-limit-s", type=float, default=300.0,
                         help="Stream's limit per allocation solve (its default, 300 s)")
-    parser.add_argument("--stream-timeout-s", type=float, default=3600.0,
+    parser.add_argument("--stream-timeout-s", type=float, default=1200.0,
                         help="wall limit of one Stream run; past it the row records the timeout")
     args = parser.parse_args(argv)
 
@@ -221,10 +224,11 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[dict[str, Any]] = []
     networks: dict[str, Any] = {}
     graphs: dict[str, nx.DiGraph] = {}
-    plan = [(net, system, SYSTEMS[system], False) for net in args.networks for system in args.systems]
-    plan += [(net, system, spec, True) for net in args.diagnostic_networks
-             for system, spec in DIAGNOSTIC_SYSTEMS.items()]
-    plan.sort(key=lambda row: list(NETWORKS).index(row[0]))  # network by network, the smallest first
+    # system by system (Stream is quickest on tpu_like_quad_core), the smallest network first
+    plan = [(net, system, SYSTEMS[system], False) for system in args.systems for net in args.networks]
+    plan[len(args.networks):len(args.networks)] = [
+        (net, system, DIAGNOSTIC_SYSTEMS[system], True) for system in args.diagnostic_systems
+        for net in args.diagnostic_networks]
     for net, system, (stream_hw, ours_system), diagnostic in plan:
         if net not in networks:
             description, build = NETWORKS[net]

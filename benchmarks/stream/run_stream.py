@@ -8,7 +8,8 @@ JOB.json: ``{"onnx": path, "hardware": "tpu_like_quad_core" | path to a hardware
 with its ``cores/`` and Stream's shipped tpu_like, pooling, SIMD and off-chip cores (a local file of the same
 name wins).
 Prints one JSON line: ``cycles`` (Stream's latency, cycles), ``group_cycles``, ``dispatch_cycles``,
-``groups`` (the layers of each fused group), ``wall_s`` (seconds of ``evaluate_mapping``), ``import_s`` and, on
+``groups`` (the layers of each fused group),
+``cores_per_layer`` (cores each layer is split over), ``wall_s`` (seconds of ``evaluate_mapping``), ``import_s`` and, on
 failure, ``error`` (the exception, type and message) instead of the cycles.
 """
 
@@ -67,7 +68,20 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     subs = est.context.get("sub_workloads")
     groups = [[n.name for n in w.get_computation_nodes()] for w in subs] if subs else []
     return {"cycles": float(est.cycles), "group_cycles": [float(c) for c in est.group_cycles],
-            "dispatch_cycles": float(est.dispatch_cycles), "groups": groups, "wall_s": wall, "import_s": import_s}
+            "dispatch_cycles": float(est.dispatch_cycles), "groups": groups, "cores_per_layer": cores_per_layer(out),
+            "wall_s": wall, "import_s": import_s}
+
+
+def cores_per_layer(out: Path) -> dict[str, int]:
+    """How many cores Stream's generated mapping gives each layer (its inter-core split), from the mapping
+    YAML it wrote per fused group."""
+    import yaml
+
+    found: dict[str, int] = {}
+    for path in sorted((out / "stream").glob("group_*/mapping.yaml")):
+        for layer in yaml.safe_load(path.read_text()).get("layers", []):
+            found[layer["name"]] = max(len(cores) for cores in layer["core_allocation"])
+    return found
 
 
 if __name__ == "__main__":
