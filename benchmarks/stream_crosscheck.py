@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import networkx as nx
-from _common import write_result
+from _common import RESULTS, write_result
 from stream_onnx import write_onnx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,7 +180,7 @@ def network_facts(graph: nx.DiGraph) -> dict[str, Any]:
 
 
 def payload(rows: list[dict[str, Any]], networks: dict[str, Any], time_limit_s: float,
-            versions: dict[str, str]) -> dict[str, Any]:
+            versions: dict[str, str], planned: list[list[str]]) -> dict[str, Any]:
     """The JSON written after every row (a cut-off run keeps what it measured)."""
     from hwmodel import ZigZagSettings
     from hwmodel.scheduling import ScheduleSettings
@@ -199,6 +199,7 @@ def payload(rows: list[dict[str, Any]], networks: dict[str, Any], time_limit_s: 
                        "backend": "ortools_gscip", "artifacts": False, "time_limit_s": time_limit_s,
                        "versions": versions},
         },
+        "planned": planned,
         "rows": rows,
     }
 
@@ -213,6 +214,9 @@ def main(argv: list[str] | None = None) -> None:
                         default=["tpu_like_single_core"],
                         help="single-core variants to run them on (Stream's capacity tiling of the Edge-TPU-like "
                              "core's 32 KB weight memory takes many minutes per network on 2 cores)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows of an earlier results/stream_crosscheck.json and measure only the others "
+                             "(each row records when its run started)")
     parser.add_argument("--time-limit-s", type=float, default=300.0,
                         help="Stream's limit per allocation solve (its default, 300 s)")
     parser.add_argument("--stream-timeout-s", type=float, default=1200.0,
@@ -224,13 +228,23 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[dict[str, Any]] = []
     networks: dict[str, Any] = {}
     graphs: dict[str, nx.DiGraph] = {}
-    # system by system (Stream is quickest on tpu_like_quad_core), the smallest network first
+    started = time.strftime("%Y-%m-%dT%H:%M:%S")
+    previous = RESULTS / "stream_crosscheck.json"
+    if args.resume and previous.is_file():
+        old = json.loads(previous.read_text())
+        rows = [{**r, "run_started": r.get("run_started", f"{old['machine']['date']}, commit {old['commit'][:8]}")}
+                for r in old["rows"]]
+        networks = {r["network"]: old["networks"][r["network"]] for r in rows}
+    # network by network, the smallest first, its (quick, single-core) diagnostic rows before its main ones
     plan = [(net, system, SYSTEMS[system], False) for system in args.systems for net in args.networks]
-    plan[len(args.networks):len(args.networks)] = [
-        (net, system, DIAGNOSTIC_SYSTEMS[system], True) for system in args.diagnostic_systems
-        for net in args.diagnostic_networks]
+    plan += [(net, system, DIAGNOSTIC_SYSTEMS[system], True) for system in args.diagnostic_systems
+             for net in args.diagnostic_networks]
+    plan.sort(key=lambda row: (list(NETWORKS).index(row[0]), not row[3]))
+    planned = [[net, system] for net, system, _spec, _diag in plan]
     for net, system, (stream_hw, ours_system), diagnostic in plan:
-        if net not in networks:
+        if any(r["network"] == net and r["system"] == system for r in rows):
+            continue
+        if net not in graphs:
             description, build = NETWORKS[net]
             graphs[net] = build()
             write_onnx(graphs[net], net, WORK / f"{net}.onnx")
@@ -242,9 +256,10 @@ def main(argv: list[str] | None = None) -> None:
                             args.stream_timeout_s)
         ratio = ours["cycles"] / stream["cycles"] if stream.get("cycles") else None
         print(f"  Stream {stream.get('cycles', stream.get('error'))}, ratio {ratio}", flush=True)
-        rows.append({"network": net, "system": system, "diagnostic": diagnostic, "ours": ours, "stream": stream,
+        rows.append({"network": net, "system": system, "diagnostic": diagnostic, "run_started": started,
+                     "ours": ours, "stream": stream,
                      "ratio": ratio, "within_tolerance": None if ratio is None else abs(ratio - 1.0) <= TOLERANCE})
-        write_result("stream_crosscheck", payload(rows, networks, args.time_limit_s, versions))
+        write_result("stream_crosscheck", payload(rows, networks, args.time_limit_s, versions, planned))
 
 
 
