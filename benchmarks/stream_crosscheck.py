@@ -217,24 +217,47 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows of an earlier results/stream_crosscheck.json and measure only the others "
                              "(each row records when its run started)")
+    parser.add_argument("--remeasure-ours", action="store_true",
+                        help="with --resume: measure our side of every kept row again (after a change to our cost "
+                             "model; Stream's rows are kept, Stream is not rerun)")
     parser.add_argument("--time-limit-s", type=float, default=300.0,
                         help="Stream's limit per allocation solve (its default, 300 s)")
     parser.add_argument("--stream-timeout-s", type=float, default=1200.0,
                         help="wall limit of one Stream run; past it the row records the timeout")
     args = parser.parse_args(argv)
 
-    python = ensure_stream_venv()
-    versions = stream_version(python)
+    previous = RESULTS / "stream_crosscheck.json"
+    if args.remeasure_ours:  # Stream is not run: its versions are the kept rows'
+        python, versions = None, json.loads(previous.read_text())["settings"]["stream"]["versions"]
+    else:
+        python = ensure_stream_venv()
+        versions = stream_version(python)
     rows: list[dict[str, Any]] = []
     networks: dict[str, Any] = {}
     graphs: dict[str, nx.DiGraph] = {}
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
-    previous = RESULTS / "stream_crosscheck.json"
+    previous_plan: list[list[str]] | None = None
     if args.resume and previous.is_file():
         old = json.loads(previous.read_text())
         rows = [{**r, "run_started": r.get("run_started", f"{old['machine']['date']}, commit {old['commit'][:8]}")}
                 for r in old["rows"]]
         networks = {r["network"]: old["networks"][r["network"]] for r in rows}
+        previous_plan = old.get("planned")
+    if args.remeasure_ours:
+        for row in rows:
+            net, (_hw, ours_system) = row["network"], {**SYSTEMS, **DIAGNOSTIC_SYSTEMS}[row["system"]]
+            if net not in graphs:
+                graphs[net] = NETWORKS[net][1]()
+            print(f"{net} on {row['system']}: ours again ...", flush=True)
+            row["ours"] = run_ours(graphs[net], ours_system)
+            row["ours_remeasured"] = started
+            cycles = row["stream"].get("cycles")
+            row["ratio"] = row["ours"]["cycles"] / cycles if cycles else None
+            row["within_tolerance"] = None if row["ratio"] is None else abs(row["ratio"] - 1.0) <= TOLERANCE
+            print(f"  ours {row['ours']['cycles']:.0f} cycles, ratio {row['ratio']}", flush=True)
+        write_result("stream_crosscheck", payload(rows, networks, args.time_limit_s, versions,
+                                                  previous_plan or []))
+        return
     # network by network, the smallest first, its (quick, single-core) diagnostic rows before its main ones
     plan = [(net, system, SYSTEMS[system], False) for system in args.systems for net in args.networks]
     plan += [(net, system, DIAGNOSTIC_SYSTEMS[system], True) for system in args.diagnostic_systems
@@ -252,6 +275,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{net} on {system}: ours ...", flush=True)
         ours = run_ours(graphs[net], ours_system)
         print(f"  ours {ours['cycles']:.0f} cycles, {ours['cold_s']:.1f} s cold; Stream ...", flush=True)
+        assert python is not None
         stream = run_stream(python, WORK / f"{net}.onnx", stream_hw, WORK / net / system, args.time_limit_s,
                             args.stream_timeout_s)
         ratio = ours["cycles"] / stream["cycles"] if stream.get("cycles") else None
