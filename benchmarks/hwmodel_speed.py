@@ -36,8 +36,8 @@ from hwmodel.scheduling import ScheduleSettings, layer_tiles
 from hwmodel.workload import zigzag_layer
 from hwmodel.zigzag_core import quiet_zigzag
 
-SETTINGS = ZigZagSettings(lpf_limit=4, optimize="EDP", spatial_mappings=3)
-FAST = ZigZagSettings(lpf_limit=4, optimize="EDP", spatial_mappings=1)
+SETTINGS = ZigZagSettings(lpf_limit=4, optimize="EDP", spatial_mappings=3)  # the API runs with these
+FAST = ZigZagSettings(lpf_limit=4, optimize="EDP", spatial_mappings=1)  # the default (ZigZagSettings())
 FIDELITY_GENOTYPES = 30  # random genotypes on which the cheaper setting's deviation is measured
 # what the search runs (the config's default schedule) and the reference's whole-layer schedule,
 # whose ZigZag layers are exactly the ones the API is given

@@ -36,12 +36,13 @@ class ZigZagSettings:
 
     ``lpf_limit``: LOMA's loop-prime-factor limit (higher = more temporal mappings, slower);
     ``optimize``: what the best mapping minimises; ``spatial_mappings``: how many spatial mappings
-    are generated from the hints per layer.
+    are generated from the hints per layer (1 by default: against 3, it changes network EDP by well
+    under 1 % at less than half the cold time, ``benchmarks/hwmodel_speed.py``).
     """
 
     lpf_limit: int = 4
     optimize: Literal["energy", "latency", "EDP"] = "EDP"
-    spatial_mappings: int = 3
+    spatial_mappings: int = 1
 
     def __post_init__(self) -> None:
         if not 1 <= self.lpf_limit <= 8:
