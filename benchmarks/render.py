@@ -574,7 +574,10 @@ def stream_account(data: dict) -> list[str]:
              f"mapper minimising latency the ratio goes from {span(quad, lambda r: r['ratio'])} to "
              f"{span(quad, lm)} on the quad-core systems"
              + (f" and from {span(single, lambda r: r['ratio'])} to {span(single, lm)} on the single-core ones"
-                if single else "") + ".",
+                if single else "") + "."
+             + (" With one spatial mapping per layer (our default) both objectives pick nearly the same mappings "
+                "here (within 1 %), so the objective does not explain the gap." if all(
+                    abs(r["ratio"] - lm(r)) <= 0.01 * r["ratio"] for r in quad + single) else ""),
              "2. *Splitting one layer over the cores.* Stream's generic mapping generator splits "
              + (f"{split_share(quad)} of the convolution and FC layers over all four compute cores (inter-core "
                 "tiling of output rows or channels, in the rows that record it)" if split_share(quad) else
