@@ -28,6 +28,7 @@ from _common import write_result
 import search_spaces as ss
 from hwmodel import CostModel, load_system
 from hwmodel.scheduling import ScheduleSettings, platform_of
+from hwmodel.system import SIMPLE_OPS
 from hwmodel.zigzag_core import core_description
 
 EXITS = (3, 5, 8)  # D, F, I; K is always there
@@ -41,7 +42,7 @@ def main() -> None:
     space = ss.create_space("mobilenetv2_cifar")
     graph = space.layer_graph(space.uniform(exits=EXITS, bits=8))
     cores = [(c.name, c.core) for c in system.compute_cores]
-    cores += [system.simple_core(op)[0:1] + (system.simple_core(op)[1].core,) for op in ("maxpool", "add")]
+    cores += [(name, simple.core) for name, simple in map(system.simple_core, SIMPLE_OPS)]
     peak = {name: math.prod(core_description(system.resolve(path))["operational_array"]["sizes"])
             for name, path in cores if path}  # operations per cycle of each ZigZag-described core
     specs = {s.name: s for s in ss.specs(graph)}

@@ -33,6 +33,7 @@ from _common import write_result
 import search_spaces as ss
 from hwmodel import CostModel, ZigZagSettings, load_system
 from hwmodel.scheduling import ScheduleSettings, layer_tiles
+from hwmodel.system import SIMPLE_OPS
 from hwmodel.workload import zigzag_layer
 from hwmodel.zigzag_core import quiet_zigzag
 
@@ -52,7 +53,7 @@ def api_time(system, graph) -> float:
 
     compute = system.compute_cores[0]
     groups = {(compute.core, compute.mapping): [s for s in ss.specs(graph) if s.op in ("conv", "fc")]}
-    for op in ("maxpool", "add"):
+    for op in SIMPLE_OPS:
         core = system.simple_core(op)[1]
         if core.core and core.mapping:
             groups[(core.core, core.mapping)] = [s for s in ss.specs(graph) if s.op == op]

@@ -31,7 +31,7 @@ import networkx as nx
 
 from hwmodel.accounting import NetworkCost
 from hwmodel.cache import CostCache, resolve_cache_path
-from hwmodel.system import ComputeCoreSpec, SimpleCoreSpec, SystemSpec, load_system
+from hwmodel.system import SIMPLE_OPS, ComputeCoreSpec, SimpleCoreSpec, SystemSpec, load_system
 from hwmodel.workload import COMPUTE_OPS, LayerLike, kind, signature, zigzag_layer
 from hwmodel.zigzag_core import LayerCost, MappingError, ZigZagCore, ZigZagSettings
 
@@ -50,15 +50,14 @@ def simple_core_cost(spec: LayerLike, core: SimpleCoreSpec, system: SystemSpec, 
     Energy (pJ) = ops * energy_per_op + bits moved * off-chip energy per bit; latency (cycles) =
     max(ops / units, bits moved / off-chip bandwidth).
     """
-    if core.units is None or core.energy_per_op_pj is None:
-        raise ValueError(f"{core_name} core: the analytical model needs units and energy_per_op_pj")
+    units, energy_per_op = core.analytical(core_name)
     inputs = 2 if spec.op == "add" else 1
     in_bits = inputs * spec.in_channels * spec.in_hw[0] * spec.in_hw[1] * spec.a_bits
     out_bits = spec.out_channels * spec.out_hw[0] * spec.out_hw[1] * spec.o_bits
     moved = in_bits + out_bits
-    compute = math.ceil(spec.ops / core.units)
+    compute = math.ceil(spec.ops / units)
     transfer = math.ceil(moved / system.offchip.bandwidth_bits_per_cycle)
-    op_energy = spec.ops * core.energy_per_op_pj
+    op_energy = spec.ops * energy_per_op
     mem_energy = moved * system.offchip.energy_per_bit_pj
     return LayerCost(
         energy_pj=op_energy + mem_energy,
@@ -66,7 +65,7 @@ def simple_core_cost(spec: LayerLike, core: SimpleCoreSpec, system: SystemSpec, 
         mac_energy_pj=op_energy,
         mem_energy_pj=mem_energy,
         ideal_cycles=float(compute),
-        spatial_utilization=min(1.0, spec.ops / max(1, compute * core.units)),
+        spatial_utilization=min(1.0, spec.ops / max(1, compute * units)),
         core=core_name,
         offchip_energy_pj=mem_energy,
     )
@@ -157,7 +156,7 @@ class CostModel:
                      c.precision_scaling.dimension if c.precision_scaling else None)
             for c in self.system.compute_cores
         }
-        for op in ("maxpool", "add"):
+        for op in SIMPLE_OPS:
             name, simple = self.system.simple_core(op)
             if simple.core and simple.mapping:
                 self._files[name] = (name, str(self.system.resolve(simple.core)),
@@ -241,7 +240,7 @@ class CostModel:
     def zigzag_costed(self, op: str) -> bool:
         """True when ZigZag costs layers of this op here: conv and FC always, max-pooling and adds when
         the system describes its pooling / SIMD core with a core file."""
-        return op in COMPUTE_OPS or (op in ("maxpool", "add") and self.system.simple_core(op)[0] in self._files)
+        return op in COMPUTE_OPS or (op in SIMPLE_OPS and self.system.simple_core(op)[0] in self._files)
 
     def _options(self, spec: LayerLike, layer: dict[str, Any] | None = None, onchip: bool = False
                  ) -> list[Option]:
@@ -295,7 +294,7 @@ class CostModel:
     def layer_costs(self, specs: Sequence[LayerLike]) -> list[LayerCost]:
         """Cost of every layer (best allowed compute core for conv/FC; the pooling / SIMD core for
         max-pooling / adds, analytical where the system gives no core file); MappingError if none maps."""
-        unknown = [s for s in specs if s.op not in (*COMPUTE_OPS, "maxpool", "add")]
+        unknown = [s for s in specs if s.op not in (*COMPUTE_OPS, *SIMPLE_OPS)]
         if unknown:
             raise ValueError(f"{unknown[0].name}: unknown op {unknown[0].op!r}")
         costed = [s for s in specs if self.zigzag_costed(s.op)]

@@ -24,6 +24,7 @@ from hwmodel.schema import INTERNAL, SchemaError, from_mapping, load_yaml, packa
 
 ACCELERATORS_ENV = "EENAS_ACCELERATORS"
 POOLING, SIMD = "pooling", "simd"  # names of the pooling and SIMD cores (reserved: no compute core may take them)
+SIMPLE_OPS = ("maxpool", "add")  # the ops the pooling and SIMD cores run, in that order
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,13 @@ class SimpleCoreSpec:
     def zigzag(self) -> bool:
         """True when ZigZag costs this core's layers (a core file is given)."""
         return self.core is not None
+
+    def analytical(self, name: str) -> tuple[int, float]:
+        """(``units``, ``energy_per_op_pj``) of the analytical model; ValueError for a ZigZag-described
+        core (``name`` names it in the message)."""
+        if self.units is None or self.energy_per_op_pj is None:
+            raise ValueError(f"{name} core: the analytical model needs units and energy_per_op_pj")
+        return self.units, self.energy_per_op_pj
 
 
 @dataclass(frozen=True)
@@ -272,21 +280,21 @@ def load_system(name_or_path: str | Path) -> SystemSpec:
         raise SchemaError(path, "", f"expected a mapping with keys name, compute_cores, pooling_core, simd_core, "
                           f"offchip, ..., got {type(data).__name__}")
     spec = from_mapping(SystemSpec, data, file=path, internal={"path": str(path)})
-    for i, core in enumerate(spec.compute_cores):
-        for key in ("core", "mapping"):
-            target = spec.resolve(getattr(core, key))
+
+    def check_files(key: str, core_file: str, mapping_file: str) -> None:
+        for field_name, name in (("core", core_file), ("mapping", mapping_file)):
+            target = spec.resolve(name)
             if not target.is_file():
-                raise SchemaError(path, f"compute_cores[{i}].{key}", f"an existing file, {target} does not exist")
-        validate_core_files(spec.resolve(core.core), spec.resolve(core.mapping))
+                raise SchemaError(path, f"{key}.{field_name}", f"an existing file, {target} does not exist")
+        validate_core_files(spec.resolve(core_file), spec.resolve(mapping_file))
+
+    for i, core in enumerate(spec.compute_cores):
+        check_files(f"compute_cores[{i}]", core.core, core.mapping)
         if core.precision_scaling is not None:
             dims = array_dimensions(spec.resolve(core.core))
             if core.precision_scaling.dimension not in dims:
                 raise SchemaError(path, f"compute_cores[{i}].precision_scaling.dimension",
                                   f"an array dimension of {core.core} {dims}, got {core.precision_scaling.dimension!r}")
     for key, simple in spec.simple_cores().items():
-        for field_name in ("core", "mapping"):
-            target = spec.resolve(getattr(simple, field_name))
-            if not target.is_file():
-                raise SchemaError(path, f"{key}.{field_name}", f"an existing file, {target} does not exist")
-        validate_core_files(spec.resolve(simple.core or ""), spec.resolve(simple.mapping or ""))
+        check_files(key, simple.core or "", simple.mapping or "")
     return spec

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from hwmodel.system import POOLING, SIMD, ComputeCoreSpec, SystemSpec
+from hwmodel.system import POOLING, SIMD, SIMPLE_OPS, ComputeCoreSpec, SystemSpec
 from hwmodel.zigzag_core import core_description, offchip_level, onchip_capacities
 
 __all__ = ["POOLING", "SIMD", "Instance", "Platform"]
@@ -73,7 +73,7 @@ class Platform:
                                         **access))
         self.compute = compute
         simple = []
-        for op in ("maxpool", "add"):  # ZigZag-described pooling / SIMD cores: their memories' access costs
+        for op in SIMPLE_OPS:  # ZigZag-described pooling / SIMD cores: their memories' access costs
             name, spec = system.simple_core(op)
             access = _onchip_access_costs(str(system.resolve(spec.core))) if spec.core else {}
             simple.append(Instance(name, name, None, act_read_pj_per_bit=access.get("act_read_pj_per_bit", 0.0),

@@ -214,7 +214,5 @@ def simple_tile_cost(tile: Tile, platform: Platform, instance: str) -> TileCost:
     """Pooling / SIMD tile in a fused schedule on a core without a core file (analytical):
     ``units`` ops per cycle at ``energy_per_op_pj``."""
     assert instance in (POOLING, SIMD)
-    spec = platform.system.simple_core("maxpool" if instance == POOLING else "add")[1]
-    if spec.units is None or spec.energy_per_op_pj is None:
-        raise ValueError(f"{instance} core: the analytical model needs units and energy_per_op_pj")
-    return TileCost(float(math.ceil(tile.ops / spec.units)), tile.ops * spec.energy_per_op_pj, 0.0)
+    units, energy_per_op = platform.system.simple_core(tile.spec.op)[1].analytical(instance)
+    return TileCost(float(math.ceil(tile.ops / units)), tile.ops * energy_per_op, 0.0)
