@@ -174,11 +174,12 @@ def _distills(cfg: TrainConfig) -> bool:
 
 
 def _optimizer(net: Supernet, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """SGD (Nesterov) or AdamW; weight decay on conv / linear weights only."""
+    """SGD (Nesterov) or AdamW; weight decay on conv / linear weights only (the parameters with more
+    than one dimension: batch-norm affines and LSQ steps have one or none)."""
     decay: list[torch.nn.Parameter] = []
     rest: list[torch.nn.Parameter] = []
-    for name, param in net.named_parameters():
-        (decay if name.endswith(".weight") and param.dim() > 1 else rest).append(param)
+    for param in net.parameters():
+        (decay if param.dim() > 1 else rest).append(param)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)

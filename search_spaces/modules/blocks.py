@@ -14,9 +14,10 @@ class ConvBNAct(nn.Module):
     """Quantised conv -> batch-norm -> optional ReLU6 (padding kernel // 2)."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, depthwise: bool = False, act: bool = True,
-                 bits_choices: Sequence[int] = (8,), act_signed: bool = True) -> None:
+                 bits_choices: Sequence[int] = (8,), act_signed: bool = True,
+                 kernels: Sequence[int] | None = None) -> None:
         super().__init__()
-        self.conv = QConv2d(cin, cout, kernel, stride, depthwise, bits_choices, act_signed)
+        self.conv = QConv2d(cin, cout, kernel, stride, depthwise, bits_choices, act_signed, kernels)
         self.bn = ElasticBatchNorm2d(cout)
         self.relu = nn.ReLU6(inplace=True) if act else None
 
@@ -36,8 +37,8 @@ class ConvBNAct(nn.Module):
 class InvertedResidual(nn.Module):
     """MobileNetV2 block, elastic: [1x1 expand] -> kxk depthwise -> 1x1 project [+ input].
 
-    The supernet block holds the largest expansion and kernel. :meth:`configure` picks the active
-    expansion ratio, depthwise kernel (centre crop) and whether a skippable (residual) block is
+    The supernet block holds the largest expansion and kernel, and its own depthwise weights for each
+    smaller kernel size. :meth:`configure` picks the active expansion ratio, depthwise kernel and whether a skippable (residual) block is
     skipped. ``expansions == (1,)`` means no expand layer (the first MobileNetV2 block).
     """
 
@@ -54,7 +55,7 @@ class InvertedResidual(nn.Module):
         self.expand = ConvBNAct(cin, hidden, 1, bits_choices=bits_choices, act_signed=True) \
             if max(expansions) > 1 else None
         self.dw = ConvBNAct(hidden, hidden, max(kernels), stride, depthwise=True, bits_choices=bits_choices,
-                            act_signed=False)
+                            act_signed=False, kernels=kernels)
         self.project = ConvBNAct(hidden, cout, 1, act=False, bits_choices=bits_choices, act_signed=False)
         self.configure(max(expansions), max(kernels), False)
 

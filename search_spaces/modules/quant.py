@@ -1,7 +1,10 @@
 """Quantised layers with weight sharing: elastic convolutions, elastic batch-norm, linear layers.
 
 An elastic layer owns the weights of its largest shape and runs any smaller one: the leading output
-and input channels and the centre of the kernel (Once-for-All style weight sharing). Inputs and
+and input channels and the centre of the kernel (Once-for-All style weight sharing). A convolution
+built with its kernel choices holds its own weights for each smaller kernel size instead
+(``QConv2d(kernels=...)``), initialised to the centre of the largest: the small kernels then stop
+pulling the large one's centre their way (measured in ``benchmarks/fashion_mnist_supernet.py``). Inputs and
 weights are fake-quantised with LSQ at bit-widths chosen per forward pass (``set_bits``; 32 =
 float). :meth:`static_copy` returns a layer of the same class whose largest shape is the active one
 and which holds only the chosen bit-widths' steps: the building block of an extracted subnet, whose
@@ -36,12 +39,16 @@ class _Switchable:
         if self.training or torch.is_grad_enabled() or exporting() or torch.jit.is_tracing():
             return self.wq(weight(), self.w_bits)
         step = self.wq.steps[str(self.w_bits)]._version if self.w_bits < FLOAT_BITS else None
-        key = (*key, self.w_bits, self.weight._version, step)
+        key = (*key, self.w_bits, self._source()._version, step)
         if self._reused is None or len(self._reused) >= 8 and key not in self._reused:
             self._reused = {}
         if key not in self._reused:
             self._reused[key] = self.wq(weight(), self.w_bits)
         return self._reused[key]
+
+    def _source(self) -> nn.Parameter:
+        """The parameter the active weights are taken from."""
+        return self.weight  # type: ignore[attr-defined]
 
     def set_bits(self, w_bits: int, a_bits: int) -> None:
         """Weight and input-activation bit-widths for the following forward passes."""
@@ -61,36 +68,58 @@ class _Switchable:
             dst.act.ready[0] = self.act.ready[i]
 
 
+def _centre(w: torch.Tensor, k: int) -> torch.Tensor:
+    """The centre ``k`` x ``k`` of a weight tensor's kernels (a view)."""
+    trim = (w.shape[-1] - k) // 2
+    return w[:, :, trim : trim + k, trim : trim + k] if trim else w
+
+
 class QConv2d(_Switchable, nn.Module):
     """Elastic, quantised 2-D convolution (no bias; padding = kernel // 2).
 
     ``depthwise``: groups = channels. Active shape: ``active_out`` output channels (depthwise: the
     input's channels), ``active_kernel`` (odd, <= the largest), input channels from the input.
+    ``kernels``: the kernel sizes that get weights of their own (the largest is ``weight``).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int = 1, depthwise: bool = False,
-                 bits_choices: Sequence[int] = (8,), act_signed: bool = True) -> None:
+                 bits_choices: Sequence[int] = (8,), act_signed: bool = True,
+                 kernels: Sequence[int] | None = None) -> None:
         super().__init__()
         if depthwise and in_channels != out_channels:
             raise ValueError("a depthwise convolution needs in_channels == out_channels")
+        own = sorted({int(k) for k in kernels or ()} - {kernel})
+        if any(k > kernel or k % 2 == 0 for k in own):
+            raise ValueError(f"kernels: expected odd sizes up to the largest ({kernel}), got {list(kernels or ())}")
         self.in_channels, self.out_channels, self.kernel = in_channels, out_channels, kernel
         self.stride, self.depthwise = stride, depthwise
         self.weight = nn.Parameter(torch.empty(out_channels, 1 if depthwise else in_channels, kernel, kernel))
         nn.init.kaiming_normal_(self.weight, mode="fan_out")
+        # smaller kernel sizes with weights of their own (no kernels given: every size is a centre crop)
+        self.small = nn.ParameterDict({str(k): nn.Parameter(_centre(self.weight.data, k).clone()) for k in own})
         self.wq = LSQWeight(out_channels, bits_choices)
         self.act = LSQAct(bits_choices, act_signed)
         self.w_bits = FLOAT_BITS
         self.active_out = out_channels
         self.active_kernel = kernel
 
+    def _source(self) -> nn.Parameter:
+        """The parameter the active kernel size is taken from: its own weights, or the largest's."""
+        return self.small[str(self.active_kernel)] if str(self.active_kernel) in self.small else self.weight
+
     def active_weight(self, in_channels: int) -> torch.Tensor:
         """The weights of the active shape (contiguous, so shapes equal to a static layer's compute alike)."""
         out = in_channels if self.depthwise else self.active_out
-        k, trim = self.active_kernel, (self.kernel - self.active_kernel) // 2
-        w = self.weight[:out, : (1 if self.depthwise else in_channels)]
-        if trim:
-            w = w[:, :, trim : trim + k, trim : trim + k]
-        return w.contiguous()
+        w = self._source()[:out, : (1 if self.depthwise else in_channels)]
+        return _centre(w, self.active_kernel).contiguous()
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:  # type: ignore[override]
+        """A checkpoint from before the small kernels had their own weights gets them from the centre
+        of its largest kernel (the network then computes exactly what it computed before)."""
+        if prefix + "weight" in state_dict:
+            for k in self.small:
+                state_dict.setdefault(f"{prefix}small.{k}", _centre(state_dict[prefix + "weight"], int(k)).clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.w_bits < FLOAT_BITS:

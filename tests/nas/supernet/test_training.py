@@ -235,7 +235,8 @@ def test_weight_decay_spares_quantiser_steps_norms_and_biases(elastic):
     decayed, spared = _optimizer(net, TrainConfig(weight_decay=1e-3)).param_groups
     names = {id(p): n for n, p in net.named_parameters()}
     assert decayed["weight_decay"] == 1e-3 and spared["weight_decay"] == 0.0
-    assert all(names[id(p)].endswith(".weight") for p in decayed["params"])
+    assert all(names[id(p)].endswith(".weight") or ".small." in names[id(p)] for p in decayed["params"])
+    assert any(".small." in names[id(p)] for p in decayed["params"])  # the small kernels' own weights
     assert any(".steps." in names[id(p)] for p in spared["params"])
     assert any(names[id(p)].endswith("bn.weight") for p in spared["params"])
 

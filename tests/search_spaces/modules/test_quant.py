@@ -15,6 +15,38 @@ def test_elastic_conv_runs_leading_channels_and_centre_kernel():
     assert torch.allclose(conv(x), ref)  # float (32-bit) by default
 
 
+def test_smaller_kernels_have_weights_of_their_own_started_at_the_centre():
+    torch.manual_seed(0)
+    dw = QConv2d(6, 6, 7, depthwise=True, bits_choices=(8,), kernels=(3, 5, 7))
+    assert sorted(dw.small) == ["3", "5"] and torch.equal(dw.small["3"], dw.weight[:, :, 2:5, 2:5])
+    x = torch.randn(2, 6, 9, 9)
+    dw.active_kernel = 3
+    dw(x).sum().backward()
+    # the 3x3 path trains its own weights only: the largest kernel (and the 5x5) get no gradient
+    assert dw.weight.grad is None and dw.small["5"].grad is None and dw.small["3"].grad.abs().sum() > 0
+    before = dw.weight.detach().clone()
+    with torch.no_grad():
+        dw.small["3"].add_(1.0)
+    assert torch.equal(dw.weight, before)  # changing the 3x3 leaves the 7x7 as it was
+
+
+def test_a_checkpoint_without_small_kernels_loads_them_from_the_centre():
+    torch.manual_seed(0)
+    old = QConv2d(6, 6, 7, depthwise=True, bits_choices=(8,))  # the layer before small kernels had their own
+    new = QConv2d(6, 6, 7, depthwise=True, bits_choices=(8,), kernels=(3, 5, 7))
+    new.load_state_dict(old.state_dict())  # strict: nothing missing
+    x = torch.randn(2, 6, 9, 9)
+    for k in (3, 5, 7):
+        old.active_kernel = new.active_kernel = k
+        assert torch.equal(new(x), old(x))
+    try:
+        QConv2d(6, 6, 5, depthwise=True, kernels=(3, 7))
+    except ValueError as exc:
+        assert "kernels" in str(exc)
+    else:
+        raise AssertionError("a kernel larger than the largest must be refused")
+
+
 def test_static_copies_equal_the_elastic_layers_bit_for_bit():
     torch.manual_seed(1)
     conv = QConv2d(8, 16, 5, stride=2, bits_choices=(4, 8), act_signed=False)
