@@ -84,6 +84,9 @@ class TrainConfig:
     # a supernet checkpoint whose weights start this training (a later stage of a recipe: fresh
     # optimiser and schedule); ignored once this run has its own checkpoint
     init_from: str | None = None
+    # activation quantisers with kernels fused by torch.compile (needs a C++ compiler; about 2 minutes
+    # of compiling on first use, cached by torch; falls back to the eager kernels with a warning)
+    compile_quantisers: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.batch_size < 1:

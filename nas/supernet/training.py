@@ -47,6 +47,7 @@ from nas.files import remove_stale_temporaries, temporary_for
 from nas.runtime import tune_cpu_allocator
 from search_spaces import Genotype, SearchSpace, Supernet
 from search_spaces.genotype import FLOAT_BITS, HeadKey
+from search_spaces.modules.lsq import compiled_quantisers
 
 CHECKPOINT_VERSION = 2
 
@@ -236,6 +237,13 @@ def train_step(model: torch.nn.Module, net: Supernet, subnets: list[Genotype], x
     learns from the labels and the others from its detached predictions at every head. Returns the
     first subnet's final-exit logits and its loss.
     """
+    with compiled_quantisers(cfg.compile_quantisers):
+        return _train_step(model, net, subnets, x, y, weights, cfg, rng, autocast, world)
+
+
+def _train_step(model: torch.nn.Module, net: Supernet, subnets: list[Genotype], x: torch.Tensor, y: torch.Tensor,
+                weights: dict[str, float], cfg: TrainConfig, rng: random.Random,
+                autocast: contextlib.AbstractContextManager | None, world: int) -> tuple[torch.Tensor, float]:
     teacher: dict[str, torch.Tensor] | None = None
     final, first_loss = None, 0.0
     for k, genotype in enumerate(subnets):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator, Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -100,6 +101,73 @@ class _LSQFunction(torch.autograd.Function):
         return grad_x, grad_step * ctx.grad_factor, None, None, None
 
 
+def _per_tensor_forward(x: torch.Tensor, s: torch.Tensor, qn: int, qp: int) -> torch.Tensor:
+    """clamp(round(x * (1/s)), qn, qp) * s for a scalar step ``s`` (the body of a compiled kernel)."""
+    return torch.clamp(torch.round(x * torch.reciprocal(s)), qn, qp) * s
+
+
+def _per_tensor_backward(x: torch.Tensor, s: torch.Tensor, grad: torch.Tensor, qn: int, qp: int
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(d loss / d x, d loss / d s unscaled) of :func:`_per_tensor_forward`: ``_LSQFunction``'s formulas."""
+    scaled = x * torch.reciprocal(s)
+    rounded = torch.round(scaled)
+    outside = (rounded < qn) | (rounded > qp)
+    grad_step = torch.where(outside, torch.clamp(rounded, qn, qp), rounded - scaled) * grad
+    return torch.where(outside, 0.0, grad), grad_step.sum()
+
+
+_COMPILE = [False]  # inside compiled_quantisers()
+_KERNELS: dict[str, object] = {}  # the compiled per-tensor kernels, built on first use
+_BROKEN: list[str] = []  # why compiling failed (the eager kernels are used from then on)
+
+
+@contextlib.contextmanager
+def compiled_quantisers(enabled: bool = True) -> Iterator[None]:
+    """Train activation quantisers (one step per tensor) with kernels fused by ``torch.compile``: one
+    pass over the tensor forward and one backward instead of ~15 (measured in
+    ``benchmarks/training_throughput.py``). Same formulas; the step's gradient is summed in another
+    order, so it may differ from the eager one in the last bits. Falls back to the eager kernels,
+    with one warning, where compiling fails (no C++ compiler, an unsupported device)."""
+    previous, _COMPILE[0] = _COMPILE[0], enabled
+    try:
+        yield
+    finally:
+        _COMPILE[0] = previous
+
+
+def _fused(name: str, *args: object) -> object:
+    """Run the compiled kernel ``name`` (``forward`` / ``backward``), or the eager body once compiling failed."""
+    body = {"forward": _per_tensor_forward, "backward": _per_tensor_backward}[name]
+    if not _BROKEN:
+        try:
+            if name not in _KERNELS:
+                _KERNELS[name] = torch.compile(body, dynamic=True)
+            return _KERNELS[name](*args)  # type: ignore[operator]
+        except Exception as exc:  # noqa: BLE001 - any compiler failure means: use the eager kernels
+            import warnings
+
+            _BROKEN.append(f"{type(exc).__name__}: {exc}")
+            warnings.warn(f"compiled quantisers unavailable, using the eager ones ({_BROKEN[0][:200]})", stacklevel=2)
+    return body(*args)
+
+
+class _CompiledLSQ(torch.autograd.Function):
+    """``_LSQFunction`` for a one-value step, with compiled fused kernels (:func:`compiled_quantisers`)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, step: torch.Tensor, qn: int, qp: int,
+                grad_factor: float) -> torch.Tensor:
+        ctx.save_for_backward(x, step)
+        ctx.qn, ctx.qp, ctx.grad_factor = qn, qp, grad_factor
+        return cast(torch.Tensor, _fused("forward", x, step.reshape([]), qn, qp))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, step = ctx.saved_tensors
+        grad_x, grad_step = cast(tuple, _fused("backward", x, step.reshape([]), grad, ctx.qn, ctx.qp))
+        return grad_x, (grad_step * ctx.grad_factor).reshape(step.shape), None, None, None
+
+
 def lsq(x: torch.Tensor, step: torch.Tensor, bits: int, signed: bool, training: bool = True) -> torch.Tensor:
     """Quantise-dequantise ``x`` with ``step`` (a scalar, or one per output channel along dim 0).
 
@@ -115,6 +183,8 @@ def lsq(x: torch.Tensor, step: torch.Tensor, bits: int, signed: bool, training: 
     if not torch.is_grad_enabled() or not (x.requires_grad or step.requires_grad):
         with torch.no_grad():
             return _quantise(x, step, qn, qp)
+    if _COMPILE[0] and step.numel() == 1:
+        return _CompiledLSQ.apply(x, step, qn, qp, grad_factor)
     return _LSQFunction.apply(x, step, qn, qp, grad_factor)
 
 

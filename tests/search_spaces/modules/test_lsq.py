@@ -92,3 +92,42 @@ def test_lsq_keeps_channels_last_layout_of_a_one_channel_input():
     assert out.stride() == x.stride()
     with torch.no_grad():
         assert lsq(x, torch.tensor(0.1), 8, True).stride() == x.stride()
+
+
+def _lsq_pass(x: torch.Tensor, step: torch.Tensor, bits: int, signed: bool, compiled: bool):
+    from search_spaces.modules.lsq import compiled_quantisers, lsq
+
+    x, step = x.detach().clone().requires_grad_(), step.detach().clone().requires_grad_()
+    with compiled_quantisers(compiled):
+        out = lsq(x, step, bits, signed)
+        (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward()
+    return out.detach(), x.grad, step.grad
+
+
+@pytest.mark.parametrize("bits,signed", [(4, False), (8, True)])
+def test_compiled_activation_quantiser_equals_the_eager_one(bits: int, signed: bool):
+    """torch.compile's fused kernels: the same output and input gradient bit for bit, the step's
+    gradient up to summation order; channels-last layout kept."""
+    torch.manual_seed(0)
+    x = (torch.randn(4, 6, 9, 9) * 3).contiguous(memory_format=torch.channels_last)
+    step = torch.tensor(0.3)
+    eager, compiled = _lsq_pass(x, step, bits, signed, False), _lsq_pass(x, step, bits, signed, True)
+    assert torch.equal(eager[0], compiled[0]) and torch.equal(eager[1], compiled[1])
+    assert torch.allclose(eager[2], compiled[2], rtol=1e-5, atol=1e-6)
+    assert compiled[0].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_compiled_quantisers_fall_back_to_eager_when_compiling_fails(monkeypatch):
+    from search_spaces.modules import lsq as module
+
+    def refuse(*_args, **_kwargs):
+        raise RuntimeError("no C++ compiler here")
+
+    monkeypatch.setattr(module, "_KERNELS", {})
+    monkeypatch.setattr(module, "_BROKEN", [])
+    monkeypatch.setattr(torch, "compile", refuse)
+    x, step = torch.randn(2, 3, 5, 5), torch.tensor(0.2)
+    with pytest.warns(UserWarning, match="no C\\+\\+ compiler here"):
+        fallback = _lsq_pass(x, step, 4, True, True)
+    eager = _lsq_pass(x, step, 4, True, False)
+    assert all(torch.equal(a, b) for a, b in zip(fallback, eager))
