@@ -213,21 +213,23 @@ def throughput_section(data: dict) -> list[str]:
              "today_2_threads_allocator_inplace_lsq": "  the same, + in-place LSQ",
              "fp32_largest": "new recipe, float phase: largest alone, no fake quantisation",
              "fp32_largest_compiled": "  the same under torch.compile",
-             "qat_companion": "new recipe, quantised phase: largest INT8 + one companion, distillation"}
+             "qat_companion": "new recipe, quantised phase: largest INT8 + one companion, distillation",
+             "qat_companion_compiled_quantisers": "  the same with compiled activation quantisers "
+                                                  "(`train.compile_quantisers`)"}
     lines += ["`nas.supernet.training.train_step` plus the SGD step, every exit head, each variant in its own process "
               f"(mean of {data['steps_timed']} steps). Epoch = {math.ceil(data['train_images'] / data['batch'])} steps.",
               "", "| variant | subnets per step | step time | images/s | vs plain FP32 | epoch | peak memory (RSS) |",
               "|---|---|---|---|---|---|---|"]
     for r in data["rows"]:
         name = names.get(r["variant"], r["variant"])
-        if r.get("compiled"):
+        if r.get("compiled") or r.get("compiled_quantisers"):
             name += f" (first step, compiling: {r['first_step_s']:.0f} s)"
         lines.append(f"| {name} | {r['subnets_per_step']} | {r['step_s']:.2f} s | "
                      f"{r['images_per_s']:.1f} | {r['images_per_s_vs_plain_fp32']:.2f}x | {r['epoch_s'] / 60:.1f} min | "
                      f"{r['peak_rss_mb']:.0f} MB |")
     rec = data["recipe"]
     lines += ["", f"Recipe `{rec['config']}` ({rec['fp32_epochs']} float epochs, then "
-              f"{rec['epochs'] - rec['fp32_epochs']} quantised): mean epoch {rec['mean_epoch_s'] / 60:.1f} min, "
+              f"{rec['epochs'] - rec['fp32_epochs']} quantised, as `{rec.get('quantised_phase', 'qat_companion')}`): mean epoch {rec['mean_epoch_s'] / 60:.1f} min, "
               f"{rec['total_s'] / 3600:.2f} h for the whole recipe; **{data['epoch_speedup_vs_today']:.2f}x** faster per "
               f"epoch than the landed recipe as configured (1 thread), {data['epoch_speedup_vs_today_2_threads']:.2f}x "
               f"against it on 2 threads. The same three-subnet step on the new code: "

@@ -10,7 +10,10 @@ times ``nas.supernet.training.train_step`` (the trainer's own step) plus the opt
 - the same step with, added one at a time: 2 threads, the tuned allocator, the in-place LSQ;
 - the new recipe's two phases: ``fp32_largest`` (largest alone, float) and ``qat_companion``
   (largest INT8 + one companion, cycling smallest / largest W4A4 / random, with distillation), and
-  the float phase under ``torch.compile`` (one fixed architecture there; first step = compilation).
+  the float phase under ``torch.compile`` (one fixed architecture there; first step = compilation);
+- ``qat_companion_compiled_quantisers``: the quantised phase with ``train.compile_quantisers`` (the
+  activation quantisers' kernels fused by ``torch.compile``), timed after a warm-up of one companion
+  cycle (compilation happens there; ``first_step_s``).
 
 An epoch's time is steps x step time; the recipe's mean epoch weights its phases by their epochs in
 ``configs/fashion_mnist_supernet.yaml``. Usage: python benchmarks/training_throughput.py
@@ -25,6 +28,7 @@ import resource
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -34,16 +38,18 @@ from _common import write_result
 ROOT = Path(__file__).resolve().parents[1]
 BATCH, STEPS, WARMUP, TRAIN_IMAGES = 128, 6, 1, 55_000
 CONFIG = ROOT / "configs" / "fashion_mnist_supernet.yaml"
-# variant -> (step kind, LSQ implementation, tuned allocator, threads, torch.compile)
+# variant -> (step kind, LSQ implementation, tuned allocator, threads, torch.compile of the model,
+# train.compile_quantisers)
 VARIANTS = {
-    "plain_fp32": ("plain", "inplace", False, 2, False),
-    "today": ("today", "fused", False, 1, False),
-    "today_2_threads": ("today", "fused", False, 2, False),
-    "today_2_threads_allocator": ("today", "fused", True, 2, False),
-    "today_2_threads_allocator_inplace_lsq": ("today", "inplace", True, 2, False),
-    "fp32_largest": ("fp32_largest", "inplace", True, 2, False),
-    "fp32_largest_compiled": ("fp32_largest", "inplace", True, 2, True),
-    "qat_companion": ("qat_companion", "inplace", True, 2, False),
+    "plain_fp32": ("plain", "inplace", False, 2, False, False),
+    "today": ("today", "fused", False, 1, False, False),
+    "today_2_threads": ("today", "fused", False, 2, False, False),
+    "today_2_threads_allocator": ("today", "fused", True, 2, False, False),
+    "today_2_threads_allocator_inplace_lsq": ("today", "inplace", True, 2, False, False),
+    "fp32_largest": ("fp32_largest", "inplace", True, 2, False, False),
+    "fp32_largest_compiled": ("fp32_largest", "inplace", True, 2, True, False),
+    "qat_companion": ("qat_companion", "inplace", True, 2, False, False),
+    "qat_companion_compiled_quantisers": ("qat_companion", "inplace", True, 2, False, True),
 }
 
 
@@ -115,7 +121,7 @@ def plain_model(sp):
 
 
 def run(variant: str) -> dict:
-    kind, lsq_impl, allocator, threads, compiled = VARIANTS[variant]
+    kind, lsq_impl, allocator, threads, compiled, compiled_quantisers = VARIANTS[variant]
     if allocator:
         from nas.runtime import tune_cpu_allocator
 
@@ -135,7 +141,7 @@ def run(variant: str) -> dict:
     torch.manual_seed(0)
     cfg = nas.load_config(CONFIG)
     sp = create_space(cfg.space.name, cfg.space_options(10, 1))
-    recipe = cfg.train
+    recipe = replace(cfg.train, compile_quantisers=compiled_quantisers)
     train_cfg = {"today": TrainConfig(sandwich=True, random_subnets=1, distill=True),
                  "fp32_largest": recipe, "qat_companion": recipe}.get(kind)
     epoch = 0 if kind == "fp32_largest" else recipe.fp32_epochs
@@ -147,7 +153,8 @@ def run(variant: str) -> dict:
     weights = head_weights(sp, net, train_cfg) if train_cfg else {}
     model = torch.compile(net) if compiled else net  # the float phase trains one fixed architecture
     times, subnets_per_step, first_step_s = [], 1, 0.0
-    for step in range(WARMUP + STEPS):
+    warmup = WARMUP + (len(recipe.companions) if compiled_quantisers else 0)  # compiling: one companion cycle
+    for step in range(warmup + STEPS):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         if kind == "plain":
@@ -159,13 +166,14 @@ def run(variant: str) -> dict:
             subnets_per_step = len(subnets)
             train_step(model, net, subnets, x, y, weights, train_cfg, rng)
         opt.step()
-        if step >= WARMUP:
+        if step >= warmup:
             times.append(time.perf_counter() - t0)
-        else:
+        elif step == 0:
             first_step_s = time.perf_counter() - t0  # includes compilation where compiled
     step_s = sum(times) / len(times)  # mean: the companion kinds differ in cost and cycle
     return {"variant": variant, "step": kind, "lsq": lsq_impl, "tuned_allocator": allocator, "threads": threads,
-            "compiled": compiled, "first_step_s": first_step_s, "subnets_per_step": subnets_per_step,
+            "compiled": compiled, "compiled_quantisers": compiled_quantisers, "first_step_s": first_step_s,
+            "subnets_per_step": subnets_per_step,
             "step_s": step_s, "images_per_s": BATCH / step_s,
             "epoch_s": math.ceil(TRAIN_IMAGES / BATCH) * step_s,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -184,8 +192,9 @@ def main() -> None:
     import nas
 
     recipe = nas.load_config(CONFIG).train
+    qat = "qat_companion_compiled_quantisers" if recipe.compile_quantisers else "qat_companion"
     mean_epoch = (recipe.fp32_epochs * rows["fp32_largest"]["epoch_s"]
-                  + (recipe.epochs - recipe.fp32_epochs) * rows["qat_companion"]["epoch_s"]) / recipe.epochs
+                  + (recipe.epochs - recipe.fp32_epochs) * rows[qat]["epoch_s"]) / recipe.epochs
     plain = rows["plain_fp32"]["images_per_s"]
     for row in rows.values():
         row["images_per_s_vs_plain_fp32"] = row["images_per_s"] / plain
@@ -193,7 +202,7 @@ def main() -> None:
         "width_mult": 0.25, "batch": BATCH, "steps_timed": STEPS, "train_images": TRAIN_IMAGES,
         "rows": list(rows.values()),
         "recipe": {"config": str(CONFIG.relative_to(ROOT)), "epochs": recipe.epochs, "fp32_epochs": recipe.fp32_epochs,
-                   "mean_epoch_s": mean_epoch, "total_s": mean_epoch * recipe.epochs},
+                   "quantised_phase": qat, "mean_epoch_s": mean_epoch, "total_s": mean_epoch * recipe.epochs},
         "epoch_speedup_vs_today": rows["today"]["epoch_s"] / mean_epoch,
         "epoch_speedup_vs_today_2_threads": rows["today_2_threads"]["epoch_s"] / mean_epoch,
         "same_step_speedup_vs_today_2_threads": rows["today_2_threads"]["step_s"]

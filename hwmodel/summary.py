@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from hwmodel.system import SystemSpec
-from hwmodel.zigzag_core import core_description
+from hwmodel.zigzag_core import core_description, port_bandwidths
 
 
 def _bytes(bits: int) -> str:
@@ -29,8 +29,7 @@ def _core_file(path: Any) -> dict[str, Any]:
     array = desc["operational_array"]
     memories = []
     for name, mem in desc["memories"].items():
-        read = max((p["bandwidth_max"] for p in mem["ports"] if p["type"] in ("read", "read_write")), default=0)
-        write = max((p["bandwidth_max"] for p in mem["ports"] if p["type"] in ("write", "read_write")), default=0)
+        read, write = port_bandwidths(mem)
         memories.append({"name": name, "operands": list(mem["operands"]), "size_bits": int(mem["size"]),
                          "read_bits_per_cycle": read, "write_bits_per_cycle": write,
                          "read_pj": mem["r_cost"], "write_pj": mem["w_cost"],

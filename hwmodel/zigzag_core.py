@@ -234,6 +234,15 @@ def array_dimensions(core_path: str | Path) -> list[str]:
     return list(core_description(core_path)["operational_array"]["dimensions"])
 
 
+def port_bandwidths(memory: dict[str, Any], default: int = 0) -> tuple[int, int]:
+    """(read, write) bits per cycle of a core file's memory: its widest port of each direction
+    (``default`` where it has none)."""
+    def widest(kinds: tuple[str, ...]) -> int:
+        return max((p["bandwidth_max"] for p in memory["ports"] if p["type"] in kinds), default=default)
+
+    return widest(("read", "read_write")), widest(("write", "read_write"))
+
+
 UNBOUNDED_BITS = 2**40  # on-chip top levels in the fused-schedule variant: capacity is the scheduler's job
 
 

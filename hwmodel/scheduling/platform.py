@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 from hwmodel.system import POOLING, SIMD, SIMPLE_OPS, ComputeCoreSpec, SystemSpec
-from hwmodel.zigzag_core import core_description, offchip_level, onchip_capacities
+from hwmodel.zigzag_core import core_description, offchip_level, onchip_capacities, port_bandwidths
 
 __all__ = ["POOLING", "SIMD", "Instance", "Platform"]
 
@@ -40,8 +40,7 @@ def _onchip_access_costs(core_path: str) -> dict[str, float]:
     for name, mem in core["memories"].items():
         if name == top:
             continue
-        read = max((p["bandwidth_max"] for p in mem["ports"] if p["type"] in ("read", "read_write")), default=1)
-        write = max((p["bandwidth_max"] for p in mem["ports"] if p["type"] in ("write", "read_write")), default=1)
+        read, write = port_bandwidths(mem, default=1)
         if "O" in mem["operands"]:
             out["act_read_pj_per_bit"] = mem["r_cost"] / read
             out["act_write_pj_per_bit"] = mem["w_cost"] / write

@@ -38,8 +38,9 @@ class InvertedResidual(nn.Module):
     """MobileNetV2 block, elastic: [1x1 expand] -> kxk depthwise -> 1x1 project [+ input].
 
     The supernet block holds the largest expansion and kernel, and its own depthwise weights for each
-    smaller kernel size. :meth:`configure` picks the active expansion ratio, depthwise kernel and whether a skippable (residual) block is
-    skipped. ``expansions == (1,)`` means no expand layer (the first MobileNetV2 block).
+    smaller kernel size. :meth:`configure` picks the active expansion ratio, depthwise kernel and
+    whether a skippable (residual) block is skipped. ``expansions == (1,)`` means no expand layer (the
+    first MobileNetV2 block).
     """
 
     def __init__(self, cin: int, cout: int, expansions: Sequence[int], kernels: Sequence[int], stride: int,
