@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
-from typing import cast
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -116,15 +116,17 @@ def _per_tensor_backward(x: torch.Tensor, s: torch.Tensor, grad: torch.Tensor, q
     return torch.where(outside, 0.0, grad), grad_step.sum()
 
 
+_forward_body: Callable[..., Any] = _per_tensor_forward
+_backward_body: Callable[..., Any] = _per_tensor_backward
 _COMPILE = [False]  # inside compiled_quantisers()
-_KERNELS: dict[str, object] = {}  # the compiled per-tensor kernels, built on first use
+_KERNELS: dict[str, Callable[..., Any]] = {}  # the compiled per-tensor kernels, built on first use
 _BROKEN: list[str] = []  # why compiling failed (the eager kernels are used from then on)
 
 
 @contextlib.contextmanager
 def compiled_quantisers(enabled: bool = True) -> Iterator[None]:
-    """Train activation quantisers (one step per tensor) with kernels fused by ``torch.compile``: one
-    pass over the tensor forward and one backward instead of ~15 (measured in
+    """Run activation quantisers (one step per tensor) with kernels fused by ``torch.compile``, in
+    training and inference: one pass over the tensor forward and one backward instead of ~15 (measured in
     ``benchmarks/training_throughput.py``). Same formulas; the step's gradient is summed in another
     order, so it may differ from the eager one in the last bits. Falls back to the eager kernels,
     with one warning, where compiling fails (no C++ compiler, an unsupported device)."""
@@ -137,12 +139,12 @@ def compiled_quantisers(enabled: bool = True) -> Iterator[None]:
 
 def _fused(name: str, *args: object) -> object:
     """Run the compiled kernel ``name`` (``forward`` / ``backward``), or the eager body once compiling failed."""
-    body = {"forward": _per_tensor_forward, "backward": _per_tensor_backward}[name]
+    body = _forward_body if name == "forward" else _backward_body
     if not _BROKEN:
         try:
             if name not in _KERNELS:
                 _KERNELS[name] = torch.compile(body, dynamic=True)
-            return _KERNELS[name](*args)  # type: ignore[operator]
+            return _KERNELS[name](*args)
         except Exception as exc:  # noqa: BLE001 - any compiler failure means: use the eager kernels
             import warnings
 
@@ -182,6 +184,8 @@ def lsq(x: torch.Tensor, step: torch.Tensor, bits: int, signed: bool, training: 
     grad_factor = 1.0 / math.sqrt(per * qp) if training else 1.0
     if not torch.is_grad_enabled() or not (x.requires_grad or step.requires_grad):
         with torch.no_grad():
+            if _COMPILE[0] and step.numel() == 1:
+                return cast(torch.Tensor, _fused("forward", x, step.reshape([]), qn, qp))
             return _quantise(x, step, qn, qp)
     if _COMPILE[0] and step.numel() == 1:
         return _CompiledLSQ.apply(x, step, qn, qp, grad_factor)

@@ -48,7 +48,7 @@ class _Switchable:
 
     def _source(self) -> nn.Parameter:
         """The parameter the active weights are taken from."""
-        return self.weight  # type: ignore[attr-defined]
+        return self.weight
 
     def set_bits(self, w_bits: int, a_bits: int) -> None:
         """Weight and input-activation bit-widths for the following forward passes."""
@@ -113,7 +113,7 @@ class QConv2d(_Switchable, nn.Module):
         w = self._source()[:out, : (1 if self.depthwise else in_channels)]
         return _centre(w, self.active_kernel).contiguous()
 
-    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:  # type: ignore[override]
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
         """A checkpoint from before the small kernels had their own weights gets them from the centre
         of its largest kernel (the network then computes exactly what it computed before)."""
         if prefix + "weight" in state_dict:
