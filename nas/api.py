@@ -105,10 +105,13 @@ def data_and_space(cfg: RunConfig) -> tuple[Splits, SearchSpace]:
 
 
 def train(cfg: RunConfig, *, progress: bool = True, data: tuple[Splits, SearchSpace] | None = None) -> Supernet:
-    """Train the QAT supernet (or resume / reuse ``<run_dir>/supernet.pt``)."""
+    """Train the QAT supernet (or resume / reuse ``<run_dir>/supernet.pt``); with ``train.zoo``, the
+    zoo supernet of that name instead of training."""
     p = paths(cfg)
     cfg.save(p.config)
     splits, space = data or data_and_space(cfg)
+    if cfg.train.zoo:
+        return install_zoo_supernet(cfg, cfg.train.zoo, space)
     return train_supernet(space, splits, cfg.train, p.checkpoint, log_path=p.train_log, progress=progress)
 
 

@@ -66,7 +66,9 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.set)
     if args.run_dir:
         overrides["run_dir"] = args.run_dir
-    quickstart(args.config or QUICKSTART_CONFIG, overrides)
+    if args.synthetic and args.config:
+        raise SystemExit("nas quickstart: --synthetic and --config: expected one of them, got both")
+    quickstart(QUICKSTART_CONFIG if args.synthetic else args.config, overrides)
     return 0
 
 
@@ -303,7 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    add("quickstart", cmd_quickstart, "Train, search, export and reload on the built-in synthetic data.")
+    p = add("quickstart", cmd_quickstart, "Search, export and reload: on Fashion-MNIST with the zoo supernet where "
+            "the dataset is installed, else on the built-in synthetic data with a small supernet trained first.")
+    p.add_argument("--synthetic", action="store_true",
+                   help="the built-in synthetic data (configs/quickstart.yaml) even where Fashion-MNIST is installed")
     add("run", cmd_run, "The whole pipeline for a config: train, search, report, export.")
     add("train", cmd_train, "Train (or resume) the QAT supernet of a config.")
     p = add("search", cmd_search, "Run (or resume) the Optuna study of a config.")

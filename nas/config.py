@@ -87,6 +87,9 @@ class TrainConfig:
     # activation quantisers with kernels fused by torch.compile (needs a C++ compiler; about 2 minutes
     # of compiling on first use, cached by torch; falls back to the eager kernels with a warning)
     compile_quantisers: bool = False
+    # a zoo supernet (`nas zoo`) used as this run's trained supernet: nothing is trained, its weights
+    # are checked (hash, space) and placed at <run_dir>/supernet.pt
+    zoo: str | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.batch_size < 1:
@@ -268,6 +271,11 @@ def _check_against_space(cfg: RunConfig) -> None:
             check()
         except ValueError as exc:
             raise SchemaError(cfg.source, key, str(exc)) from None
+    if cfg.train.zoo is not None:
+        from nas import zoo
+
+        if cfg.train.zoo not in zoo.names():
+            raise SchemaError(cfg.source, "train.zoo", f"a zoo supernet, one of {zoo.names()}, got {cfg.train.zoo!r}")
 
 
 def default_config(**sections: Any) -> RunConfig:

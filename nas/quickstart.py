@@ -11,7 +11,18 @@ from nas.config import CONFIGS_DIR, RunConfig, load_config
 from nas.study.study import sqlite_url
 from nas.supernet.calibrate import early_exit_stats
 
-QUICKSTART_CONFIG = CONFIGS_DIR / "quickstart.yaml"
+QUICKSTART_CONFIG = CONFIGS_DIR / "quickstart.yaml"  # synthetic data, a small supernet trained first
+FASHION_MNIST_CONFIG = CONFIGS_DIR / "quickstart_fashion_mnist.yaml"  # Fashion-MNIST, the zoo supernet
+
+
+def choose_config() -> tuple[Path, str]:
+    """The quickstart's config and why: Fashion-MNIST with the zoo supernet where the dataset is
+    installed (its ``data.root`` exists), else the built-in synthetic data."""
+    root = load_config(FASHION_MNIST_CONFIG).data.root
+    if root and Path(root).is_dir():
+        return FASHION_MNIST_CONFIG, f"Fashion-MNIST found at {root}: the shipped zoo supernet, nothing to train"
+    return QUICKSTART_CONFIG, (f"Fashion-MNIST not found at {root} (on Debian: apt-get install dataset-fashion-mnist), "
+                               "so the built-in synthetic data and a small supernet trained first")
 
 
 def _step(title: str) -> None:
@@ -24,11 +35,14 @@ def constraint_summary(cfg: RunConfig) -> str:
     return ", ".join(active) or "none"
 
 
-def quickstart(config: str | Path = QUICKSTART_CONFIG, overrides: dict[str, Any] | None = None,
+def quickstart(config: str | Path | None = None, overrides: dict[str, Any] | None = None,
                progress: bool = True) -> dict[str, Any]:
-    """Train, search, report, export, reload (:func:`nas.api.run`); print each result. Returns the
-    figures printed."""
+    """Train (or take the zoo supernet), search, report, export, reload (:func:`nas.api.run`); print
+    each result. ``config``: None chooses one (:func:`choose_config`). Returns the figures printed."""
     t0 = time.time()
+    if config is None:
+        config, why = choose_config()
+        print(f"config {Path(config).name}: {why}", flush=True)
     cfg = load_config(config, overrides)
 
     def announce(step: str, out: api.RunOutcome) -> None:
@@ -39,9 +53,15 @@ def quickstart(config: str | Path = QUICKSTART_CONFIG, overrides: dict[str, Any]
             print(f"{len(out.splits.train)} train / {len(out.splits.val)} validation / {len(out.splits.test)} test "
                   f"images of shape {out.splits.image_shape}; space width "
                   f"{out.space.options.width_mult}")
-            _step(f"training the QAT supernet ({cfg.train.epochs} epochs) -> {api.paths(cfg).checkpoint}")
+            if cfg.train.zoo:
+                _step(f"supernet: zoo {cfg.train.zoo} (`nas zoo`), trained on {cfg.data.name} -> "
+                      f"{api.paths(cfg).checkpoint}")
+            else:
+                _step(f"training the QAT supernet ({cfg.train.epochs} epochs) -> {api.paths(cfg).checkpoint}")
         elif step == "search":
-            _step(f"search: {cfg.search.n_trials} trials, {cfg.search.sampler}, accelerator {cfg.cost.accelerator}")
+            pinned = ", ".join(f"{k} {v}" for k, v in cfg.search.fixed.items())
+            _step(f"search: {cfg.search.n_trials} trials, {cfg.search.sampler}, accelerator {cfg.cost.accelerator}"
+                  + (f"; pinned: {pinned}" if pinned else ""))
 
     out = api.run(cfg, progress=progress, before_step=announce)
     _step("Pareto front (feasible trials; accuracy on the validation split)")

@@ -139,7 +139,7 @@ def test_accelerators_lists_and_validates_the_shipped_systems(installed: Install
 def test_tiny_quickstart_runs_from_the_installed_config(installed: Installed) -> None:
     run_dir = installed.elsewhere / "run"
     args = [arg for pair in TINY_QUICKSTART for arg in ("--set", pair)]
-    out = _check(installed.run("nas", "quickstart", "--run-dir", run_dir, *args, timeout=600))
+    out = _check(installed.run("nas", "quickstart", "--synthetic", "--run-dir", run_dir, *args, timeout=600))
     assert "exported trial" in out and "quickstart finished" in out, out
     assert (run_dir / "study.db").is_file() and (run_dir / "pareto.png").is_file()
     assert [p.name for p in (run_dir / "exports").iterdir() if p.name.startswith("trial_")], out
