@@ -230,10 +230,15 @@ def throughput_section(data: dict) -> list[str]:
     rec = data["recipe"]
     lines += ["", f"Recipe `{rec['config']}` ({rec['fp32_epochs']} float epochs, then "
               f"{rec['epochs'] - rec['fp32_epochs']} quantised, as `{rec.get('quantised_phase', 'qat_companion')}`): mean epoch {rec['mean_epoch_s'] / 60:.1f} min, "
-              f"{rec['total_s'] / 3600:.2f} h for the whole recipe; **{data['epoch_speedup_vs_today']:.2f}x** faster per "
+              f"{rec['total_s'] / 3600:.2f} h for this stage; **{data['epoch_speedup_vs_today']:.2f}x** faster per "
               f"epoch than the landed recipe as configured (1 thread), {data['epoch_speedup_vs_today_2_threads']:.2f}x "
               f"against it on 2 threads. The same three-subnet step on the new code: "
               f"{data['same_step_speedup_vs_today_2_threads']:.2f}x faster (allocator + in-place LSQ)."]
+    if "stages" in data:
+        total = sum(st["total_s"] for st in data["stages"])
+        lines += ["", f"The whole recipe, all {len(data['stages'])} stages at these step times: "
+                  + ", ".join(f"`{st['config']}` {st['epochs']} epochs {st['total_s'] / 3600:.2f} h" for st in data["stages"])
+                  + f"; **{total / 3600:.2f} h** in all."]
     return lines
 
 

@@ -38,6 +38,8 @@ from _common import write_result
 ROOT = Path(__file__).resolve().parents[1]
 BATCH, STEPS, WARMUP, TRAIN_IMAGES = 128, 6, 1, 55_000
 CONFIG = ROOT / "configs" / "fashion_mnist_supernet.yaml"
+# the whole recipe: stage 1 (CONFIG) and the later stages, each starting from the previous one's weights
+STAGES = [CONFIG, *(ROOT / "configs" / f"fashion_mnist_supernet_stage{i}.yaml" for i in (2, 3, 4))]
 # variant -> (step kind, LSQ implementation, tuned allocator, threads, torch.compile of the model,
 # train.compile_quantisers)
 VARIANTS = {
@@ -179,6 +181,17 @@ def run(variant: str) -> dict:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def stage_time(path: Path, rows: dict[str, dict]) -> dict:
+    """Training time (s) of one stage of the recipe from the measured phase step times."""
+    import nas
+
+    train = nas.load_config(path).train
+    qat = "qat_companion_compiled_quantisers" if train.compile_quantisers else "qat_companion"
+    return {"config": str(path.relative_to(ROOT)), "epochs": train.epochs, "fp32_epochs": train.fp32_epochs,
+            "quantised_phase": qat, "total_s": train.fp32_epochs * rows["fp32_largest"]["epoch_s"]
+            + (train.epochs - train.fp32_epochs) * rows[qat]["epoch_s"]}
+
+
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         print(json.dumps(run(sys.argv[2])))
@@ -203,6 +216,7 @@ def main() -> None:
         "rows": list(rows.values()),
         "recipe": {"config": str(CONFIG.relative_to(ROOT)), "epochs": recipe.epochs, "fp32_epochs": recipe.fp32_epochs,
                    "quantised_phase": qat, "mean_epoch_s": mean_epoch, "total_s": mean_epoch * recipe.epochs},
+        "stages": [stage_time(path, rows) for path in STAGES],
         "epoch_speedup_vs_today": rows["today"]["epoch_s"] / mean_epoch,
         "epoch_speedup_vs_today_2_threads": rows["today_2_threads"]["epoch_s"] / mean_epoch,
         "same_step_speedup_vs_today_2_threads": rows["today_2_threads"]["step_s"]
