@@ -16,7 +16,8 @@ TINY = {key: yaml.safe_load(value) for key, value in (pair.split("=", 1) for pai
 def test_no_feasible_trial_exports_nothing_and_says_so(tmp_path, capsys):
     # also with the other constraints off  # no network costs a billionth of its static one
     impossible = {"constraints.normalized_edp_max": 1e-9}
-    result = quickstart(QUICKSTART_CONFIG, overrides={"run_dir": str(tmp_path / "run"), **TINY, **impossible}, progress=False)
+    result = quickstart(QUICKSTART_CONFIG, overrides={"run_dir": str(tmp_path / "run"), **TINY, **impossible},
+                        progress=False)
     out = capsys.readouterr().out
     assert result["trial"] is None and result["export"] is None
     assert "No trial met the exit-overhead constraints" in out and "normalized_edp_max <= 1e-09" in out
