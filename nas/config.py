@@ -255,6 +255,7 @@ def config_from_dict(data: dict[str, Any], source: str, overrides: dict[str, Any
                           f"cost.{MOVED_COST_KEYS[key]}.{key}")
     cfg = from_mapping(RunConfig, data, file=source, internal={"source": source})
     _check_against_space(cfg)
+    _check_zoo(cfg)
     return cfg
 
 
@@ -271,11 +272,16 @@ def _check_against_space(cfg: RunConfig) -> None:
             check()
         except ValueError as exc:
             raise SchemaError(cfg.source, key, str(exc)) from None
-    if cfg.train.zoo is not None:
-        from nas import zoo
 
-        if cfg.train.zoo not in zoo.names():
-            raise SchemaError(cfg.source, "train.zoo", f"a zoo supernet, one of {zoo.names()}, got {cfg.train.zoo!r}")
+
+def _check_zoo(cfg: RunConfig) -> None:
+    """``train.zoo`` names a shipped zoo supernet (:mod:`nas.zoo`, which loads torch, only when set)."""
+    if cfg.train.zoo is None:
+        return
+    from nas import zoo
+
+    if cfg.train.zoo not in zoo.names():
+        raise SchemaError(cfg.source, "train.zoo", f"a zoo supernet, one of {zoo.names()}, got {cfg.train.zoo!r}")
 
 
 def default_config(**sections: Any) -> RunConfig:

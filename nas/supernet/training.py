@@ -237,20 +237,13 @@ def train_step(model: torch.nn.Module, net: Supernet, subnets: list[Genotype], x
     learns from the labels and the others from its detached predictions at every head. Returns the
     first subnet's final-exit logits and its loss.
     """
-    with compiled_quantisers(cfg.compile_quantisers):
-        return _train_step(model, net, subnets, x, y, weights, cfg, rng, autocast, world)
-
-
-def _train_step(model: torch.nn.Module, net: Supernet, subnets: list[Genotype], x: torch.Tensor, y: torch.Tensor,
-                weights: dict[str, float], cfg: TrainConfig, rng: random.Random,
-                autocast: contextlib.AbstractContextManager | None, world: int) -> tuple[torch.Tensor, float]:
     teacher: dict[str, torch.Tensor] | None = None
     final, first_loss = None, 0.0
     for k, genotype in enumerate(subnets):
         _configure(net, genotype, rng)
         sync = k == len(subnets) - 1 or world == 1
         no_sync = contextlib.nullcontext() if sync else model.no_sync()  # type: ignore[operator]
-        with no_sync, autocast or contextlib.nullcontext():
+        with no_sync, autocast or contextlib.nullcontext(), compiled_quantisers(cfg.compile_quantisers):
             outputs = model(x)
             if teacher is not None:
                 loss = cast(torch.Tensor, sum(w * F.kl_div(F.log_softmax(outputs[h].float(), 1), teacher[h],

@@ -73,20 +73,26 @@ class _LSQFunction(torch.autograd.Function):
     half to even, clamp, ``* s``; the straight-through mask taken on the rounded value), but the
     output keeps the input's memory layout (the kernels return NCHW for a 1-channel channels-last
     input, which sends the whole network down the slow NCHW path) and no temporary is allocated
-    that the in-place ops can reuse. Measured in ``benchmarks/training_throughput.py``.
+    that the in-place ops can reuse. Measured in ``benchmarks/training_throughput.py``. A one-value
+    step inside :func:`compiled_quantisers` runs the fused kernels instead (the same formulas).
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, step: torch.Tensor, qn: int, qp: int,
                 grad_factor: float) -> torch.Tensor:
-        out = _quantise(x, step, qn, qp)
         ctx.save_for_backward(x, step)
         ctx.qn, ctx.qp, ctx.grad_factor = qn, qp, grad_factor
-        return out
+        ctx.fused = _COMPILE[0] and step.numel() == 1
+        if ctx.fused:
+            return cast(torch.Tensor, _fused(_per_tensor_forward, x, step.reshape([]), qn, qp))
+        return _quantise(x, step, qn, qp)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, step = ctx.saved_tensors
+        if ctx.fused:
+            grad_x, grad_sum = cast(tuple, _fused(_per_tensor_backward, x, step.reshape([]), grad, ctx.qn, ctx.qp))
+            return grad_x, (grad_sum * ctx.grad_factor).reshape(step.shape), None, None, None
         scaled = torch.empty_like(x)
         torch.mul(x, torch.reciprocal(_broadcast_step(step, x)), out=scaled)
         rounded = torch.round(scaled)
@@ -116,10 +122,8 @@ def _per_tensor_backward(x: torch.Tensor, s: torch.Tensor, grad: torch.Tensor, q
     return torch.where(outside, 0.0, grad), grad_step.sum()
 
 
-_forward_body: Callable[..., Any] = _per_tensor_forward
-_backward_body: Callable[..., Any] = _per_tensor_backward
 _COMPILE = [False]  # inside compiled_quantisers()
-_KERNELS: dict[str, Callable[..., Any]] = {}  # the compiled per-tensor kernels, built on first use
+_KERNELS: dict[Callable[..., Any], Callable[..., Any]] = {}  # body -> its compiled kernel, built on first use
 _BROKEN: list[str] = []  # why compiling failed (the eager kernels are used from then on)
 
 
@@ -138,37 +142,19 @@ def compiled_quantisers(enabled: bool = True) -> Iterator[None]:
         _COMPILE[0] = previous
 
 
-def _fused(name: str, *args: object) -> object:
-    """Run the compiled kernel ``name`` (``forward`` / ``backward``), or the eager body once compiling failed."""
-    body = _forward_body if name == "forward" else _backward_body
+def _fused(body: Callable[..., Any], *args: object) -> object:
+    """Run ``body`` compiled by ``torch.compile``, or as it is once compiling failed."""
     if not _BROKEN:
         try:
-            if name not in _KERNELS:
-                _KERNELS[name] = torch.compile(body, dynamic=True)
-            return _KERNELS[name](*args)
+            if body not in _KERNELS:
+                _KERNELS[body] = torch.compile(body, dynamic=True)
+            return _KERNELS[body](*args)
         except Exception as exc:  # noqa: BLE001 - any compiler failure means: use the eager kernels
             import warnings
 
             _BROKEN.append(f"{type(exc).__name__}: {exc}")
             warnings.warn(f"compiled quantisers unavailable, using the eager ones ({_BROKEN[0][:200]})", stacklevel=2)
     return body(*args)
-
-
-class _CompiledLSQ(torch.autograd.Function):
-    """``_LSQFunction`` for a one-value step, with compiled fused kernels (:func:`compiled_quantisers`)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, step: torch.Tensor, qn: int, qp: int,
-                grad_factor: float) -> torch.Tensor:
-        ctx.save_for_backward(x, step)
-        ctx.qn, ctx.qp, ctx.grad_factor = qn, qp, grad_factor
-        return cast(torch.Tensor, _fused("forward", x, step.reshape([]), qn, qp))
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        x, step = ctx.saved_tensors
-        grad_x, grad_step = cast(tuple, _fused("backward", x, step.reshape([]), grad, ctx.qn, ctx.qp))
-        return grad_x, (grad_step * ctx.grad_factor).reshape(step.shape), None, None, None
 
 
 def lsq(x: torch.Tensor, step: torch.Tensor, bits: int, signed: bool, training: bool = True) -> torch.Tensor:
@@ -186,8 +172,6 @@ def lsq(x: torch.Tensor, step: torch.Tensor, bits: int, signed: bool, training: 
     if not torch.is_grad_enabled() or not (x.requires_grad or step.requires_grad):
         with torch.no_grad():
             return _quantise(x, step, qn, qp)
-    if _COMPILE[0] and step.numel() == 1:
-        return _CompiledLSQ.apply(x, step, qn, qp, grad_factor)
     return _LSQFunction.apply(x, step, qn, qp, grad_factor)
 
 
