@@ -84,9 +84,9 @@ def main() -> None:
     models = {"constant MAC energy": CostModel(constant, workers=2),
               "precision-aware MAC energy": CostModel(spec, workers=2)}
     val = CandidateEvaluator(space, supernet, splits.val, None, cfg.constraints,  # type: ignore[arg-type]
-                             batch_size=500, calibration=calibration)
+                             batch_size=cfg.search.eval_batch_size, calibration=calibration)
     test = CandidateEvaluator(space, supernet, splits.test, None, cfg.constraints,  # type: ignore[arg-type]
-                              batch_size=500, calibration=calibration)
+                              batch_size=cfg.search.eval_batch_size, calibration=calibration)
 
     def measure(genotype):
         threshold = rule_threshold(val.outputs(genotype), GRID, 0.01)

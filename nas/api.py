@@ -39,6 +39,7 @@ from nas.report.plots import plot_exit_costs, plot_ribbon
 from nas.study.evaluator import CandidateEvaluator, candidate_network
 from nas.study.modes import GRID, mode_table, named_modes
 from nas.study.prescreen import Prescreener
+from nas.study.screening import Screener
 from nas.study.record import TrialRecord
 from nas.study.study import (
     TrialError,
@@ -158,6 +159,15 @@ def prepare_study(cfg: RunConfig, space: SearchSpace, storage: str | None = None
     return study
 
 
+def screener(cfg: RunConfig, space: SearchSpace) -> Screener | None:
+    """The multi-fidelity screener the configuration asks for (``search.screening``), or None."""
+    if not cfg.search.screening:
+        return None
+    s = cfg.search
+    return Screener(s.screening_candidates, s.screening_picks, s.screening_min_trials, seed=s.seed,
+                    fixed=space.fixed_params(s.fixed))
+
+
 def install_zoo_supernet(cfg: RunConfig, name: str, space: SearchSpace) -> Supernet:
     """Check the zoo supernet ``name`` (hash, space) and place its weights at ``<run_dir>/supernet.pt``,
     so the run's search, workers and exports use it; an existing, different checkpoint is refused."""
@@ -202,7 +212,7 @@ def search(cfg: RunConfig, supernet: Supernet | str | None = None, *, storage: s
         run_study(study, space, evaluator, cfg.search.n_trials, progress=progress, objectives=cfg.search.objectives,
                   artifacts=artifact_store(cfg) if cfg.search.trial_plots else None,
                   prescreen=Prescreener(cfg.search.prescreen_min_trials, cfg.search.prescreen_margin)
-                  if cfg.search.prescreen else None)
+                  if cfg.search.prescreen else None, screener=screener(cfg, space))
     return study
 
 

@@ -155,11 +155,15 @@ class SearchConfig:
     prescreen: bool = False  # skip candidates a surrogate refit on the trials so far predicts dominated
     prescreen_min_trials: int = 10  # complete trials before the surrogate screens anything
     prescreen_margin: float = 1.0  # optimism, in leave-one-out standard errors per objective
+    screening: bool = False  # multi-fidelity: NSGA-II screens predicted candidates, the promising ones are evaluated
+    screening_candidates: int = 1000  # predicted candidates per screening round (about 5 ms each)
+    screening_picks: int = 4  # candidates of a round's predicted front really evaluated
+    screening_min_trials: int = 10  # complete trials before the first round
     heartbeat_s: int = 30  # RDB storages: a trial silent for 3 heartbeats is failed and retried once
     population_size: int = 20
     seed: int = 0
     study_name: str = "eenas"
-    eval_batch_size: int = 500
+    eval_batch_size: int = 100  # images per inference batch: 100 keeps activations in cache (benchmarks/candidate_eval.py)
     val_samples: int | None = None  # validation images that score each candidate (the first N; null: all)
     bn_recalibration_samples: int = 1000  # training images that re-estimate batch-norm statistics per candidate
     threshold: Literal["searched", "rule"] = "searched"  # searched on the space's grid, or chosen by the rule
@@ -179,6 +183,9 @@ class SearchConfig:
                              f"got {self.bn_recalibration_samples}")
         if self.max_accuracy_loss < 0:
             raise ValueError(f"max_accuracy_loss: expected a non-negative fraction, got {self.max_accuracy_loss}")
+        for key in ("screening_candidates", "screening_picks", "screening_min_trials"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key}: expected a positive integer, got {getattr(self, key)}")
         if self.population_size < 2:
             raise ValueError(f"population_size: expected >= 2, got {self.population_size}")
         unknown = [o for o in self.objectives if o not in OBJECTIVES]

@@ -157,7 +157,7 @@ class CandidateEvaluator:
     """
 
     def __init__(self, space: SearchSpace, supernet: Supernet, split: Split, cost_model: CostModel,
-                 limits: ConstraintConfig, *, batch_size: int = 500, operating_point: str | None = None,
+                 limits: ConstraintConfig, *, batch_size: int = 100, operating_point: str | None = None,
                  schedule: ScheduleSettings | None = None, calibration: torch.Tensor | None = None,
                  threshold: str = "searched", max_accuracy_loss: float = 0.01, channels_last: bool = True) -> None:
         self.space, self.supernet, self.split = space, supernet.eval(), split

@@ -37,6 +37,7 @@ from nas.study.evaluator import CandidateEvaluator, Evaluation
 from nas.study.metrics import METRIC_NAMES, OBJECTIVES, Objective  # noqa: F401 - re-exported
 from nas.study.prescreen import Prescreener
 from nas.study.record import TrialRecord
+from nas.study.screening import Screener
 from search_spaces import GenotypeError, SearchSpace
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"  # recorded on every trial this process runs
@@ -304,7 +305,7 @@ def make_objective(space: SearchSpace, evaluator: CandidateEvaluator,
             reason = f"{type(exc).__name__}: {exc}"
             trial.set_user_attr("fail_reason", reason)
             raise CandidateError(reason) from exc
-        attributes = ev.attributes(space)
+        attributes = {**ev.attributes(space), "fidelity": "evaluated"}  # screened candidates are never trials
         record = TrialRecord.from_attributes(trial.number, attributes)  # the typed record the readers get back
         for key, value in attributes.items():
             trial.set_user_attr(key, value)
@@ -332,9 +333,11 @@ def finished_trials(study: optuna.Study, *, running: bool = False) -> int:
 
 def run_study(study: optuna.Study, space: SearchSpace, evaluator: CandidateEvaluator, n_trials: int,
               *, progress: bool = True, objectives: Sequence[str] = ("accuracy", "expected_edp"),
-              artifacts: ArtifactStore | None = None, prescreen: Prescreener | None = None) -> optuna.Study:
+              artifacts: ArtifactStore | None = None, prescreen: Prescreener | None = None,
+              screener: Screener | None = None) -> optuna.Study:
     """Run trials until ``n_trials`` have finished in this study, counting every worker's (a re-run
-    resumes; several workers on one storage share the budget)."""
+    resumes; several workers on one storage share the budget). With ``screener``, whenever the queue
+    runs dry a screening round enqueues the candidates to evaluate next (:mod:`nas.study.screening`)."""
     from tqdm.auto import tqdm
 
     with warnings.catch_warnings():  # fail (and retry) trials whose worker died, before counting
@@ -347,7 +350,8 @@ def run_study(study: optuna.Study, space: SearchSpace, evaluator: CandidateEvalu
 
     def report(study: optuna.Study, trial: FrozenTrial) -> None:
         bar.update()
-        if finished_trials(study, running=True) >= n_trials:
+        done = finished_trials(study, running=True) >= n_trials
+        if done:
             study.stop()
         if trial.state == TrialState.FAIL and progress:
             reason = str(trial.user_attrs.get("fail_reason", "see the trial's attributes")).splitlines()[0]
@@ -355,6 +359,8 @@ def run_study(study: optuna.Study, space: SearchSpace, evaluator: CandidateEvalu
         elif (record := TrialRecord.of(trial)) is not None:
             bar.set_postfix(acc=f"{record.accuracy:.3f}", edp=f"{record.expected_edp_j_cycles:.3g}",
                             exits=record.exits, feasible=record.feasible)
+        if screener is not None and not done and screener.due(study):
+            screener.round(study, space)
 
     previous = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported in one line above

@@ -46,7 +46,7 @@ class ExitStats:
 
 
 @torch.no_grad()
-def exit_outputs(net: EarlyExitNet, split: Split, batch_size: int = 500) -> ExitOutputs:
+def exit_outputs(net: EarlyExitNet, split: Split, batch_size: int = 100) -> ExitOutputs:
     """Run every exit on every sample of ``split`` (eval mode)."""
     was_training = net.training
     net.eval()
@@ -128,7 +128,7 @@ def recalibrate_batchnorm(net: torch.nn.Module, images: torch.Tensor, batch_size
 
 @torch.no_grad()
 def early_exit_stats(net: EarlyExitNet, split: Split, threshold: float | None = None,
-                     batch_size: int = 500) -> ExitStats:
+                     batch_size: int = 100) -> ExitStats:
     """The same figures measured with real early-exit inference (samples leave at their exit)."""
     net.eval()
     thr = net.threshold if threshold is None else threshold

@@ -67,3 +67,14 @@ def test_with_schedule_shares_the_logits_cache_and_changes_only_the_schedule(tin
     g = space.uniform(exits=(1,))
     ev.outputs(g)
     assert (g.backbone, g.weight_bits, g.act_bits) in other._heads  # filled once, seen by both
+
+
+def test_the_inference_batch_size_changes_no_logit(tiny_run):
+    # the default batch (100 images) is chosen for speed alone: per-sample inference, so any batch gives
+    # the same logits bit for bit (batch-norm estimation keeps its own batches)
+    _cfg, supernet, _study, (splits, space) = tiny_run
+    g = replace(space.uniform(exits=(1, 5), depth=1), branch_depths=(2, 1, 1))
+    small = CandidateEvaluator(space, supernet, splits.val, None, _cfg.constraints, batch_size=7,  # type: ignore[arg-type]
+                               calibration=splits.train.images[:256]).outputs(g)
+    for a, b in zip(small.logits, evaluator(tiny_run).outputs(g).logits):
+        assert torch.equal(a, b)

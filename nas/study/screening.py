@@ -1,0 +1,154 @@
+"""Multi-fidelity search: NSGA-II screens predicted candidates, the promising ones are really evaluated.
+
+Once the study holds ``min_trials`` complete trials, every time its queue runs dry a screening round:
+
+1. refits the surrogate of :mod:`nas.study.prescreen` (ridge regression on one-hot parameters,
+   minimised positive objectives in log space) and a ridge model of the constraint values on every
+   complete trial;
+2. runs ``candidates`` trials of an Optuna study in memory (NSGA-II, the study's directions, the same
+   pinned parameters and the same constraints mechanism), started from the real trials with their
+   real values, whose objective and constraints are the predictions (microseconds a candidate);
+3. enqueues in the real study up to ``picks`` candidates of that study's feasible Pareto front that
+   were predicted, not evaluated, spread along the front, each with the user attribute
+   ``screening``: the round, the predicted values and the number of candidates screened.
+
+The real study holds really evaluated trials only (so its Pareto front does too); each records its
+``fidelity`` (``"evaluated"``). The study's user attribute ``screened_candidates`` counts the predicted
+candidates of all rounds, ``screening_rounds`` the rounds. Pre-screening (:mod:`nas.study.prescreen`)
+is the other use of the same surrogate: it prunes a sampled candidate, while this proposes them.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.study.predictors import RidgePredictor
+from nas.study.prescreen import Surrogate
+from search_spaces import SearchSpace
+
+SCREENED = "screened_candidates"  # study user attribute: predicted candidates of every round
+ROUNDS = "screening_rounds"  # study user attribute: rounds run
+
+
+def params_key(params: dict[str, Any]) -> str:
+    """One string per parameter assignment (to tell whether a candidate was evaluated)."""
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def trial_params(trial: FrozenTrial) -> dict[str, Any]:
+    """A trial's parameters; for a trial still waiting in the queue, the ones it was enqueued with."""
+    return trial.params or dict(trial.system_attrs.get("fixed_params", {}))
+
+
+def feasible_front(trials: Sequence[FrozenTrial], directions: Sequence[optuna.study.StudyDirection]
+                   ) -> list[FrozenTrial]:
+    """The non-dominated trials among those whose stored constraints are all <= 0 (vectorised: the
+    screening study's thousands of trials, where ``Study.best_trials`` copies every trial)."""
+    ok = [t for t in trials if t.values is not None and all(c <= 0 for c in t.system_attrs.get("constraints", ()))]
+    if not ok:
+        return []
+    signs = np.array([1.0 if d == optuna.study.StudyDirection.MINIMIZE else -1.0 for d in directions])
+    v = np.array([t.values for t in ok]) * signs  # all minimised
+    no_worse = (v[:, None, :] <= v[None, :, :]).all(-1)  # [i, j]: i is nowhere worse than j
+    better = (v[:, None, :] < v[None, :, :]).any(-1)
+    dominated = (no_worse & better).any(0)
+    return [t for t, d in zip(ok, dominated) if not d]
+
+
+def spread(items: Sequence[FrozenTrial], k: int) -> list[FrozenTrial]:
+    """``k`` of ``items`` (sorted by their first objective) at evenly spaced positions, ends included."""
+    ordered = sorted(items, key=lambda t: t.values[0])
+    if len(ordered) <= k:
+        return ordered
+    picks = np.unique(np.linspace(0, len(ordered) - 1, k).round().astype(int))
+    return [ordered[i] for i in picks]
+
+
+@dataclass(frozen=True)
+class Screener:
+    """Proposes candidates to evaluate from predicted ones (see the module docstring)."""
+
+    candidates: int = 1000  # predicted candidates per round (about 5 ms each, mostly Optuna's sampling)
+    picks: int = 4  # candidates enqueued per round (the real evaluations it buys)
+    min_trials: int = 10  # complete trials before the first round
+    population_size: int = 50  # NSGA-II population of the screening study
+    ridge: float = 1.0
+    seed: int = 0
+    fixed: dict[str, Any] = field(default_factory=dict)  # parameters pinned in the study (never sampled)
+
+    def due(self, study: optuna.Study) -> bool:
+        """Whether a round should run now: enough complete trials and nothing waiting in the queue."""
+        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.WAITING))
+        complete = sum(t.state == TrialState.COMPLETE for t in trials)
+        return complete >= self.min_trials and complete == len(trials)
+
+    def round(self, study: optuna.Study, space: SearchSpace) -> list[FrozenTrial]:
+        """Run one screening round and enqueue its picks in ``study``; returns the picked (predicted)
+        trials of the screening study, [] when there are too few complete trials or no new candidate."""
+        complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                    if t.values is not None]
+        if len(complete) < self.min_trials:
+            return []
+        surrogate = Surrogate(complete, study.directions, self.ridge)
+        names = sorted({k for t in complete for k in t.user_attrs.get("constraints", {})})
+        limits = RidgePredictor([t.params for t in complete],
+                                np.array([[t.user_attrs.get("constraints", {}).get(n, 0.0) for n in names]
+                                          for t in complete]).reshape(len(complete), -1), self.ridge) if names else None
+        rounds = int(study.user_attrs.get(ROUNDS, 0))
+        screen = self._screening_study(study, rounds)
+        screen.add_trials([optuna.trial.create_trial(  # as the sampler's constraints_func would have stored them
+            params=t.params, distributions=t.distributions, values=t.values, user_attrs={"real": t.number},
+            system_attrs={"constraints": [t.user_attrs.get("constraints", {}).get(n, 0.0) for n in names]})
+            for t in complete])
+
+        def predicted(trial: optuna.Trial) -> tuple[float, ...]:
+            space.decode(trial.suggest_categorical)
+            if limits is not None:
+                trial.set_user_attr("constraints", dict(zip(names, map(float, limits.predict([trial.params])[0]))))
+            return tuple(surrogate.predict(trial.params).values)
+
+        previous = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        try:
+            screen.optimize(predicted, n_trials=self.candidates)
+        finally:
+            optuna.logging.set_verbosity(previous)
+        known = {params_key(trial_params(t)) for t in study.get_trials(deepcopy=False)}
+        fresh: dict[str, FrozenTrial] = {}
+        for t in feasible_front(screen.get_trials(deepcopy=False), study.directions):  # real trials included
+            if "real" not in t.user_attrs and params_key(t.params) not in known:
+                fresh.setdefault(params_key(t.params), t)
+        picks = spread(list(fresh.values()), self.picks)
+        for t in picks:
+            study.enqueue_trial(t.params, user_attrs={"screening": {
+                "round": rounds, "predicted": list(t.values), "predicted_constraints": t.user_attrs.get("constraints", {}),
+                "candidates": self.candidates, "fit_trials": len(complete)}})
+        study.set_user_attr(ROUNDS, rounds + 1)
+        study.set_user_attr(SCREENED, int(study.user_attrs.get(SCREENED, 0)) + self.candidates)
+        return picks
+
+    def _screening_study(self, study: optuna.Study, rounds: int) -> optuna.Study:
+        """An in-memory study with ``study``'s directions: NSGA-II with the constraints recorded as
+        each trial's ``constraints`` user attribute, the pinned parameters fixed."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*constraints_func.*", category=FutureWarning)
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler: optuna.samplers.BaseSampler = optuna.samplers.NSGAIISampler(
+                population_size=self.population_size, seed=self.seed + rounds,
+                constraints_func=lambda t: list(t.user_attrs.get("constraints", {}).values()))
+            if self.fixed:
+                sampler = optuna.samplers.PartialFixedSampler(self.fixed, sampler)
+        previous = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "a new study created in memory" line
+        try:
+            return optuna.create_study(directions=study.directions, sampler=sampler)
+        finally:
+            optuna.logging.set_verbosity(previous)

@@ -1,0 +1,108 @@
+"""Multi-fidelity screening: predicted candidates proposed, only evaluated ones in the study."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState, create_trial
+
+from nas.study.screening import ROUNDS, SCREENED, Screener, params_key, trial_params
+from search_spaces.registry import space_from_config
+from tests.helpers import record_attributes
+
+SPACE = {"name": "mobilenetv2_cifar", "options": {"width_mult": 0.25, "bits_choices": [4, 8]}}
+
+
+def truth(params: dict) -> tuple[float, float, float]:
+    """An additive model of the parameters (what the surrogate can learn): accuracy rises with later
+    exits and with the threshold, expected EDP rises with the threshold and with every exit mounted;
+    the constraint is violated by candidates with fewer than two exits."""
+    exits = [k for k, v in params.items() if k.startswith("exit_") and len(k) == 6 and v]
+    threshold = float(params.get("threshold", 0.9))
+    accuracy = 0.6 + 0.02 * len(exits) + 0.2 * threshold
+    edp = math.exp(1.0 + 0.1 * len(exits) + 2.0 * threshold)
+    return accuracy, edp, 1.5 - len(exits)
+
+
+def real_study(space, n: int, seed: int = 0) -> optuna.Study:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    rng = random.Random(seed)
+    for _ in range(n):
+        params = space.encode(space.sample(rng))
+        dists: dict = {}
+
+        def choose(name, options, params=params, dists=dists):  # the distributions decode asks for
+            dists[name] = CategoricalDistribution(list(options))
+            return params[name]
+
+        space.decode(choose)
+        acc, edp, c = truth(params)
+        study.add_trial(create_trial(params=params, distributions=dists, values=[acc, edp],
+                                     user_attrs=record_attributes(acc, edp, constraints={"exits": c})))
+    return study
+
+
+def dominated(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Whether b dominates a (accuracy maximised, EDP minimised)."""
+    return b[0] >= a[0] and b[1] <= a[1] and b != a
+
+
+def test_a_round_enqueues_new_predicted_front_candidates_and_counts_what_it_screened():
+    space = space_from_config(SPACE)
+    study = real_study(space, 30)
+    screener = Screener(candidates=300, picks=4, min_trials=10, population_size=30)
+    assert screener.due(study)
+    picks = screener.round(study, space)
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert 1 <= len(waiting) == len(picks) <= 4
+    evaluated = {params_key(t.params) for t in study.get_trials(states=(TrialState.COMPLETE,))}
+    for t in waiting:
+        assert params_key(trial_params(t)) not in evaluated  # a new candidate, proposed, not yet a trial's result
+        info = t.user_attrs["screening"]
+        assert info["round"] == 0 and info["candidates"] == 300 and info["fit_trials"] == 30
+        assert len(info["predicted"]) == 2 and set(info["predicted_constraints"]) == {"exits"}
+    assert study.user_attrs[SCREENED] == 300 and study.user_attrs[ROUNDS] == 1
+    assert not screener.due(study)  # its picks wait in the queue
+
+    # what it proposes is better than what random search would try: fewer of its picks are dominated by
+    # the trials so far (true values) than of random candidates, and every pick is feasible
+    front = [tuple(t.values) for t in study.get_trials(states=(TrialState.COMPLETE,))]
+    picked = [truth(trial_params(t)) for t in waiting]
+    rng = random.Random(1)
+    randoms = [truth(space.encode(space.sample(rng))) for _ in range(200)]
+
+    def share_dominated(points):
+        return sum(any(dominated(p[:2], f) for f in front) for p in points) / len(points)
+
+    assert all(p[2] <= 0 for p in picked)
+    assert share_dominated(picked) < share_dominated(randoms)
+
+
+def test_no_round_before_enough_trials():
+    space = space_from_config(SPACE)
+    study = real_study(space, 5)
+    screener = Screener(candidates=50, min_trials=10)
+    assert not screener.due(study) and screener.round(study, space) == []
+    assert not study.get_trials(states=(TrialState.WAITING,)) and SCREENED not in study.user_attrs
+
+
+def test_a_screened_search_holds_evaluated_trials_only(tiny_run, tmp_path):
+    from dataclasses import replace
+
+    from nas import api
+    from nas.study.study import pareto_trials
+
+    cfg, supernet, _study, data = tiny_run
+    cfg = replace(cfg, run_dir=str(tmp_path), search=replace(
+        cfg.search, n_trials=9, study_name="screened", screening=True, screening_candidates=120, screening_picks=2,
+        screening_min_trials=4, trial_plots=False))
+    study = api.search(cfg, supernet, progress=False, data=data)
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) >= 9 - len(study.get_trials(states=(TrialState.FAIL,)))
+    assert all(t.user_attrs["fidelity"] == "evaluated" for t in complete)
+    screened = [t for t in complete if "screening" in t.user_attrs]
+    assert screened and study.user_attrs[SCREENED] >= 120 * study.user_attrs[ROUNDS] >= 120
+    assert {t.number for t in pareto_trials(study, feasible_only=False)} <= {t.number for t in complete}
