@@ -6,7 +6,7 @@ re-estimated per candidate, the cost model on a warm cache. Variants run side by
 candidate by candidate, each call on a fresh evaluator (no logits cached across candidates). Each
 variant's accuracy, exit ratios and per-exit accuracies are compared with the first variant's (the
 exact path as it landed: NCHW inference in batches of 500, 2000 batch-norm images). ``--fidelity N``
-then runs the default path (the same logits as the first, in cache-sized batches) and the fast one
+then runs the default path (the first's logits up to float rounding, in cache-sized batches) and the fast one
 (fewer batch-norm images) on N candidates for the fidelity figures; their records ("exact": the
 default path) are the predictors' data.
 
@@ -48,7 +48,7 @@ class Variant:
 
 
 EXACT = Variant("NCHW inference in batches of 500, 2000 batch-norm images (landed before)", 2000, False, 500)
-DEFAULT = Variant("channels_last inference in batches of 100, 2000 batch-norm images (the default now)", 2000, True, 100)
+DEFAULT = Variant("channels_last inference in batches of 100, 2000 batch-norm images (the default)", 2000, True, 100)
 FAST = Variant("channels_last inference in batches of 100, 500 batch-norm images (the fast path)", 500, True, 100)
 VARIANTS = [EXACT, Variant("NCHW inference in batches of 100, 2000 batch-norm images", 2000, False, 100), DEFAULT,
             FAST, Variant("channels_last inference in batches of 100, 250 batch-norm images", 250, True, 100)]

@@ -329,8 +329,9 @@ def candidate_section(data: dict) -> list[str]:
               f"{f['accuracy_mean_abs_diff'] * 100:.2f} points; exit ratios max {f['exit_ratio_max_abs_diff']:.3f} / "
               f"mean {f['exit_ratio_mean_abs_diff']:.4f}; each exit's accuracy on every image max "
               f"{f['exit_accuracy_max_abs_diff'] * 100:.2f} / mean {f['exit_accuracy_mean_abs_diff'] * 100:.2f} points. "
-              + ("Inference in batches of 100 (activations that stay in cache) and in channels_last order gives the "
-                 "same logits bit for bit (the rows' differences from the first row)" if "default" in data else
+              + ("Inference in batches of 100 (activations that stay in cache) and in channels_last order changes "
+                 "the logits only by the order of float sums (the rows' differences from the first row)"
+                 if "default" in data else
                  "channels_last inference alone gives the same logits bit for bit")
               + "; the differences come from estimating batch norm on fewer images."]
     return lines

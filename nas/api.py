@@ -39,8 +39,8 @@ from nas.report.plots import plot_exit_costs, plot_ribbon
 from nas.study.evaluator import CandidateEvaluator, candidate_network
 from nas.study.modes import GRID, mode_table, named_modes
 from nas.study.prescreen import Prescreener
-from nas.study.screening import Screener
 from nas.study.record import TrialRecord
+from nas.study.screening import Screener
 from nas.study.study import (
     TrialError,
     enqueue_baselines,

@@ -129,7 +129,8 @@ class Screener:
         picks = spread(list(fresh.values()), self.picks)
         for t in picks:
             study.enqueue_trial(t.params, user_attrs={"screening": {
-                "round": rounds, "predicted": list(t.values), "predicted_constraints": t.user_attrs.get("constraints", {}),
+                "round": rounds, "predicted": list(t.values),
+                "predicted_constraints": t.user_attrs.get("constraints", {}),
                 "candidates": self.candidates, "fit_trials": len(complete)}})
         study.set_user_attr(ROUNDS, rounds + 1)
         study.set_user_attr(SCREENED, int(study.user_attrs.get(SCREENED, 0)) + self.candidates)

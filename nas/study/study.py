@@ -334,10 +334,11 @@ def finished_trials(study: optuna.Study, *, running: bool = False) -> int:
 def run_study(study: optuna.Study, space: SearchSpace, evaluator: CandidateEvaluator, n_trials: int,
               *, progress: bool = True, objectives: Sequence[str] = ("accuracy", "expected_edp"),
               artifacts: ArtifactStore | None = None, prescreen: Prescreener | None = None,
-              screener: Screener | None = None) -> optuna.Study:
+              screener: Screener | None = None, timeout_s: float | None = None) -> optuna.Study:
     """Run trials until ``n_trials`` have finished in this study, counting every worker's (a re-run
     resumes; several workers on one storage share the budget). With ``screener``, whenever the queue
-    runs dry a screening round enqueues the candidates to evaluate next (:mod:`nas.study.screening`)."""
+    runs dry a screening round enqueues the candidates to evaluate next (:mod:`nas.study.screening`).
+    ``timeout_s``: stop starting trials after this many seconds (wall time) as well."""
     from tqdm.auto import tqdm
 
     with warnings.catch_warnings():  # fail (and retry) trials whose worker died, before counting
@@ -367,7 +368,7 @@ def run_study(study: optuna.Study, space: SearchSpace, evaluator: CandidateEvalu
     try:
         if remaining:
             study.optimize(make_objective(space, evaluator, objectives, artifacts, prescreen), n_trials=remaining,
-                           catch=(CandidateError,), callbacks=[report])
+                           catch=(CandidateError,), callbacks=[report], timeout=timeout_s)
     finally:
         optuna.logging.set_verbosity(previous)
         bar.close()

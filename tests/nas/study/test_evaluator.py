@@ -69,12 +69,14 @@ def test_with_schedule_shares_the_logits_cache_and_changes_only_the_schedule(tin
     assert (g.backbone, g.weight_bits, g.act_bits) in other._heads  # filled once, seen by both
 
 
-def test_the_inference_batch_size_changes_no_logit(tiny_run):
-    # the default batch (100 images) is chosen for speed alone: per-sample inference, so any batch gives
-    # the same logits bit for bit (batch-norm estimation keeps its own batches)
+def test_the_inference_batch_size_changes_logits_only_by_float_rounding(tiny_run):
+    # the default batch (100 images) is chosen for speed alone: inference is per sample, so a batch of 7
+    # and one of 256 give the same logits but for the order of float sums (batch norm keeps its batches)
     _cfg, supernet, _study, (splits, space) = tiny_run
     g = replace(space.uniform(exits=(1, 5), depth=1), branch_depths=(2, 1, 1))
     small = CandidateEvaluator(space, supernet, splits.val, None, _cfg.constraints, batch_size=7,  # type: ignore[arg-type]
                                calibration=splits.train.images[:256]).outputs(g)
-    for a, b in zip(small.logits, evaluator(tiny_run).outputs(g).logits):
-        assert torch.equal(a, b)
+    large = evaluator(tiny_run).outputs(g)
+    for a, b in zip(small.logits, large.logits):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    assert torch.equal(small.predictions, large.predictions)

@@ -1,0 +1,123 @@
+"""Random search vs NSGA-II vs NSGA-II with multi-fidelity screening, at equal wall time, full space.
+
+Each arm runs in its own study for ``--minutes`` of wall time (the static network enqueued first,
+the same seed), on the zoo supernet and Fashion-MNIST, the whole search space (backbone, per-layer
+bits, exits, branches, threshold): 2000 validation images, batch norm re-estimated on
+``--bn-images`` training images, the cost cache filled for the whole space beforehand. Arms run one
+after another, seed by seed, so they share the machine equally. Reported per arm and seed: the
+hypervolume (feasible trials in (accuracy, expected EDP / static EDP), reference point (0, 1)) over
+wall time, trials evaluated, candidates screened; and the time the screened search needs to reach
+plain NSGA-II's final hypervolume (goal: at most a quarter of the budget) and whether it ends above
+random search. Writes results/search_wall_time.json; ``python benchmarks/render.py`` draws
+search_wall_time.png.
+
+Usage: python benchmarks/search_wall_time.py [--minutes 20] [--seeds 0 1 2] [--bn-images 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import write_result
+
+ZOO_NAME = "fmnist_mbv2_w025"
+ARMS = {"random": {"sampler": "random"}, "nsga2": {"sampler": "nsga2"},
+        "nsga2 + screening": {"sampler": "nsga2", "screening": True}}
+
+
+def time_to_reach(times: list[float], curve: list[float], target: float) -> float | None:
+    """Seconds after which ``curve`` (values at ``times``) first reaches ``target`` (None: never)."""
+    return next((t for t, v in zip(times, curve) if v >= target - 1e-12), None)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=20.0, help="wall time of each arm and seed")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--bn-images", type=int, default=500, help="batch-norm images per candidate")
+    ap.add_argument("--run-dir", default="runs/search_wall_time")
+    args = ap.parse_args()
+
+    import torch
+    from optuna.trial import TrialState
+
+    from nas import api, zoo
+    from nas.study.evaluator import CandidateEvaluator
+    from nas.study.hypervolume import hypervolume_curve
+    from nas.study.record import records
+    from nas.study.study import run_study
+
+    cfg = zoo.config(ZOO_NAME, {"run_dir": args.run_dir, "search.val_samples": 2000,
+                                "search.bn_recalibration_samples": args.bn_images, "search.trial_plots": False,
+                                "search.n_trials": 100000})
+    torch.set_num_threads(cfg.train.threads or torch.get_num_threads())
+    splits, space = api.data_and_space(cfg)
+    supernet = zoo.load_supernet(ZOO_NAME, space)
+    runs: dict[str, list[dict]] = {name: [] for name in ARMS}
+    with api.cost_model(cfg) as cm:
+        start = time.perf_counter()
+        print(f"cost cache: {api.warm_cost_cache(cfg, space, cm)} in {time.perf_counter() - start:.0f} s", flush=True)
+        for seed in args.seeds:
+            for name, settings in ARMS.items():
+                run = replace(cfg, run_dir=str(Path(args.run_dir) / f"{name.replace(' + ', '_')}_{seed}"),
+                              search=replace(cfg.search, seed=seed, study_name="wall_time", **settings))
+                if api.paths(run).study.exists():
+                    api.paths(run).study.unlink()
+                study = api.prepare_study(run, space)
+                evaluator = CandidateEvaluator.from_config(run, space, supernet, splits.val.head(2000), cm,
+                                                           api.calibration_images(run, splits))
+                t0 = time.time()
+                run_study(study, space, evaluator, run.search.n_trials, progress=False, timeout_s=args.minutes * 60,
+                          screener=api.screener(run, space))
+                trials = sorted((t for t in study.get_trials(deepcopy=False) if t.datetime_complete is not None),
+                                key=lambda t: t.datetime_complete)
+                static = next(r for r in records(trials) if r.baseline == "static")
+                times = [t.datetime_complete.timestamp() - t0 for t in trials]
+                runs[name].append({"seed": seed, "static_edp_j_cycles": static.expected_edp_j_cycles,
+                                   "times_s": times, "trials": [t.number for t in trials],
+                                   "evaluated": sum(t.state == TrialState.COMPLETE for t in trials),
+                                   "screened": int(study.user_attrs.get("screened_candidates", 0)),
+                                   "screened_trials": sum("screening" in t.user_attrs for t in trials)})
+                print(f"seed {seed}, {name}: {runs[name][-1]['evaluated']} evaluated, "
+                      f"{runs[name][-1]['screened']} screened", flush=True)
+                runs[name][-1]["_trials"] = trials
+    edp_ref = runs["random"][0]["static_edp_j_cycles"]  # the same static network in every study
+    for arm in runs.values():
+        for r in arm:
+            trials = r.pop("_trials")
+            by_number = {t.number: t for t in trials}
+            # hypervolume after each completed trial, in completion order
+            r["hypervolume"] = [hypervolume_curve([by_number[n] for n in r["trials"][: i + 1]], 0.0, edp_ref)[-1]
+                                for i in range(len(r["trials"]))]
+    summary = {}
+    for name, arm in runs.items():
+        finals = [r["hypervolume"][-1] if r["hypervolume"] else 0.0 for r in arm]
+        summary[name] = {"final_hypervolume_mean": statistics.fmean(finals),
+                         "final_hypervolume_std": statistics.pstdev(finals),
+                         "evaluated_mean": statistics.fmean(r["evaluated"] for r in arm),
+                         "screened_mean": statistics.fmean(r["screened"] for r in arm)}
+    reach = []
+    for screened, plain, rnd in zip(runs["nsga2 + screening"], runs["nsga2"], runs["random"]):
+        target = plain["hypervolume"][-1] if plain["hypervolume"] else 0.0
+        t = time_to_reach(screened["times_s"], screened["hypervolume"], target)
+        reach.append({"seed": screened["seed"], "nsga2_final": target, "screening_time_to_nsga2_final_s": t,
+                      "fraction_of_budget": None if t is None else t / (args.minutes * 60),
+                      "beats_random": (screened["hypervolume"] or [0.0])[-1] > (rnd["hypervolume"] or [0.0])[-1]})
+    write_result("search_wall_time", {"zoo": ZOO_NAME, "minutes": args.minutes, "seeds": args.seeds,
+                                      "bn_images": args.bn_images, "val_images": 2000,
+                                      "edp_reference_j_cycles": edp_ref,
+                                      "screening": {"candidates": cfg.search.screening_candidates,
+                                                    "picks": cfg.search.screening_picks,
+                                                    "min_trials": cfg.search.screening_min_trials},
+                                      "summary": summary, "reach": reach, "runs": runs})
+
+
+if __name__ == "__main__":
+    main()
