@@ -114,6 +114,21 @@ def search_samplers(data: dict, out: Path) -> list[Path]:
     return [save(fig, out / "search_samplers.png")]
 
 
+def search_wall_time(data: dict, out: Path) -> list[Path]:
+    """Hypervolume over wall time of each search arm, one line per seed."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
+    for (name, runs), color in zip(data["runs"].items(), ("tab:grey", "tab:blue", "tab:orange")):
+        for i, r in enumerate(runs):
+            ax.step(r["times_s"], r["hypervolume"], where="post", color=color, lw=1.2, alpha=0.9,
+                    label=name if i == 0 else None)
+    ax.set_xlabel("wall time (s)")
+    ax.set_ylabel("hypervolume (accuracy x EDP / static EDP)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return [save(fig, out / "search_wall_time.png")]
+
+
 def scheduling(data: dict, out: Path) -> list[Path]:
     """Gantt charts of the reference backbone (exits D, F, I, K) fused and layer by layer, and the
     fused schedule's on-chip memory, from the schedules the benchmark stored."""
@@ -130,7 +145,8 @@ def scheduling(data: dict, out: Path) -> list[Path]:
 FIGURES: dict[str, Callable[[dict, Path], list[Path]]] = {
     "scheduling": scheduling,
     "fashion_mnist_supernet": fashion_mnist_supernet, "reference_studies": reference_studies,
-    "reference_search": reference_search, "search_samplers": search_samplers}
+    "reference_search": reference_search, "search_samplers": search_samplers,
+    "search_wall_time": search_wall_time}
 
 
 def draw_all(results: dict[str, dict], out: Path = RESULTS) -> list[Path]:
