@@ -384,10 +384,14 @@ def wall_time_section(data: dict) -> list[str]:
               f"cache filled beforehand. Screening: {sc['candidates']} predicted candidates per round, {sc['picks']} "
               f"picks evaluated, first round after {sc['min_trials']} trials. Hypervolume: feasible trials in (accuracy, "
               "expected EDP / static EDP), reference point (0, 1); mean ± standard deviation over seeds.", "",
-              "| arm | evaluated trials | predicted candidates screened | final hypervolume |", "|---|---|---|---|"]
+              "Shared prefix: the backbone blocks (of 12, choices and bits) a trial shares with an earlier one, "
+              "what reusing a prefix's activations could skip.", "",
+              "| arm | evaluated trials | predicted candidates screened | final hypervolume | shared prefix (blocks) |",
+              "|---|---|---|---|---|"]
     for name, m in data["summary"].items():
         lines.append(f"| {name} | {m['evaluated_mean']:.0f} | {m['screened_mean']:.0f} | "
-                     f"{m['final_hypervolume_mean']:.4f} ± {m['final_hypervolume_std']:.4f} |")
+                     f"{m['final_hypervolume_mean']:.4f} ± {m['final_hypervolume_std']:.4f} | "
+                     f"{m.get('shared_prefix_blocks_mean', float('nan')):.1f} |")
     lines += ["", "| seed | NSGA-II's final hypervolume | screened search reaches it after | share of the budget | "
               "screened search ends above random |", "|---|---|---|---|---|"]
     for r in data["reach"]:

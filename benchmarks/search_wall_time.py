@@ -22,6 +22,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -30,6 +31,25 @@ from benchmarks._common import write_result
 ZOO_NAME = "fmnist_mbv2_w025"
 ARMS = {"random": {"sampler": "random"}, "nsga2": {"sampler": "nsga2"},
         "nsga2 + screening": {"sampler": "nsga2", "screening": True}}
+
+
+def shared_prefix_blocks(space: Any, genotypes: list[Any]) -> list[int]:
+    """For each genotype in order, the backbone blocks (stem included in block 0) it shares, choices
+    and bits, with some earlier genotype: what reusing a shared prefix's activations would skip."""
+    names = space.backbone_layer_names()
+    block_of = [0 if n == "stem" else int(n.split(".")[0][1:]) for n in names]
+    blocks = max(block_of) + 1
+    seen: set[tuple] = set()
+    shared = []
+    for g in genotypes:
+        keys, key = [], ()
+        for b in range(blocks):
+            bits = tuple((w, a) for w, a, i in zip(g.weight_bits, g.act_bits, block_of) if i == b)
+            key = (*key, tuple(g.backbone[3 * b: 3 * b + 3]), bits)
+            keys.append(key)
+        shared.append(sum(1 for k in keys if k in seen))  # prefixes nest: the count is the longest one
+        seen.update(keys)
+    return shared
 
 
 def time_to_reach(times: list[float], curve: list[float], target: float) -> float | None:
@@ -53,6 +73,7 @@ def main() -> None:
     from nas.study.hypervolume import hypervolume_curve
     from nas.study.record import records
     from nas.study.study import run_study
+    from search_spaces import Genotype
 
     cfg = zoo.config(ZOO_NAME, {"run_dir": args.run_dir, "search.val_samples": 2000,
                                 "search.bn_recalibration_samples": args.bn_images, "search.trial_plots": False,
@@ -93,6 +114,8 @@ def main() -> None:
         for r in arm:
             trials = r.pop("_trials")
             by_number = {t.number: t for t in trials}
+            evaluated = [Genotype.from_dict(t.user_attrs["genotype"]) for t in trials if "genotype" in t.user_attrs]
+            r["shared_prefix_blocks"] = shared_prefix_blocks(space, evaluated)
             # hypervolume after each completed trial, in completion order
             r["hypervolume"] = [hypervolume_curve([by_number[n] for n in r["trials"][: i + 1]], 0.0, edp_ref)[-1]
                                 for i in range(len(r["trials"]))]
@@ -102,7 +125,9 @@ def main() -> None:
         summary[name] = {"final_hypervolume_mean": statistics.fmean(finals),
                          "final_hypervolume_std": statistics.pstdev(finals),
                          "evaluated_mean": statistics.fmean(r["evaluated"] for r in arm),
-                         "screened_mean": statistics.fmean(r["screened"] for r in arm)}
+                         "screened_mean": statistics.fmean(r["screened"] for r in arm),
+                         "shared_prefix_blocks_mean": statistics.fmean(
+                             b for r in arm for b in r["shared_prefix_blocks"] or [0])}
     reach = []
     for screened, plain, rnd in zip(runs["nsga2 + screening"], runs["nsga2"], runs["random"]):
         target = plain["hypervolume"][-1] if plain["hypervolume"] else 0.0
