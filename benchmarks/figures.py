@@ -122,6 +122,9 @@ def search_wall_time(data: dict, out: Path) -> list[Path]:
         for i, r in enumerate(runs):
             ax.step(r["times_s"], r["hypervolume"], where="post", color=color, lw=1.2, alpha=0.9,
                     label=name if i == 0 else None)
+    first = [v for runs in data["runs"].values() for r in runs for v in r["hypervolume"][:20] if v > 0]
+    if first:  # the static network alone gives most of the area: show what the searches add to it
+        ax.set_ylim(bottom=min(first) - 0.01)
     ax.set_xlabel("wall time (s)")
     ax.set_ylabel("hypervolume (accuracy x EDP / static EDP)")
     ax.legend(fontsize=7)
