@@ -242,6 +242,17 @@ def throughput_section(data: dict) -> list[str]:
     return lines
 
 
+def zoo_line(name: str = "fmnist_mbv2_w025") -> str:
+    """Which stages of the recipe the shipped zoo entry holds (from its record)."""
+    path = ROOT / "nas" / "zoo" / f"{name}.json"
+    if not path.is_file():
+        return ""
+    record = json.loads(path.read_text())
+    stages = record["description"].count("configs/")
+    return (f" The zoo entry `{name}` (the supernet the quickstart and the other benchmarks use) holds the first "
+            f"{stages} stages (sha256 {record['sha256'][:12]}...).")
+
+
 def fashion_section(data: dict) -> list[str]:
     lines = header("The Fashion-MNIST supernet: accuracy and what weight sharing costs", data)
     if "weight_sharing" not in data:
@@ -251,7 +262,7 @@ def fashion_section(data: dict) -> list[str]:
               f"{data['train_images']} training images; training "
               + ", ".join(f"{p} {s / 3600:.2f} h" for p, s in train_s.items())
               + f". Test accuracy ({data['test_images']} images), weights inherited from the supernet, batch-norm "
-              "statistics re-estimated on 2000 training images.", "",
+              "statistics re-estimated on 2000 training images." + zoo_line(), "",
               "| subnet | bits | MACs | final-exit test accuracy | best early exit |", "|---|---|---|---|---|"]
     for r in data["rows"]:
         best = max(r["exit_accuracy"][:-1], default=float("nan"))
