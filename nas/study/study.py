@@ -361,6 +361,7 @@ def run_study(study: optuna.Study, space: SearchSpace, evaluator: CandidateEvalu
             bar.set_postfix(acc=f"{record.accuracy:.3f}", edp=f"{record.expected_edp_j_cycles:.3g}",
                             exits=record.exits, feasible=record.feasible)
         if screener is not None and not done and screener.due(study):
+            bar.set_postfix_str(f"screening {screener.candidates} predicted candidates")
             screener.round(study, space)
 
     previous = optuna.logging.get_verbosity()

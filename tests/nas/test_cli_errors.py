@@ -90,6 +90,7 @@ CONFIG_CASES: dict[str, tuple[dict, str]] = {
     "n_train 0": ({"data": {"n_train": 0}}, "data.n_train: expected a positive number of images, got 0"),
     "enqueue bogus": ({"search": {"enqueue": ["bogus"]}}, "search.enqueue: expected baselines of space"),
     "eval_batch_size 0": ({"search": {"eval_batch_size": 0}}, "eval_batch_size: expected a positive number"),
+    "screening_picks 0": ({"search": {"screening_picks": 0}}, "screening_picks: expected a positive integer"),
     "fixed bogus": ({"search": {"fixed": {"nonsense": 1}}}, "search.fixed: nonsense: not a parameter"),
 }
 
