@@ -30,7 +30,7 @@ def test_every_figure_is_drawn_from_the_json_alone(tmp_path):
     results = {name: json.loads((ROOT / "benchmarks" / "results" / f"{name}.json").read_text())
                for name in figures.FIGURES}
     drawn = figures.draw_all(results, tmp_path)
-    assert len(drawn) == 6 + 3 * ("schedules" in results["scheduling"])
+    assert len(drawn) == 7 + 3 * ("schedules" in results["scheduling"])
     assert all(p.parent == tmp_path and p.stat().st_size > 10_000 for p in drawn)
     shown = {line.split("](benchmarks/results/", 1)[1].split(")", 1)[0]
              for line in (ROOT / "BENCHMARKS.md").read_text().splitlines() if "](benchmarks/results/" in line}
