@@ -112,13 +112,11 @@ def main() -> None:
     edp_ref = runs["random"][0]["static_edp_j_cycles"]  # the same static network in every study
     for arm in runs.values():
         for r in arm:
-            trials = r.pop("_trials")
-            by_number = {t.number: t for t in trials}
+            trials = r.pop("_trials")  # in completion order
             evaluated = [Genotype.from_dict(t.user_attrs["genotype"]) for t in trials if "genotype" in t.user_attrs]
             r["shared_prefix_blocks"] = shared_prefix_blocks(space, evaluated)
             # hypervolume after each completed trial, in completion order
-            r["hypervolume"] = [hypervolume_curve([by_number[n] for n in r["trials"][: i + 1]], 0.0, edp_ref)[-1]
-                                for i in range(len(r["trials"]))]
+            r["hypervolume"] = [hypervolume_curve(trials[: i + 1], 0.0, edp_ref)[-1] for i in range(len(trials))]
     summary = {}
     for name, arm in runs.items():
         finals = [r["hypervolume"][-1] if r["hypervolume"] else 0.0 for r in arm]
