@@ -103,6 +103,18 @@ def _init_worker(cores: list[CoreFiles], settings: ZigZagSettings) -> None:
     _WORKER_SETTINGS[:] = [settings]
 
 
+def _warm_worker(variants: list[Variant]) -> None:
+    """Import ZigZag's stages and build the cores a worker will cost on (what its first job would do)."""
+    import zigzag.stages.evaluation.cost_model_evaluation  # noqa: F401
+    import zigzag.stages.mapping.spatial_mapping_generation  # noqa: F401
+    import zigzag.stages.mapping.temporal_mapping_generator_stage  # noqa: F401
+
+    for variant in variants:
+        if variant not in _WORKER_CORES:
+            _WORKER_CORES[variant] = _build_core(_WORKER_FILES[variant[0]], variant[1], variant[2],
+                                                 _WORKER_SETTINGS[0])
+
+
 Variant = tuple[str, int, bool]  # core kind, precision factor, on-chip (fused) variant
 Job = tuple[Variant, dict[str, Any], str]  # variant, ZigZag layer dict, label for errors
 Option = tuple[str, ComputeCoreSpec | None, str, Job]  # core name, compute-core spec (None: pooling/SIMD), key, job
@@ -118,6 +130,11 @@ def _cost_job(variant: Variant, layer: dict[str, Any], label: str) -> dict[str, 
         core, factor, onchip = variant
         _WORKER_CORES[variant] = _build_core(_WORKER_FILES[core], factor, onchip, _WORKER_SETTINGS[0])
     return _cost_or_error(_WORKER_CORES[variant], layer, label)
+
+
+def _job_size(layer: dict[str, Any]) -> int:
+    """Iteration-space size of a ZigZag layer dict (a proxy for how long its mapping search takes)."""
+    return math.prod(int(v) for v in layer.get("loop_sizes", [1]))
 
 
 def _cost_or_error(core: ZigZagCore, layer: dict[str, Any], label: str) -> dict[str, Any]:
@@ -187,6 +204,21 @@ class CostModel:
             )
         return self._pool
 
+    def start_workers(self, onchip: bool = True) -> None:
+        """Start the worker processes now, without waiting: each imports ZigZag and builds its cores
+        (plain and, with ``onchip``, the fused-schedule variant) while the caller loads other things,
+        so the first cache miss does not pay for it. Nothing to do with one worker."""
+        if self.workers < 2 or self._pool is not None:
+            return
+        distinct = {self._file_hash[name]: name for name in self._files}  # identical cores share their costs
+        variants = [(name, 1, o) for name in distinct.values() for o in ((False, True) if onchip else (False,))]
+        try:
+            pool = self._executor()
+            for _ in range(self.workers):
+                pool.submit(_warm_worker, variants)
+        except (BrokenProcessPool, RuntimeError):
+            self._pool = None  # _compute warns and falls back to this process
+
     def close(self) -> None:
         """Stop worker processes and close the cache connection."""
         if self._pool is not None:
@@ -220,7 +252,9 @@ class CostModel:
             if self.workers > 1 and len(jobs) > 1:
                 try:
                     pool = self._executor()
-                    futures = {pool.submit(_cost_job, *job): key for key, job in jobs.items()}
+                    # longest first, so that no worker is left with a long job at the end
+                    order = sorted(jobs, key=lambda k: -_job_size(jobs[k][1]))
+                    futures = {pool.submit(_cost_job, *jobs[key]): key for key in order}
                     for future, key in futures.items():
                         results[key] = future.result()
                         bar.update()

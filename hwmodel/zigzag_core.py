@@ -323,14 +323,18 @@ class ZigZagCore:
                 node = LayerNodeFactory(data[0], self.mapping).create()
         except Exception as exc:  # noqa: BLE001 - ZigZag's parser asserts on bad input
             raise MappingError(label, self.name, f"{type(exc).__name__}: {exc}") from None
-        return self.cost_node(node, label)
+        return self._cost_fresh_node(node, label)
 
     def cost_node(self, node: Any, label: str) -> LayerCost:
-        """Best mapping's cost for a ZigZag ``LayerNode`` (e.g. from ZigZag's ONNX parser).
+        """Best mapping's cost for a ZigZag ``LayerNode`` (e.g. from ZigZag's ONNX parser; not modified).
 
         Runs exactly the per-layer stages of ``zigzag.api.get_hardware_performance_zigzag``:
         reduce -> spatial-mapping generation -> reduce -> LOMA temporal mapping -> cost model.
         """
+        return self._cost_fresh_node(copy.deepcopy(node), label)  # the spatial-mapping stage mutates it
+
+    def _cost_fresh_node(self, node: Any, label: str) -> LayerCost:
+        """:meth:`cost_node` on a node nobody else holds (it is mutated)."""
         from zigzag.mapping.temporal_mapping import TemporalMappingType
         from zigzag.stages.evaluation.cost_model_evaluation import CostModelStage
         from zigzag.stages.main import MainStage
@@ -347,7 +351,7 @@ class ZigZagCore:
                     [reduce, SpatialMappingGeneratorStage, reduce, TemporalMappingGeneratorStage,  # type: ignore[list-item]
                      CostModelStage],  # type: ignore[list-item]
                     accelerator=self.accelerator,
-                    layer=copy.deepcopy(node),  # the spatial-mapping stage mutates the layer
+                    layer=node,
                     loma_lpf_limit=self.settings.lpf_limit,
                     loma_show_progress_bar=False,
                     nb_mappings_generated=self.settings.spatial_mappings,

@@ -195,6 +195,7 @@ def search(cfg: RunConfig, supernet: Supernet | str | None = None, *, storage: s
     if storage is not None:
         normalise_url(storage)  # a bad URL fails before anything is loaded
     with cost_model(cfg, progress=progress) as cm:  # first: checks the accelerator and its operating point
+        cm.start_workers()  # they import ZigZag and build their cores while the data and supernet load
         splits, space = data or data_and_space(cfg)
         if isinstance(supernet, str):
             supernet = install_zoo_supernet(cfg, supernet, space)

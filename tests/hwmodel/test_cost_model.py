@@ -181,3 +181,21 @@ def test_depthwise_layers_fill_the_array_through_hints(model):
     dw7 = ss.LayerSpec("dw7", "conv", 576, 576, (8, 8), (8, 8), (7, 7), (1, 1), (3, 3), groups=576)
     costs = model.layer_costs([dw3, dw7])
     assert costs[0].spatial_utilization >= 0.25 and costs[1].spatial_utilization >= 0.5
+
+
+def test_started_workers_cost_exactly_what_one_process_costs(system):
+    """Workers started ahead (each builds its cores before any job) and longest-first submission
+    change only when the costs are computed, not what they are."""
+    space = ss.create_space("mobilenetv2_cifar", width_mult=0.25)
+    graph = space.layer_graph(space.uniform(exits=(4,), bits=8))
+    with CostModel(system, cache=None, workers=1) as alone:
+        expected = alone.evaluate(graph)
+        alone.start_workers()  # one worker: nothing to start
+        assert alone._pool is None
+    with CostModel(system, cache=None, workers=2) as pool:
+        pool.start_workers()
+        assert pool._pool is not None
+        got = pool.evaluate(graph)
+        assert pool.stats["misses"] > 1
+    assert [r.cost for r in got.layers] == [r.cost for r in expected.layers]
+    assert got.edp == expected.edp
