@@ -105,8 +105,8 @@ def _init_worker(cores: list[CoreFiles], settings: ZigZagSettings) -> None:
 
 def _warm_worker(variants: list[Variant]) -> None:
     """Import ZigZag's stages and build the cores a worker will cost on (what its first job would do)."""
-    import zigzag.stages.evaluation.cost_model_evaluation  # noqa: F401
-    import zigzag.stages.mapping.spatial_mapping_generation  # noqa: F401
+    import zigzag.stages.evaluation.cost_model_evaluation
+    import zigzag.stages.mapping.spatial_mapping_generation
     import zigzag.stages.mapping.temporal_mapping_generator_stage  # noqa: F401
 
     for variant in variants:
