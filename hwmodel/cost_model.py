@@ -111,8 +111,11 @@ def _warm_worker(variants: list[Variant]) -> None:
 
     for variant in variants:
         if variant not in _WORKER_CORES:
-            _WORKER_CORES[variant] = _build_core(_WORKER_FILES[variant[0]], variant[1], variant[2],
-                                                 _WORKER_SETTINGS[0])
+            try:
+                _WORKER_CORES[variant] = _build_core(_WORKER_FILES[variant[0]], variant[1], variant[2],
+                                                     _WORKER_SETTINGS[0])
+            except Exception:  # noqa: BLE001 - a job that needs this core reports the reason itself
+                continue
 
 
 Variant = tuple[str, int, bool]  # core kind, precision factor, on-chip (fused) variant
