@@ -46,12 +46,14 @@ def speed_section(data: dict) -> list[str]:
               "", "| evaluation | time |", "|---|---|",
               f"| `zigzag.api.get_hardware_performance_zigzag` on the whole layers | {data['api_seconds']:.1f} s |"]
     for c in data["cold"]:
-        fast = c.get("settings") == "fast" and not c.get("workers_started")
-        what = (f", {data['fast_settings']['spatial_mappings']} spatial mapping per layer, the default (network EDP "
-                f"{100 * c['edp_dev_vs_default']:+.2f} % against {st['spatial_mappings']} spatial mappings)") if fast else ""
         if c.get("workers_started"):
             what = (", the default setting, workers started beforehand (`start_workers`: what every candidate of a "
                     "study after the first pays; `nas search` starts them while it loads the data and the supernet)")
+        elif c.get("settings") == "fast":
+            what = (f", {data['fast_settings']['spatial_mappings']} spatial mapping per layer, the default (network "
+                    f"EDP {100 * c['edp_dev_vs_default']:+.2f} % against {st['spatial_mappings']} spatial mappings)")
+        else:
+            what = ""
         lines.append(f"| {c['schedule']}, cold, empty cache, {c['workers']} worker(s){what} ({c['distinct_layers']} "
                      f"distinct layers or tiles) | {c['seconds']:.1f} s ({data['api_seconds'] / c['seconds']:.2f}x faster "
                      "than the API) |")

@@ -16,6 +16,7 @@ versions), so those models can change without invalidating it.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import math
 import multiprocessing
 import warnings
@@ -105,17 +106,14 @@ def _init_worker(cores: list[CoreFiles], settings: ZigZagSettings) -> None:
 
 def _warm_worker(variants: list[Variant]) -> None:
     """Import ZigZag's stages and build the cores a worker will cost on (what its first job would do)."""
-    import zigzag.stages.evaluation.cost_model_evaluation
-    import zigzag.stages.mapping.spatial_mapping_generation
-    import zigzag.stages.mapping.temporal_mapping_generator_stage  # noqa: F401
-
+    for module in ("evaluation.cost_model_evaluation", "mapping.spatial_mapping_generation",
+                   "mapping.temporal_mapping_generator_stage"):
+        importlib.import_module(f"zigzag.stages.{module}")
     for variant in variants:
-        if variant not in _WORKER_CORES:
-            try:
-                _WORKER_CORES[variant] = _build_core(_WORKER_FILES[variant[0]], variant[1], variant[2],
-                                                     _WORKER_SETTINGS[0])
-            except Exception:  # noqa: BLE001 - a job that needs this core reports the reason itself
-                continue
+        try:
+            _worker_core(variant)
+        except Exception:  # noqa: BLE001 - a job that needs this core reports the reason itself
+            continue
 
 
 Variant = tuple[str, int, bool]  # core kind, precision factor, on-chip (fused) variant
@@ -128,11 +126,16 @@ def _build_core(files: CoreFiles, factor: int, onchip: bool, settings: ZigZagSet
     return ZigZagCore(name, core_path, mapping_path, settings, (dim, factor) if dim and factor != 1 else None, onchip)
 
 
-def _cost_job(variant: Variant, layer: dict[str, Any], label: str) -> dict[str, Any]:
+def _worker_core(variant: Variant) -> ZigZagCore:
+    """This worker's core for ``variant``, built on first use."""
     if variant not in _WORKER_CORES:
         core, factor, onchip = variant
         _WORKER_CORES[variant] = _build_core(_WORKER_FILES[core], factor, onchip, _WORKER_SETTINGS[0])
-    return _cost_or_error(_WORKER_CORES[variant], layer, label)
+    return _WORKER_CORES[variant]
+
+
+def _cost_job(variant: Variant, layer: dict[str, Any], label: str) -> dict[str, Any]:
+    return _cost_or_error(_worker_core(variant), layer, label)
 
 
 def _job_size(layer: dict[str, Any]) -> int:
