@@ -97,7 +97,8 @@ def main() -> None:
     system = load_system("edge_tpu_quad")
     space = ss.create_space("mobilenetv2_cifar")
     graph = space.layer_graph(space.uniform(exits=(3, 5, 8), bits=8))
-    cold, warm, network = [], {}, {}
+    cold: list[dict[str, object]] = []
+    warm, network = {}, {}
     for label, schedule in SCHEDULES.items():
         for workers in (1, 2):
             with tempfile.TemporaryDirectory() as tmp, CostModel(system, settings=SETTINGS,
@@ -129,8 +130,8 @@ def main() -> None:
                 time.sleep(WARM_UP_S)
             t0 = time.perf_counter()
             fast = cm.evaluate(graph, SCHEDULES[SEARCH])
-            row = {"schedule": SEARCH, "workers": 2, "seconds": time.perf_counter() - t0,
-                   "distinct_layers": cm.stats["misses"], "settings": "fast"}
+            row: dict[str, object] = {"schedule": SEARCH, "workers": 2, "seconds": time.perf_counter() - t0,
+                                      "distinct_layers": cm.stats["misses"], "settings": "fast"}
         if started:
             row["workers_started"] = True
         else:
