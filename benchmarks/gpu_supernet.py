@@ -5,7 +5,8 @@ Two widths of the searchable reference space (``configs/fashion_mnist_supernet.y
 weight-sharing comparison (largest, reference backbone, smallest) trained ALONE for the same epochs:
 eight trainings at once on one GPU, two CPU threads each. The epochs are sized to the time the machine
 is lent: a probe times each training's steps with all eight running, then each width gets the epochs
-its supernet finishes in ``--train-s`` seconds (the same for its three trained alone). Recipe per
+its supernet finishes in what is left of ``--deadline-s`` after the probe and an evaluation margin
+(the same epochs for its three trained alone). Recipe per
 width: the largest alone in float (bfloat16 autocast) for half the epochs, then quantised with one
 companion per step and in-place distillation (stage 5's companions), batch 256, cosine from lr 0.1.
 Accuracy on the Fashion-MNIST test split (10,000 images), weights inherited, batch-norm re-estimated
@@ -190,7 +191,8 @@ def launch(args: argparse.Namespace, parts: list[str], phase: str, epochs: dict[
     procs = {}
     for part in parts:
         cmd = [sys.executable, __file__, "--worker", "--part", part, "--phase", phase, "--out", args.out,
-               "--work", args.work, "--data", args.data, "--epochs", str(epochs.get(part, 2)), "--probe-steps", str(args.probe_steps)]
+               "--work", args.work, "--data", args.data, "--epochs", str(epochs.get(part, 2)),
+               "--probe-steps", str(args.probe_steps)]
         procs[part] = subprocess.Popen(cmd + (["--quick"] if args.quick else []), stdout=log, stderr=subprocess.STDOUT)
     return procs
 
@@ -216,6 +218,7 @@ def orchestrate(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     parts = ["w025_supernet", "w025_alone_reference"] if args.quick else PARTS
     raw: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "deadline_s": args.deadline_s,
+                           "argv": ["python3", "benchmarks/gpu_supernet.py", *sys.argv[1:]],
                            "machine": {"python": platform.python_version(), "torch": torch.__version__,
                                        "cpu_count": os.cpu_count(), "platform": platform.platform(),
                                        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
@@ -239,7 +242,8 @@ def orchestrate(args: argparse.Namespace) -> None:
             p = raw["probe"].get(f"{width}_supernet")
             if p is None:
                 continue
-            epoch_s = p["steps_per_epoch"] * (FP32_SHARE * p["step_s"]["float"] + (1 - FP32_SHARE) * p["step_s"]["quantised"])
+            step = p["step_s"]
+            epoch_s = p["steps_per_epoch"] * (FP32_SHARE * step["float"] + (1 - FP32_SHARE) * step["quantised"])
             e = max(2, min(MAX_EPOCHS, int(budget / epoch_s)))
             epochs |= {part: e for part in parts if part.startswith(width)}
             raw.setdefault("epoch_s_estimate", {})[width] = epoch_s
@@ -261,7 +265,7 @@ def orchestrate(args: argparse.Namespace) -> None:
     print(f"done in {raw['wall_s']:.0f} s; exit codes {raw['exit_codes']}", flush=True)
 
 
-def ingest(folder: Path) -> None:
+def ingest(folder: Path, device_command: str | None) -> None:
     """results/gpu_supernet.json from the raw JSON the GPU machine wrote (the weight-sharing table added)."""
     from _common import write_result
 
@@ -273,13 +277,14 @@ def ingest(folder: Path) -> None:
             alone = raw["parts"].get(f"{width}_alone_{arch}")
             if sup is None or alone is None:
                 continue
-            shared = next(r for r in sup["rows"] if r["subnet"] == arch and r["bits"] == "W8A8" and "branch_depth" not in r)
+            shared = next(r for r in sup["rows"]
+                          if r["subnet"] == arch and r["bits"] == "W8A8" and "branch_depth" not in r)
             a = alone["rows"][0]["final_exit_accuracy"]
             sharing.append({"width_mult": WIDTHS[width], "architecture": arch, "epochs": sup["epochs"],
                             "supernet": shared["final_exit_accuracy"], "alone": a,
                             "cost_points": 100 * (a - shared["final_exit_accuracy"])})
-    write_result("gpu_supernet", {"device_machine": raw["machine"], "device_command":
-                                  "python3 benchmarks/gpu_supernet.py --out $OUT --data .gpu/fashion-mnist",
+    command = device_command or " ".join(raw.get("argv", ["python3", "benchmarks/gpu_supernet.py", "..."]))
+    write_result("gpu_supernet", {"device_machine": raw["machine"], "device_command": command,
                                   "weight_sharing": sharing, **{k: v for k, v in raw.items() if k != "machine"}})
 
 
@@ -294,13 +299,14 @@ def main() -> None:
     parser.add_argument("--probe-steps", type=int, default=8)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--ingest", type=Path)
+    parser.add_argument("--device-command", help="with --ingest: the command as run there, if the raw JSON lacks it")
     parser.add_argument("--worker", action="store_true")
     parser.add_argument("--part")
     parser.add_argument("--phase", choices=["probe", "train"])
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()
     if args.ingest:
-        ingest(args.ingest)
+        ingest(args.ingest, args.device_command)
     elif args.worker:
         worker(args)
     else:

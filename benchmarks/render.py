@@ -247,6 +247,44 @@ def throughput_section(data: dict) -> list[str]:
     return lines
 
 
+def gpu_section(data: dict) -> list[str]:
+    dev = data["device_machine"]
+    lines = header("Supernets trained on a lent GPU (one lease)", data)
+    lines += [f"On the device machine ({dev['gpu']}, torch {dev['torch']}): `{data['device_command']}`, "
+              f"{data['wall_s']:.0f} s wall for all of it, eight trainings at once on the one GPU (deadline "
+              f"{data['deadline_s']:.0f} s, the whole lease). Epochs were sized by a probe of each training's step "
+              "under that contention (seconds per step):", "",
+              "| training | float step | quantised step | quantised / float | epochs |", "|---|---|---|---|---|"]
+    for part, p in data["probe"].items():
+        st = p["step_s"]
+        lines.append(f"| {part} | {st['float']:.3f} s | {st['quantised']:.3f} s | {st['quantised'] / st['float']:.1f}x | "
+                     f"{data['epochs'].get(part, '-')} |")
+    lines += ["", "The quantised step costs several times the float one on the GPU (on 2 CPU cores the ratio is "
+              "far smaller, see the throughput table). Not profiled there; the likely cause is the fake-quantisers "
+              "(LSQ, two per layer) as many small kernel launches from eight processes sharing 16 cores, so "
+              "compiling them (`train.compile_quantisers`, off in this run) is the first thing to measure on the "
+              "next GPU lease.", "",
+              "| training | subnet | bits | final-exit test accuracy |", "|---|---|---|---|"]
+    for part, code in data["exit_codes"]["train"].items():
+        rec = data["parts"].get(part)
+        if rec is None:
+            why = "killed at the deadline" if code is None else f"exit code {code}"
+            lines.append(f"| {part} | | | not finished in the lease ({why}) |")
+            continue
+        for r in rec["rows"]:
+            if "branch_depth" not in r and not r["subnet"].startswith("random"):
+                lines.append(f"| {part} ({rec['epochs']} epochs) | {r['subnet']} | {r['bits']} | "
+                             f"{100 * r['final_exit_accuracy']:.2f} % |")
+    lines += ["", "Weight sharing on the GPU (W8A8, the same epochs, side by side):", "",
+              "| width | architecture | from the supernet | trained alone | cost (points) |", "|---|---|---|---|---|"]
+    for r in data["weight_sharing"]:
+        lines.append(f"| {r['width_mult']} | {r['architecture']} | {100 * r['supernet']:.2f} % | {100 * r['alone']:.2f} % | "
+                     f"{r['cost_points']:+.2f} |")
+    return lines + ["", "Four epochs (two float, two quantised) are far from converged: these rows say what one "
+                    "short lease buys, not what the recipe reaches; the zoo's CPU-trained supernet is the one the "
+                    "search uses."]
+
+
 def zoo_line(name: str = "fmnist_mbv2_w025") -> str:
     """Which stages of the recipe the shipped zoo entry holds (from its record)."""
     path = ROOT / "nas" / "zoo" / f"{name}.json"
@@ -680,7 +718,7 @@ def documents() -> dict[Path, str]:
     for name, render in (("reference_search", headline_section), ("readme_commands", readme_section), ("hwmodel_speed", speed_section),
                          ("hwmodel_fidelity", fidelity_section), ("exit_branch_costs", exit_branch_section), ("zigzag_settings", settings_section),
                          ("scheduling", scheduling_section), ("training_throughput", throughput_section),
-                         ("fashion_mnist_supernet", fashion_section), ("onnx_fidelity", onnx_section), ("candidate_eval", candidate_section), ("predictors", predictors_section), ("search_samplers", samplers_section), ("search_wall_time", wall_time_section),
+                         ("fashion_mnist_supernet", fashion_section), ("gpu_supernet", gpu_section), ("onnx_fidelity", onnx_section), ("candidate_eval", candidate_section), ("predictors", predictors_section), ("search_samplers", samplers_section), ("search_wall_time", wall_time_section),
                          ("reference_studies", reference_section), ("reference_search", search_section),
                          ("stream_crosscheck", stream_section)):
         data = load(name)
