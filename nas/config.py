@@ -70,6 +70,9 @@ class TrainConfig:
     sandwich: bool = True  # largest + smallest + random subnets per step
     random_subnets: int = 2  # random subnets per step (with or without the sandwich)
     distill: bool = True  # in-place distillation from the largest subnet (needs the sandwich)
+    # with distillation, the share of a student's loss taken from the labels (cross-entropy); the rest
+    # is the KL divergence to the teacher's predictions (0: the teacher alone, as before)
+    distill_label_weight: float = 0.0
     exit_weights: dict[str, float] = field(default_factory=dict)  # loss weight per exit label (default 1)
     # progressive recipe (nas.supernet.training): the largest subnet alone in float for the first epochs ...
     fp32_epochs: int = 0
@@ -103,6 +106,8 @@ class TrainConfig:
         bad_kinds = [k for k in self.companions if k not in COMPANIONS]
         if bad_kinds:
             raise ValueError(f"companions: expected kinds from {list(COMPANIONS)}, got {bad_kinds}")
+        if not 0.0 <= self.distill_label_weight <= 1.0:
+            raise ValueError(f"distill_label_weight: expected a share in [0, 1], got {self.distill_label_weight}")
         bad = {k: v for k, v in self.exit_weights.items() if v < 0}
         if bad:
             raise ValueError(f"exit_weights: expected non-negative weights, got {bad}")

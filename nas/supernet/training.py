@@ -227,6 +227,21 @@ def params_checksum(net: torch.nn.Module) -> float:
         return float(sum(p.double().sum() for p in net.parameters()))
 
 
+def _loss(outputs: dict[str, torch.Tensor], y: torch.Tensor, teacher: dict[str, torch.Tensor] | None,
+          weights: dict[str, float], cfg: TrainConfig) -> torch.Tensor:
+    """Weighted sum over heads of the cross-entropy on the labels; for a student (``teacher`` given), the
+    KL divergence to the teacher's predictions mixed with ``distill_label_weight`` of that cross-entropy."""
+    share = 1.0 if teacher is None else cfg.distill_label_weight
+    total = torch.zeros((), device=y.device)
+    for h, w in weights.items():
+        logits = outputs[h].float()
+        if share > 0.0:
+            total = total + w * share * F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+        if teacher is not None and share < 1.0:
+            total = total + w * (1.0 - share) * F.kl_div(F.log_softmax(logits, 1), teacher[h], reduction="batchmean")
+    return total
+
+
 def train_step(model: torch.nn.Module, net: Supernet, subnets: list[Genotype], x: torch.Tensor, y: torch.Tensor,
                weights: dict[str, float], cfg: TrainConfig, rng: random.Random, *,
                autocast: contextlib.AbstractContextManager | None = None, world: int = 1
@@ -245,13 +260,7 @@ def train_step(model: torch.nn.Module, net: Supernet, subnets: list[Genotype], x
         no_sync = contextlib.nullcontext() if sync else model.no_sync()  # type: ignore[operator]
         with no_sync, autocast or contextlib.nullcontext(), compiled_quantisers(cfg.compile_quantisers):
             outputs = model(x)
-            if teacher is not None:
-                loss = cast(torch.Tensor, sum(w * F.kl_div(F.log_softmax(outputs[h].float(), 1), teacher[h],
-                                                             reduction="batchmean") for h, w in weights.items()))
-            else:
-                loss = cast(torch.Tensor, sum(w * F.cross_entropy(outputs[h].float(), y,
-                                                                  label_smoothing=cfg.label_smoothing)
-                                              for h, w in weights.items()))
+            loss = _loss(outputs, y, teacher, weights, cfg)
             (loss / len(subnets)).backward()
         if k == 0:
             final = outputs[max(outputs, key=HeadKey.parse)].detach()  # the deepest mount, deepest branch

@@ -281,3 +281,25 @@ def test_lr_schedule_warms_up_linearly_then_decays_as_a_cosine_and_resumes_in_st
     resumed = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=seen[40])
     lr_schedule(resumed, peak, total, warmup, start=41)
     assert resumed.param_groups[0]["lr"] == pytest.approx(expected[41], rel=1e-12)
+
+
+def test_student_loss_mixes_the_teachers_predictions_and_the_labels():
+    """distill_label_weight w: a student's loss is (1 - w) KL(teacher) + w CE(labels), per head, weighted;
+    the teacher (no teacher given) always learns from the labels."""
+    from torch.nn import functional as F
+
+    from nas.supernet.training import _loss
+
+    torch.manual_seed(0)
+    outputs = {"a": torch.randn(8, 10), "b": torch.randn(8, 10)}
+    teacher = {h: F.softmax(torch.randn(8, 10), 1) for h in outputs}
+    y = torch.randint(0, 10, (8,))
+    weights = {"a": 0.25, "b": 0.75}
+    ce = sum(w * F.cross_entropy(outputs[h], y) for h, w in weights.items())
+    kd = sum(w * F.kl_div(F.log_softmax(outputs[h], 1), teacher[h], reduction="batchmean") for h, w in weights.items())
+    for share in (0.0, 0.3, 1.0):
+        cfg = TrainConfig(distill_label_weight=share)
+        assert float(_loss(outputs, y, teacher, weights, cfg)) == pytest.approx(float((1 - share) * kd + share * ce))
+        assert float(_loss(outputs, y, None, weights, cfg)) == pytest.approx(float(ce))
+    with pytest.raises(ValueError, match="distill_label_weight"):
+        TrainConfig(distill_label_weight=1.5)
