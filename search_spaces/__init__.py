@@ -9,7 +9,14 @@ from search_spaces import resnet as _resnet  # noqa: F401  (registers the ResNet
 from search_spaces.base import Choose, SearchSpace
 from search_spaces.genotype import FLOAT_BITS, Genotype, GenotypeError, HeadKey
 from search_spaces.graph import LayerSpec, specs, stage_macs, total_macs
-from search_spaces.registry import create_space, list_spaces, register_space, space_class, space_from_config
+from search_spaces.registry import (
+    create_space,
+    list_spaces,
+    register_space,
+    same_space,
+    space_class,
+    space_from_config,
+)
 
 if TYPE_CHECKING:
     from search_spaces.modules.early_exit import EarlyExitNet, ExitHead, Supernet
@@ -42,6 +49,7 @@ __all__ = [
     "list_spaces",
     "register_space",
     "space_class",
+    "same_space",
     "space_from_config",
     "specs",
     "stage_macs",

@@ -42,6 +42,9 @@ class SpaceOptions:
     per_layer_bits: bool = True
     branch_depths: tuple[int, ...] = (1, 2)
     thresholds: tuple[float, ...] = (0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+    # options a later training stage may change from the checkpoint it starts from (``train.init_from``):
+    # the parameters they add start from the checkpoint's own
+    STAGE_OPTIONS: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         if not 0.0 < self.width_mult <= 4.0:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import networkx as nx
 
@@ -49,12 +49,15 @@ def _nearest(value: int, choices: Sequence[int]) -> int:
 class MobileNetV2Options(SpaceOptions):
     """Settings of the reference space: the shared ones (:class:`SpaceOptions`) and which blocks may
     carry an exit (``exit_points``); ``kernel_choices``, ``expansion_choices`` and ``skippable``
-    make the backbone searchable (empty / False: fixed)."""
+    make the backbone searchable (empty / False: fixed); ``kernel_batchnorm`` gives each depthwise
+    kernel size its own batch-norm after the depthwise conv (the weights are per kernel size already)."""
 
     exit_points: tuple[int, ...] = tuple(range(10))
     kernel_choices: tuple[int, ...] = ()
     expansion_choices: tuple[int, ...] = ()
     skippable: bool = False
+    kernel_batchnorm: bool = False
+    STAGE_OPTIONS: ClassVar[tuple[str, ...]] = ("kernel_batchnorm",)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -285,7 +288,8 @@ class MobileNetV2Space(SearchSpace):
         blocks = []
         cin = stem_out
         for i, ((_t, _c, _k, s, res), (cout, _hw)) in enumerate(zip(BLOCKS, self.block_outputs())):
-            blocks.append(InvertedResidual(cin, cout, self.expansions(i), self.kernels(i), s, res, bits))
+            blocks.append(InvertedResidual(cin, cout, self.expansions(i), self.kernels(i), s, res, bits,
+                                           o.kernel_batchnorm))
             cin = cout
         outs = self.block_outputs()
         heads = {

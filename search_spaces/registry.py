@@ -39,3 +39,17 @@ def space_from_config(config: dict[str, Any]) -> SearchSpace:
     """Inverse of :attr:`SearchSpace.config`."""
     cls = space_class(config["name"])
     return cls(None, **{k: (tuple(v) if isinstance(v, list) else v) for k, v in config.get("options", {}).items()})
+
+
+def same_space(a: dict[str, Any], b: dict[str, Any], *, ignore: tuple[str, ...] = ()) -> bool:
+    """Whether two :attr:`SearchSpace.config` describe the same space, options left out taking their
+    defaults (a checkpoint written before an option existed matches a space at that option's
+    default); ``ignore``: options allowed to differ."""
+    try:
+        ca, cb = space_from_config(a).config, space_from_config(b).config
+    except (KeyError, TypeError, ValueError):
+        return False
+    for key in ignore:
+        ca["options"].pop(key, None)
+        cb["options"].pop(key, None)
+    return ca == cb

@@ -36,7 +36,7 @@ import time
 import warnings
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch.nn import functional as F
@@ -45,7 +45,7 @@ from nas.config import TrainConfig
 from nas.data import Splits, augment
 from nas.files import remove_stale_temporaries, temporary_for
 from nas.runtime import tune_cpu_allocator
-from search_spaces import Genotype, SearchSpace, Supernet
+from search_spaces import Genotype, SearchSpace, Supernet, same_space
 from search_spaces.genotype import FLOAT_BITS, HeadKey
 from search_spaces.modules.lsq import compiled_quantisers
 
@@ -110,7 +110,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def load_supernet(space: SearchSpace, path: str | Path) -> Supernet:
     """A supernet with the weights of a checkpoint (space must match the one it was trained for)."""
     ckpt = load_checkpoint(path)
-    if ckpt["space"] != space.config:
+    if not same_space(ckpt["space"], space.config):
         raise CheckpointError(f"{path}: space: expected {space.config}, the checkpoint was trained for {ckpt['space']}")
     net = space.build_supernet()
     net.load_state_dict(ckpt["state_dict"])
@@ -298,13 +298,13 @@ def train_supernet(
     start_epoch, start_step, resumed_stats = 0, 0, (0.0, 0, 0, 0.0)
     if cfg.init_from and not checkpoint.is_file():  # a later stage: start from another run's weights
         start = load_checkpoint(cfg.init_from)
-        if start["space"] != space.config:
+        if not same_space(start["space"], space.config, ignore=type(space.options).STAGE_OPTIONS):
             raise CheckpointError(f"{cfg.init_from}: space: expected {space.config} (train.init_from), "
                                   f"found {start['space']}")
         net.load_state_dict(start["state_dict"])
     if checkpoint.is_file():
         ckpt = load_checkpoint(checkpoint)
-        if ckpt["space"] != space.config:
+        if not same_space(ckpt["space"], space.config):
             raise CheckpointError(f"{checkpoint}: space: expected {space.config}, found {ckpt['space']}")
         net.load_state_dict(ckpt["state_dict"])
         if "optimizer" in ckpt:

@@ -102,7 +102,7 @@ def load_supernet(name: str, space: SearchSpace | None = None, zoo_dir: Path | N
     """A zoo supernet, after checking the sha256 of its file against its record and its space
     against the record's (and against ``space`` when given)."""
     from nas.supernet.training import load_checkpoint
-    from search_spaces.registry import space_from_config
+    from search_spaces.registry import same_space, space_from_config
 
     zoo_dir = zoo_dir or ZOO_DIR
     record = entry(name, zoo_dir)
@@ -113,11 +113,11 @@ def load_supernet(name: str, space: SearchSpace | None = None, zoo_dir: Path | N
     if digest != record.sha256:
         raise ZooError(f"zoo: {name}: {path}: sha256: expected {record.sha256}, got {digest} (the file is corrupt "
                        "or was replaced; restore it from the repository)")
-    if space is not None and space.config != record.space:
+    if space is not None and not same_space(space.config, record.space):
         raise ZooError(f"zoo: {name}: space: this supernet was trained for {record.space}, the run asks for "
                        f"{space.config} (use the entry's config: nas.zoo.config({name!r}))")
     ckpt = load_checkpoint(path)  # weights_only=True
-    if ckpt["space"] != record.space:
+    if not same_space(ckpt["space"], record.space):
         raise ZooError(f"zoo: {name}: {path}: space: expected {record.space} (the record's), the file holds "
                        f"{ckpt['space']}")
     space = space or space_from_config(record.space)

@@ -11,25 +11,46 @@ from search_spaces.modules.quant import ElasticBatchNorm2d, QConv2d
 
 
 class ConvBNAct(nn.Module):
-    """Quantised conv -> batch-norm -> optional ReLU6 (padding kernel // 2)."""
+    """Quantised conv -> batch-norm -> optional ReLU6 (padding kernel // 2).
+
+    ``kernel_bn``: each smaller kernel size of an elastic conv gets its own batch-norm (``bn_small``),
+    as it has its own weights; otherwise all kernel sizes share ``bn``.
+    """
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, depthwise: bool = False, act: bool = True,
                  bits_choices: Sequence[int] = (8,), act_signed: bool = True,
-                 kernels: Sequence[int] | None = None) -> None:
+                 kernels: Sequence[int] | None = None, kernel_bn: bool = False) -> None:
         super().__init__()
         self.conv = QConv2d(cin, cout, kernel, stride, depthwise, bits_choices, act_signed, kernels)
         self.bn = ElasticBatchNorm2d(cout)
+        self.bn_small = nn.ModuleDict({str(k): ElasticBatchNorm2d(cout) for k in (kernels or ()) if k != kernel}) \
+            if kernel_bn else None
         self.relu = nn.ReLU6(inplace=True) if act else None
 
+    def active_bn(self) -> ElasticBatchNorm2d:
+        """The batch-norm of the active kernel size."""
+        key = str(self.conv.active_kernel)
+        return self.bn_small[key] if self.bn_small is not None and key in self.bn_small else self.bn
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+        """A checkpoint with one shared batch-norm gives it to every kernel size (same network as before)."""
+        if self.bn_small is not None:
+            for k in self.bn_small:
+                for name in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+                    if prefix + f"bn.{name}" in state_dict:
+                        state_dict.setdefault(f"{prefix}bn_small.{k}.{name}", state_dict[prefix + f"bn.{name}"].clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.bn(self.conv(x))
+        x = self.active_bn()(self.conv(x))
         return self.relu(x) if self.relu is not None else x
 
     def static_copy(self, in_channels: int) -> ConvBNAct:
         dst = ConvBNAct.__new__(ConvBNAct)
         nn.Module.__init__(dst)
         dst.conv = self.conv.static_copy(in_channels)
-        dst.bn = self.bn.static_copy(dst.conv.out_channels)
+        dst.bn = self.active_bn().static_copy(dst.conv.out_channels)
+        dst.bn_small = None
         dst.relu = nn.ReLU6(inplace=True) if self.relu is not None else None
         return dst
 
@@ -44,7 +65,7 @@ class InvertedResidual(nn.Module):
     """
 
     def __init__(self, cin: int, cout: int, expansions: Sequence[int], kernels: Sequence[int], stride: int,
-                 residual: bool, bits_choices: Sequence[int] = (8,)) -> None:
+                 residual: bool, bits_choices: Sequence[int] = (8,), kernel_bn: bool = False) -> None:
         super().__init__()
         if residual and (stride != 1 or cin != cout):
             raise ValueError(f"a residual block needs stride 1 and cin == cout, got {stride}, {cin}->{cout}")
@@ -56,7 +77,7 @@ class InvertedResidual(nn.Module):
         self.expand = ConvBNAct(cin, hidden, 1, bits_choices=bits_choices, act_signed=True) \
             if max(expansions) > 1 else None
         self.dw = ConvBNAct(hidden, hidden, max(kernels), stride, depthwise=True, bits_choices=bits_choices,
-                            act_signed=False, kernels=kernels)
+                            act_signed=False, kernels=kernels, kernel_bn=kernel_bn)
         self.project = ConvBNAct(hidden, cout, 1, act=False, bits_choices=bits_choices, act_signed=False)
         self.configure(max(expansions), max(kernels), False)
 

@@ -233,3 +233,29 @@ def test_a_space_without_the_reference_kernels_uses_the_nearest_ones_for_its_bas
     assert {k for k, _e, _s in choices} <= {3, 5} and {e for _k, e, _s in choices[1:]} == {4}
     assert [k for k, _e, _s in choices] == [k if k < 7 else 5 for k, _e, _s in sp.reference_choices()]
     assert set(sp.named_baselines(["static", "reference_dfik"])) == {"static", "reference_dfik"}
+
+
+def test_per_kernel_batchnorm_extracts_exactly_and_loads_a_shared_batchnorm_checkpoint():
+    """kernel_batchnorm: each smaller depthwise kernel size has its own batch-norm; a state dict with one
+    shared batch-norm loads into it as the same network, and extraction equals the supernet."""
+    opts = dict(width_mult=0.25, kernel_choices=(3, 5, 7), expansion_choices=(3, 6), skippable=True,
+                bits_choices=(4, 8), exit_points=(2, 5))
+    shared = ss.create_space("mobilenetv2_cifar", **opts).build_supernet().eval()
+    kbn_space = ss.create_space("mobilenetv2_cifar", **opts, kernel_batchnorm=True)
+    kbn = kbn_space.build_supernet()
+    kbn.load_state_dict(shared.state_dict())
+    kbn.eval()
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 32, 32)
+    rng = random.Random(0)
+    genotypes = [kbn_space.sample(rng) for _ in range(4)]
+    with torch.no_grad():
+        for g in genotypes:
+            assert all(torch.equal(a, b) for a, b in zip(shared.subnet(g)(x), kbn.subnet(g)(x)))
+        for name, p in kbn.named_parameters():  # the kernel-3 batch-norms now differ from the shared one
+            if ".bn_small.3." in name:
+                p.add_(0.5)
+        ref3 = kbn_space.uniform(exits=(2, 5), kernel=3)
+        assert not torch.equal(shared.subnet(ref3)(x)[-1], kbn.subnet(ref3)(x)[-1])
+        for g in [ref3, *genotypes]:
+            assert all(torch.equal(a, b) for a, b in zip(kbn.subnet(g)(x), kbn.extract(g).eval()(x)))

@@ -78,3 +78,16 @@ def test_encode_is_the_inverse_of_decode(space):
     for g in [space.sample(rng) for _ in range(10)] + [space.extreme(True), space.extreme(False)]:
         params = space.encode(g)
         assert space.decode(lambda name, options, p=params: p[name]) == g
+
+
+def test_same_space_fills_options_left_out_with_their_defaults():
+    """A checkpoint written before an option existed matches the space at that option's default."""
+    space = ss.create_space("mobilenetv2_cifar", **SEARCHABLE["mobilenetv2_cifar"])
+    older = {"name": space.name, "options": dict(space.config["options"])}
+    del older["options"]["kernel_batchnorm"]
+    assert ss.same_space(older, space.config)
+    switched = ss.create_space("mobilenetv2_cifar", **SEARCHABLE["mobilenetv2_cifar"], kernel_batchnorm=True)
+    assert not ss.same_space(older, switched.config)
+    assert ss.same_space(older, switched.config, ignore=("kernel_batchnorm",))
+    assert not ss.same_space(older, ss.create_space("mobilenetv2_cifar", width_mult=0.5).config)
+    assert not ss.same_space(older, {"name": "no_such_space"})

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import random
 from pathlib import Path
 
 import pytest
@@ -199,6 +200,15 @@ def test_init_from_starts_a_stage_from_another_runs_weights(elastic, tmp_path):
     other = create_space("mobilenetv2_cifar", width_mult=0.25, bits_choices=(8,), exit_points=(3,))
     with pytest.raises(CheckpointError, match=r"one\.pt: space: expected .*train\.init_from"):
         train_supernet(other, splits, stage, tmp_path / "three.pt", progress=False)
+
+    # a stage option (per-kernel batch-norm) may be switched on: its new parameters start from the old ones
+    kbn = create_space("mobilenetv2_cifar", **{**space.config["options"], "kernel_batchnorm": True})
+    third = train_supernet(kbn, splits, stage, tmp_path / "four.pt", progress=False)
+    genotype = space.sample(random.Random(1))
+    x = splits.val.images[:8]
+    first.configure(genotype)
+    third.configure(genotype)
+    assert all(torch.equal(a, b) for a, b in zip(first(x).values(), third(x).values()))
 
 
 def test_resume_from_a_checkpoint_inside_an_epoch_equals_uninterrupted(elastic, tmp_path, monkeypatch):
