@@ -81,6 +81,48 @@ def quiet_zigzag() -> Iterator[None]:
         logger.setLevel(previous)
 
 
+class _OneMappingForWholeUnrolling:
+    """Stands in for ZigZag's ``Mapping`` inside its cost model while a layer is costed.
+
+    For every temporal mapping, ZigZag's ``CostModelEvaluation`` builds two ``Mapping`` objects: one
+    from the spatial mapping as generated (unroll factors as floats, for energy) and one from its
+    integer version (for latency), and building them is most of its time. When every factor is a
+    whole number the two are built from equal inputs, so this builds the first and hands the same
+    object for the second. The costs equal ZigZag's API exactly (tests/hwmodel/test_cost_model.py).
+    """
+
+    def __init__(self, mapping_class: Any) -> None:
+        self.mapping_class = mapping_class
+        self.last: tuple[tuple[Any, ...], Any] | None = None
+
+    def __call__(self, accelerator: Any, spatial_mapping: Any, temporal_mapping: Any, layer_node: Any,
+                 access_same_data_considered_as_no_access: bool = False) -> Any:
+        unrolling = spatial_mapping if isinstance(spatial_mapping, dict) else spatial_mapping.mapping_dict_origin
+        key = (accelerator, temporal_mapping, layer_node, access_same_data_considered_as_no_access)
+        if self.last is not None:
+            (*inputs, previous), mapping = self.last
+            if all(a is b for a, b in zip(inputs, key)) and previous == unrolling:
+                self.last = None  # the pair is complete
+                return mapping
+        mapping = self.mapping_class(accelerator, spatial_mapping, temporal_mapping, layer_node,
+                                     access_same_data_considered_as_no_access)
+        self.last = ((*key, unrolling), mapping)
+        return mapping
+
+
+@contextlib.contextmanager
+def _one_mapping_per_evaluation() -> Iterator[None]:
+    """ZigZag's cost model with :class:`_OneMappingForWholeUnrolling` in place of its ``Mapping``."""
+    import zigzag.cost_model.cost_model as cost_model
+
+    original = cost_model.Mapping
+    cost_model.Mapping = _OneMappingForWholeUnrolling(original)  # type: ignore[assignment, misc]
+    try:
+        yield
+    finally:
+        cost_model.Mapping = original  # type: ignore[misc]
+
+
 def _flatten_errors(errors: Any, prefix: str = "") -> list[tuple[str, str]]:
     """Cerberus error trees -> [(key path, message)]."""
     out: list[tuple[str, str]] = []
@@ -346,7 +388,7 @@ class ZigZagCore:
             self.settings.optimize
         ]
         try:
-            with quiet_zigzag():
+            with quiet_zigzag(), _one_mapping_per_evaluation():
                 stage = MainStage(
                     [reduce, SpatialMappingGeneratorStage, reduce, TemporalMappingGeneratorStage,  # type: ignore[list-item]
                      CostModelStage],  # type: ignore[list-item]

@@ -66,6 +66,24 @@ def test_lean_evaluator_equals_the_zigzag_api(system, tmp_path):
         assert ours.latency_cycles == pytest.approx(latency, rel=1e-9)
 
 
+def test_one_mapping_per_evaluation_changes_no_cost(system, monkeypatch):
+    """ZigZag builds two equal Mapping objects per temporal mapping when the unrolling is whole; building
+    one (the shortcut, most of the cold time) gives the same cost of every layer of a network, fused
+    tiles included."""
+    import contextlib
+
+    import hwmodel.zigzag_core as zigzag_core
+
+    space = ss.create_space("mobilenetv2_cifar", width_mult=0.25, kernel_choices=(3, 5, 7))
+    genotype = space.uniform(exits=(2, 6), depth=2, bits=8, kernel=5)
+    layers = ss.specs(space.layer_graph(genotype))
+    with CostModel(system, cache=None) as cm:
+        costs = cm.layer_costs(layers), cm.evaluate(space.layer_graph(genotype))
+    monkeypatch.setattr(zigzag_core, "_one_mapping_per_evaluation", contextlib.nullcontext)
+    with CostModel(system, cache=None) as cm:
+        assert (cm.layer_costs(layers), cm.evaluate(space.layer_graph(genotype))) == costs
+
+
 def test_costs_respect_physical_bounds(model):
     """Energy >= MACs x MAC energy and latency >= MACs / peak MAC per cycle, for every layer."""
     space = ss.create_space("mobilenetv2_cifar", width_mult=0.25)
