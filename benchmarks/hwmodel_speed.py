@@ -6,11 +6,13 @@ Every figure times :meth:`CostModel.evaluate`, the one cost entry point the sear
    cost cache, 1 and 2 worker processes, under the search's schedule (fused, the config's default)
    and layer-by-layer (whole layers: exactly the layers given to
    ``zigzag.api.get_hardware_performance_zigzag``, same cores, hints and settings, timed in this run;
-   conv / FC on the compute core, max-pooling and adds on the pooling / SIMD core). Also the fused
+   conv / FC on the compute core, max-pooling and adds on the pooling / SIMD core; median of 3 runs). Also the fused
    cold cost under the cheaper mapper setting (one spatial mapping per layer), with its network
    energy, latency and EDP against the default setting's, on this network and on 30 random genotypes;
    and that cold cost once more with the worker processes started beforehand (``start_workers``), as
-   in a study, where only its first candidate waits for them.
+   in a study, where only its first candidate waits for them (each the median of 5 runs, alternating).
+   Also that cost in one process with and without the one-Mapping shortcut (``hwmodel.zigzag_core``:
+   one ZigZag Mapping built where ZigZag builds two equal ones), side by side, and whether it is equal.
 2. Warm: the same network with every tile cached (median and 95th percentile over 50 runs).
 3. Over 500 random genotypes of the reference space (width 1.0, per-layer bits from {4, 8}), fused,
    starting from an empty cache: distinct ZigZag tiles computed, cache hit rate, total time.
@@ -42,6 +44,8 @@ from hwmodel.zigzag_core import quiet_zigzag
 SETTINGS = ZigZagSettings(lpf_limit=4, optimize="EDP", spatial_mappings=3)  # the API runs with these
 FAST = ZigZagSettings(lpf_limit=4, optimize="EDP", spatial_mappings=1)  # the default (ZigZagSettings())
 WARM_UP_S = 5.0  # seconds given to started workers to import ZigZag and build their cores
+REPEATS = 5  # cold runs of the default setting (median reported)
+API_REPEATS = 3  # runs of the ZigZag API (median reported)
 FIDELITY_GENOTYPES = 30  # random genotypes on which the cheaper setting's deviation is measured
 # what the search runs (the config's default schedule) and the reference's whole-layer schedule,
 # whose ZigZag layers are exactly the ones the API is given
@@ -71,6 +75,31 @@ def api_time(system, graph) -> float:
                                             loma_show_progress_bar=False)
             seconds += time.perf_counter() - t0
     return seconds
+
+
+def one_mapping_shortcut(system, graph) -> dict:
+    """Cold fused cost in this process (one worker, the default setting) with and without building one
+    ZigZag Mapping where ZigZag builds two equal ones (``hwmodel.zigzag_core``), REPEATS times
+    alternating: median seconds of each and whether the costs are equal."""
+    import contextlib
+
+    import hwmodel.zigzag_core as zigzag_core
+
+    shortcut = zigzag_core._one_mapping_per_evaluation
+    runs: dict[str, list[float]] = {"without": [], "with": []}
+    costs = {}
+    for _ in range(REPEATS):
+        for label in runs:
+            zigzag_core._one_mapping_per_evaluation = shortcut if label == "with" else contextlib.nullcontext
+            try:
+                with CostModel(system, settings=FAST, cache=None, workers=1) as cm:
+                    t0 = time.perf_counter()
+                    costs[label] = cm.evaluate(graph, SCHEDULES[SEARCH])
+                    runs[label].append(time.perf_counter() - t0)
+            finally:
+                zigzag_core._one_mapping_per_evaluation = shortcut
+    return {"without_s": statistics.median(runs["without"]), "with_s": statistics.median(runs["with"]),
+            "runs": runs, "same_costs": costs["with"] == costs["without"]}
 
 
 def fast_setting_fidelity(system, space, genotypes, schedule) -> dict:
@@ -117,21 +146,28 @@ def main() -> None:
                     warm[label] = {"median": statistics.median(times), "p95": times[int(0.95 * len(times)) - 1]}
             print(cold[-1], flush=True)
         network[label] = {"energy_j": net.energy_j, "latency_cycles": net.latency_cycles, "edp_j_cycles": net.edp}
-    api_s = api_time(system, graph)
-    print(f"api {api_s:.1f} s", flush=True)
+    api_runs = [api_time(system, graph) for _ in range(API_REPEATS)]
+    api_s = statistics.median(api_runs)
+    print(f"api {api_s:.1f} s (runs {[round(t, 1) for t in api_runs]})", flush=True)
     # the cheaper mapper setting: one spatial mapping per layer instead of three, same search schedule; then
     # what every later candidate of a study pays: the same with the workers already running (`api.search`
-    # starts them while it loads the data and the supernet)
+    # starts them while it loads the data and the supernet). Each REPEATS times, alternating (fresh workers
+    # each time): the median, as one cold run moves by a second with what the machine is doing
+    runs: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(REPEATS):
+        for started in (False, True):
+            with tempfile.TemporaryDirectory() as tmp, CostModel(system, settings=FAST, cache=Path(tmp) / "c.sqlite",
+                                                                 workers=2) as cm:
+                if started:
+                    cm.start_workers()
+                    time.sleep(WARM_UP_S)
+                t0 = time.perf_counter()
+                fast = cm.evaluate(graph, SCHEDULES[SEARCH])
+                runs[started].append(time.perf_counter() - t0)
+                misses = cm.stats["misses"]
     for started in (False, True):
-        with tempfile.TemporaryDirectory() as tmp, CostModel(system, settings=FAST, cache=Path(tmp) / "c.sqlite",
-                                                             workers=2) as cm:
-            if started:
-                cm.start_workers()
-                time.sleep(WARM_UP_S)
-            t0 = time.perf_counter()
-            fast = cm.evaluate(graph, SCHEDULES[SEARCH])
-            row: dict[str, object] = {"schedule": SEARCH, "workers": 2, "seconds": time.perf_counter() - t0,
-                                      "distinct_layers": cm.stats["misses"], "settings": "fast"}
+        row: dict[str, object] = {"schedule": SEARCH, "workers": 2, "seconds": statistics.median(runs[started]),
+                                  "seconds_runs": runs[started], "distinct_layers": misses, "settings": "fast"}
         if started:
             row["workers_started"] = True
         else:
@@ -140,6 +176,8 @@ def main() -> None:
                     "latency_dev_vs_default": fast.latency_cycles / network[SEARCH]["latency_cycles"] - 1}
         cold.append(row)
         print(row, flush=True)
+    shortcut = one_mapping_shortcut(system, graph)
+    print(shortcut, flush=True)
 
     search = SCHEDULES[SEARCH]
     rng = random.Random(0)
@@ -171,8 +209,8 @@ def main() -> None:
                           "spatial_mappings": FAST.spatial_mappings},
         "network": {"network": "reference backbone, exits D,F,I,K, W8A8", "layers": graph.number_of_nodes(),
                     "zigzag_layers": sum(1 for s in ss.specs(graph) if cm.zigzag_costed(s.op)), "costs": network},
-        "search_schedule": SEARCH, "cold": cold, "api_seconds": api_s, "warm_ms": warm,
-        "random_genotypes": random_rows, "fast_setting_fidelity": fidelity,
+        "search_schedule": SEARCH, "cold": cold, "api_seconds": api_s, "api_seconds_runs": api_runs, "warm_ms": warm,
+        "random_genotypes": random_rows, "fast_setting_fidelity": fidelity, "one_mapping_shortcut": shortcut,
     })
 
 

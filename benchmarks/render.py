@@ -38,13 +38,15 @@ def speed_section(data: dict) -> list[str]:
     if "costs" not in net:
         return header("Cost model speed", data) + ["_Measured by an older version of the script; run it again._"]
     lines = header("Cost model speed (reference system, full-width backbone)", data)
+    api_runs = f", median of {len(data['api_seconds_runs'])} runs" if "api_seconds_runs" in data else ""
     lines += [f"`CostModel.evaluate`, the one cost entry point the search calls. Network: {net['network']}, "
               f"{net['layers']} layers ({net['zigzag_layers']} costed by ZigZag). Mapper: lpf {st['lpf_limit']}, "
               f"optimise {st['optimize']}, {st['spatial_mappings']} spatial mappings (the API's setting) except in "
               "the row marked as the default. The search runs the "
               f"`{data['search_schedule']}` schedule; layer-by-layer costs whole layers, the same ones the API is given.",
               "", "| evaluation | time |", "|---|---|",
-              f"| `zigzag.api.get_hardware_performance_zigzag` on the whole layers | {data['api_seconds']:.1f} s |"]
+              f"| `zigzag.api.get_hardware_performance_zigzag` on the whole layers{api_runs} | "
+              f"{data['api_seconds']:.1f} s |"]
     for c in data["cold"]:
         if c.get("workers_started"):
             what = (", the default setting, workers started beforehand (`start_workers`: what every candidate of a "
@@ -54,9 +56,10 @@ def speed_section(data: dict) -> list[str]:
                     f"EDP {100 * c['edp_dev_vs_default']:+.2f} % against {st['spatial_mappings']} spatial mappings)")
         else:
             what = ""
+        runs = f", median of {len(c['seconds_runs'])} runs" if "seconds_runs" in c else ""
         lines.append(f"| {c['schedule']}, cold, empty cache, {c['workers']} worker(s){what} ({c['distinct_layers']} "
-                     f"distinct layers or tiles) | {c['seconds']:.1f} s ({data['api_seconds'] / c['seconds']:.2f}x faster "
-                     "than the API) |")
+                     f"distinct layers or tiles{runs}) | {c['seconds']:.1f} s ({data['api_seconds'] / c['seconds']:.2f}x "
+                     "faster than the API) |")
     for label, w in data["warm_ms"].items():
         lines.append(f"| {label}, warm, everything cached (median / p95 of 50) | {w['median']:.2f} ms / "
                      f"{w['p95']:.2f} ms |")
@@ -66,6 +69,13 @@ def speed_section(data: dict) -> list[str]:
               f"{r['seconds_from_empty_cache']:.0f} s in all; then {r['warm_ms_per_candidate_incl_graph']:.1f} ms per "
               f"candidate (graph building included). The space holds at most {r['space_distinct_layers_upper_bound']} "
               "distinct tiles (`nas warm-cache` fills them all)."]
+    one = data.get("one_mapping_shortcut")
+    if one:
+        lines += ["", f"Of that, in one process (1 worker, the default setting, median of {len(one['runs']['with'])} "
+                  f"runs each, alternating): {one['without_s']:.2f} s with ZigZag building two `Mapping` objects per "
+                  f"temporal mapping, {one['with_s']:.2f} s building one where the two are equal "
+                  f"(`hwmodel.zigzag_core`), {one['without_s'] / one['with_s']:.2f}x; network costs "
+                  f"{'equal' if one['same_costs'] else 'NOT equal'}."]
     fid = data.get("fast_setting_fidelity")
     if fid:
         lines += ["", f"The default mapper setting ({data['fast_settings']['spatial_mappings']} spatial mapping per "
