@@ -71,8 +71,9 @@ def speed_section(data: dict) -> list[str]:
               "distinct tiles (`nas warm-cache` fills them all)."]
     one = data.get("one_mapping_shortcut")
     if one:
-        lines += ["", f"Of that, in one process (1 worker, the default setting, median of {len(one['runs']['with'])} "
-                  f"runs each, alternating): {one['without_s']:.2f} s with ZigZag building two `Mapping` objects per "
+        lines += ["", f"The network's cold fused cost in one process (1 worker, the default setting, median of "
+                  f"{len(one['runs']['with'])} runs each, alternating): {one['without_s']:.2f} s with ZigZag building "
+                  "two `Mapping` objects per "
                   f"temporal mapping, {one['with_s']:.2f} s building one where the two are equal "
                   f"(`hwmodel.zigzag_core`), {one['without_s'] / one['with_s']:.2f}x; network costs "
                   f"{'equal' if one['same_costs'] else 'NOT equal'}."]
