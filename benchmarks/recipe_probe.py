@@ -4,8 +4,8 @@ Each variant starts from the zoo supernet ``fmnist_mbv2_w025`` (``train.init_fro
 fixed number of steps (``--images`` training images, one epoch, cosine from ``--lr``) with the stage-5
 settings and the variant's overrides, then reports the test accuracy (10,000 images, W8A8, batch norm
 re-estimated on 2000 training images) of the largest, the reference backbone and the smallest. The
-variants run two at a time, one torch thread each, so they see the same machine; rows of variants not
-named on the command line are kept from the last run with the same ``--images`` and ``--lr``.
+variants run two at a time, one torch thread each, so they see the same machine; rows of the variants
+and settings (``--images``, ``--lr``) not run this time are kept from earlier runs.
 
 A probe, not a recipe: it says which lever is worth an hour of training (e.g. does a student learn
 more from the labels than from the largest subnet's predictions?).
@@ -116,16 +116,17 @@ def main() -> None:
             row = next((json.loads(line[4:]) for line in out.splitlines() if line.startswith("ROW ")), None)
             rows.append(row or {"variant": name, "failed": f"exit status {proc.returncode}"})
             print(json.dumps(rows[-1]), flush=True)
-    previous = RESULTS / "recipe_probe.json"  # rows of variants not run this time are kept
+    for row in rows:
+        row |= {"lr": args.lr, "images": args.images}
+    previous = RESULTS / "recipe_probe.json"  # rows of other variants or settings are kept
     if previous.is_file():
-        old = json.loads(previous.read_text())
-        if (old.get("images"), old.get("lr")) == (args.images, args.lr):
-            done = {r["variant"] for r in rows}
-            rows += [r for r in old["rows"]
-                     if r["variant"] not in done and r["variant"] in VARIANTS and "failed" not in r]
+        ran = {(r["variant"], args.lr, args.images) for r in rows}
+        rows += [r for r in json.loads(previous.read_text())["rows"]
+                 if (r["variant"], r.get("lr"), r.get("images")) not in ran and r["variant"] in VARIANTS
+                 and "failed" not in r]
     order = {n: i for i, n in enumerate(VARIANTS)}
-    rows.sort(key=lambda r: order[r["variant"]])
-    write_result("recipe_probe", {"zoo": ZOO, "images": args.images, "lr": args.lr, "rows": rows})
+    rows.sort(key=lambda r: (r["lr"], r["images"], order[r["variant"]]))
+    write_result("recipe_probe", {"zoo": ZOO, "rows": rows})
 
 
 if __name__ == "__main__":
