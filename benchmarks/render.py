@@ -348,6 +348,28 @@ def fashion_section(data: dict) -> list[str]:
     return lines
 
 
+def probe_section(data: dict) -> list[str]:
+    lines = header("Recipe probe: short fine-tunes of the zoo supernet, side by side", data)
+    rows = [r for r in data["rows"] if "failed" not in r]
+    base = next((r["test_accuracy_w8a8"] for r in rows if r["variant"] == "none"), None)
+    lines += [f"Each variant starts from the zoo supernet `{data['zoo']}` and trains one epoch of the given number of "
+              "training images (batch 128) with the stage-5 settings (`configs/fashion_mnist_supernet_stage5.yaml`), "
+              "cosine from the given learning rate, two variants at a time, one thread each; then the test accuracy "
+              "(10000 images, W8A8, batch norm re-estimated on 2000 training images) of the largest, the reference "
+              "backbone and the smallest. Rows may come from several runs of the script (rows of other variants and "
+              "settings are kept)." + (" Change against the zoo supernet in brackets." if base else ""), "",
+              "| variant | what it tests | lr | steps | largest | reference | smallest |", "|---|---|---|---|---|---|---|"]
+
+    def cell(r: dict, subnet: str) -> str:
+        acc = r["test_accuracy_w8a8"][subnet]
+        return f"{acc:.2f} %" + (f" ({acc - base[subnet]:+.2f})" if base and r["variant"] != "none" else "")
+
+    for r in rows:
+        lines.append(f"| {r['variant']} | {r['tests']} | {r['lr']:g} | {r['steps']} | {cell(r, 'largest')} | "
+                     f"{cell(r, 'reference')} | {cell(r, 'smallest')} |")
+    return lines
+
+
 def onnx_section(data: dict) -> list[str]:
     lines = header("ONNX export against PyTorch, exit by exit", data)
     lines += [f"The zoo supernet `{data['zoo']}`'s networks exported with `nas export`'s ONNX writer and run with "
@@ -729,7 +751,7 @@ def documents() -> dict[Path, str]:
     for name, render in (("reference_search", headline_section), ("readme_commands", readme_section), ("hwmodel_speed", speed_section),
                          ("hwmodel_fidelity", fidelity_section), ("exit_branch_costs", exit_branch_section), ("zigzag_settings", settings_section),
                          ("scheduling", scheduling_section), ("training_throughput", throughput_section),
-                         ("fashion_mnist_supernet", fashion_section), ("gpu_supernet", gpu_section), ("onnx_fidelity", onnx_section), ("candidate_eval", candidate_section), ("predictors", predictors_section), ("search_samplers", samplers_section), ("search_wall_time", wall_time_section),
+                         ("fashion_mnist_supernet", fashion_section), ("recipe_probe", probe_section), ("gpu_supernet", gpu_section), ("onnx_fidelity", onnx_section), ("candidate_eval", candidate_section), ("predictors", predictors_section), ("search_samplers", samplers_section), ("search_wall_time", wall_time_section),
                          ("reference_studies", reference_section), ("reference_search", search_section),
                          ("stream_crosscheck", stream_section)):
         data = load(name)

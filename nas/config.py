@@ -49,7 +49,7 @@ class SpaceConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-COMPANIONS = ("smallest", "largest_low_bits", "reference", "random")  # subnet kinds of TrainConfig.companions
+COMPANIONS = ("smallest", "largest", "largest_low_bits", "reference", "random")  # kinds of TrainConfig.companions
 
 
 @dataclass
@@ -74,12 +74,16 @@ class TrainConfig:
     # is the KL divergence to the teacher's predictions (0: the teacher alone, as before)
     distill_label_weight: float = 0.0
     exit_weights: dict[str, float] = field(default_factory=dict)  # loss weight per exit label (default 1)
-    # progressive recipe (nas.supernet.training): the largest subnet alone in float for the first epochs ...
+    # progressive recipe (nas.supernet.training): the teacher alone in float for the first epochs ...
     fp32_epochs: int = 0
-    # ... then, when set, the largest at its highest bits plus ONE companion per step, cycling through
-    # these kinds: "smallest", "largest_low_bits" (the largest at the lowest bits), "random". Empty:
-    # the sandwich / random_subnets rule above from the first quantised epoch.
+    # ... then, when set, the teacher at its highest bits plus ONE companion per step, cycling through
+    # these kinds: "smallest", "largest" (at its highest bits), "largest_low_bits" (the largest at the
+    # lowest bits), "reference" (the space's reference backbone at its lowest or highest bits), "random".
+    # Empty: the sandwich / random_subnets rule above from the first quantised epoch.
     companions: tuple[str, ...] = ()
+    # the subnet of the progressive recipe that learns from the labels and teaches the companions: the
+    # space's "largest" (Once-for-All's choice) or its "reference" backbone (at its highest bits)
+    teacher: Literal["largest", "reference"] = "largest"
     # "all": the supernet; or one fixed subnet trained alone (the weight-sharing baseline), float in the
     # fp32 epochs and at the highest bits after them: "largest", "smallest" or "reference" (the space's)
     subnet: Literal["all", "largest", "smallest", "reference"] = "all"

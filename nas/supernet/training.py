@@ -4,17 +4,18 @@ Each step trains several subnets on the same batch and applies one optimiser ste
 
 - sandwich rule (``sandwich``): the largest subnet (widest choices, highest bits), the smallest, and
   ``random_subnets`` random ones; otherwise ``random_subnets`` random ones;
-- in-place distillation (``distill``): the largest subnet learns from the labels, the others from
-  its (detached) predictions at every exit head (KL divergence);
+- in-place distillation (``distill``): the first subnet (the teacher) learns from the labels, the
+  others from its (detached) predictions at every exit head (KL divergence), mixed with
+  ``distill_label_weight`` of cross-entropy on the labels;
 - joint loss over every exit head (all mounting points and branch depths), weighted per exit label
   by ``exit_weights`` (default 1): joint training of all exits.
 
 A genotype's per-layer bits drive the fake quantisers; every exit head gets one of its bit pairs.
-Progressive recipe (``fp32_epochs``, ``companions``; Once-for-All style): the largest subnet is first
-trained alone in float (no fake quantisation, one subnet per step), then the largest at its highest
-bits plus one companion per step (smallest, largest at the lowest bits, or random, cycled), with
-in-place distillation. Weight decay applies to convolution and linear weights only (not to LSQ
-steps, batch-norm parameters or biases).
+Progressive recipe (``fp32_epochs``, ``companions``; Once-for-All style): the teacher (``teacher``: the
+largest subnet, or the space's reference backbone) is first trained alone in float (no fake
+quantisation, one subnet per step), then at its highest bits plus one companion per step (the kinds
+of ``companions``, cycled), with in-place distillation. Weight decay applies to convolution and
+linear weights only (not to LSQ steps, batch-norm parameters or biases).
 
 Sampling, shuffling and augmentation are seeded per (seed, epoch, step), so a run resumed from its
 last checkpoint replays exactly what an uninterrupted run would have done. The checkpoint is
@@ -147,6 +148,8 @@ def at_bits(genotype: Genotype, bits: int) -> Genotype:
 def _companion(space: SearchSpace, kind: str, rng: random.Random) -> Genotype:
     if kind == "smallest":
         return space.extreme(False)
+    if kind == "largest":
+        return space.extreme(True)
     if kind == "largest_low_bits":
         return at_bits(space.extreme(True), min(space.extreme(False).weight_bits))
     if kind == "reference":  # the space's reference backbone, at its lowest or highest bits
@@ -162,10 +165,13 @@ def subnets_for_step(space: SearchSpace, cfg: TrainConfig, epoch: int, step: int
         top = max(space.extreme(True).weight_bits)
         alone = {"largest": space.extreme(True), "smallest": space.extreme(False)}.get(cfg.subnet)
         return [at_bits(alone or space.uniform(bits=top), FLOAT_BITS if epoch < cfg.fp32_epochs else top)]
+    teacher = space.extreme(True)
+    if cfg.teacher == "reference":
+        teacher = at_bits(space.uniform(), max(teacher.weight_bits))
     if epoch < cfg.fp32_epochs:
-        return [at_bits(space.extreme(True), FLOAT_BITS)]
+        return [at_bits(teacher, FLOAT_BITS)]
     if cfg.companions:
-        return [space.extreme(True), _companion(space, cfg.companions[step % len(cfg.companions)], rng)]
+        return [teacher, _companion(space, cfg.companions[step % len(cfg.companions)], rng)]
     picks = [space.extreme(True), space.extreme(False)] if cfg.sandwich else []
     return picks + [space.sample(rng) for _ in range(cfg.random_subnets)]
 

@@ -161,6 +161,22 @@ def test_progressive_recipe_phases_and_companion_cycle(elastic):
     assert g.backbone == space.extreme(False).backbone and set(g.weight_bits) == {8}
 
 
+def test_the_reference_backbone_can_be_the_teacher(elastic):
+    """teacher: reference: the reference backbone trains alone in float, then at 8 bits with one companion
+    (here the largest) per step, first in every list (the one that learns from the labels)."""
+    import random
+
+    from nas.supernet.training import at_bits, subnets_for_step
+
+    space, _ = elastic
+    cfg = _recipe(teacher="reference", companions=("largest", "smallest"))
+    (first,) = subnets_for_step(space, cfg, 0, 0, random.Random(0))
+    assert first == at_bits(space.uniform(), 32)
+    steps = [subnets_for_step(space, cfg, 1, step, random.Random(step)) for step in range(2)]
+    assert all(s[0] == at_bits(space.uniform(), 8) for s in steps)
+    assert [s[1] for s in steps] == [space.extreme(True), space.extreme(False)]
+
+
 def test_float_epochs_leave_the_quantisers_untouched_until_the_quantised_phase(elastic, tmp_path):
     import json
 
