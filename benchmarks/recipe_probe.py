@@ -45,6 +45,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
                            "space.options.kernel_batchnorm": True}),
     "smallest_kd_labels": ("the smallest (at its lowest bits) as the only companion, half of its loss from the labels",
                            {"train.companions": ["smallest"], "train.distill_label_weight": 0.5}),
+    "teacher_ref": ("the reference backbone as the teacher (labels), the largest, smallest and a random subnet "
+                    "as its companions, half of their loss from the labels",
+                    {"train.teacher": "reference", "train.companions": ["largest", "smallest", "random"],
+                     "train.distill_label_weight": 0.5}),
     "mix_kd_labels": ("stage 5's companions (smallest, reference, W4A4 largest, random), half labels",
                       {"train.distill_label_weight": 0.5}),
 }
@@ -64,7 +68,7 @@ def run_variant(name: str, images: int, lr: float, run_dir: Path) -> dict:
 
     torch.set_num_threads(1)
     n_val = 5000
-    overrides = {"run_dir": str(run_dir / name), "train.init_from": str(zoo.ZOO_DIR / f"{ZOO}.pt"),
+    overrides = {"run_dir": str(run_dir / f"{name}_lr{lr:g}_n{images}"), "train.init_from": str(zoo.ZOO_DIR / f"{ZOO}.pt"),
                  "train.epochs": 1, "train.lr": lr, "train.warmup_epochs": 0.05, "train.threads": 1,
                  "data.limit_train": images + n_val, "data.n_val": n_val, **VARIANTS[name][1]}
     cfg = load_config(CONFIGS_DIR / "fashion_mnist_supernet_stage5.yaml", overrides)
