@@ -49,7 +49,8 @@ class SpaceConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-COMPANIONS = ("smallest", "largest", "largest_low_bits", "reference", "random")  # kinds of TrainConfig.companions
+# subnet kinds of TrainConfig.companions
+COMPANIONS = ("smallest", "largest", "largest_low_bits", "reference", "reference_low_bits", "random")
 
 
 @dataclass
@@ -78,7 +79,8 @@ class TrainConfig:
     fp32_epochs: int = 0
     # ... then, when set, the teacher at its highest bits plus ONE companion per step, cycling through
     # these kinds: "smallest", "largest" (at its highest bits), "largest_low_bits" (the largest at the
-    # lowest bits), "reference" (the space's reference backbone at its lowest or highest bits), "random".
+    # lowest bits), "reference" (the space's reference backbone at its lowest or highest bits),
+    # "reference_low_bits" (at its lowest bits), "random".
     # Empty: the sandwich / random_subnets rule above from the first quantised epoch.
     companions: tuple[str, ...] = ()
     # the subnet of the progressive recipe that learns from the labels and teaches the companions: the

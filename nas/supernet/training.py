@@ -155,6 +155,8 @@ def _companion(space: SearchSpace, kind: str, rng: random.Random) -> Genotype:
     if kind == "reference":  # the space's reference backbone, at its lowest or highest bits
         return at_bits(space.uniform(), rng.choice([min(space.extreme(False).weight_bits),
                                                     max(space.extreme(True).weight_bits)]))
+    if kind == "reference_low_bits":
+        return at_bits(space.uniform(), min(space.extreme(False).weight_bits))
     return space.sample(rng)
 
 
