@@ -8,7 +8,9 @@ variants run two at a time, one torch thread each, so they see the same machine;
 and settings (``--images``, ``--lr``) not run this time are kept from earlier runs.
 
 A probe, not a recipe: it says which lever is worth an hour of training (e.g. does a student learn
-more from the labels than from the largest subnet's predictions?).
+more from the labels than from the largest subnet's predictions?). The recorded rows
+(``results/recipe_probe.json``) started from the stage-5 zoo file (commit 33e5c73); the zoo now holds
+stage 7, so a rerun starts from there and its rows are not comparable with the recorded ones.
 
 Usage: python benchmarks/recipe_probe.py [--images 38400] [--lr 0.01] [--variants NAME ...] [--run-dir DIR]
 """
@@ -68,7 +70,8 @@ def run_variant(name: str, images: int, lr: float, run_dir: Path) -> dict:
 
     torch.set_num_threads(1)
     n_val = 5000
-    overrides = {"run_dir": str(run_dir / f"{name}_lr{lr:g}_n{images}"), "train.init_from": str(zoo.ZOO_DIR / f"{ZOO}.pt"),
+    overrides = {"run_dir": str(run_dir / f"{name}_lr{lr:g}_n{images}"),
+                 "train.init_from": str(zoo.ZOO_DIR / f"{ZOO}.pt"),
                  "train.epochs": 1, "train.lr": lr, "train.warmup_epochs": 0.05, "train.threads": 1,
                  "data.limit_train": images + n_val, "data.n_val": n_val, **VARIANTS[name][1]}
     cfg = load_config(CONFIGS_DIR / "fashion_mnist_supernet_stage5.yaml", overrides)
