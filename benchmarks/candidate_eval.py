@@ -1,8 +1,9 @@
 """What it costs to evaluate one candidate with an unseen backbone and bits, phase by phase.
 
 The search's own evaluator (:class:`nas.study.evaluator.CandidateEvaluator`) on the zoo supernet and
-Fashion-MNIST: 2000 validation images, every exit head the space can mount, batch-norm statistics
-re-estimated per candidate, the cost model on a warm cache. Variants run side by side, interleaved
+Fashion-MNIST: 2000 validation images, every exit head of the candidate on every image (the backbone
+keeps the pooled features of every mount, so a later head on it needs no inference), batch-norm
+statistics re-estimated per candidate, the cost model on a warm cache. Variants run side by side, interleaved
 candidate by candidate, each call on a fresh evaluator (no logits cached across candidates). Each
 variant's accuracy, exit ratios and per-exit accuracies are compared with the first variant's (the
 exact path as it landed: NCHW inference in batches of 500, 2000 batch-norm images). ``--fidelity N``
@@ -125,7 +126,8 @@ def main(argv: list[str] | None = None) -> None:
         fidelity = kept["fast_vs_exact"] if kept else differences(results[FAST.name], results[DEFAULT.name])
         print(f"fast vs exact on {fidelity['candidates']} candidates: " + ", ".join(
             f"{k} {v:.4f}" for k, v in fidelity.items() if k != "candidates"))
-    write_result("candidate_eval", {"zoo": ZOO_NAME, "val_images": VAL_IMAGES, "threads": torch.get_num_threads(),
+    write_result("candidate_eval", {"zoo": ZOO_NAME, "val_images": VAL_IMAGES, "heads": "candidate",
+                                    "threads": torch.get_num_threads(),
                                     "candidates": args.candidates, "variants": rows, "exact": EXACT.name,
                                     "default": DEFAULT.name, "fast": FAST.name, "fast_vs_exact": fidelity,
                                     "records": kept["records"] if kept else [

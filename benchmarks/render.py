@@ -395,8 +395,11 @@ def onnx_section(data: dict) -> list[str]:
 
 def candidate_section(data: dict) -> list[str]:
     lines = header("Evaluating one candidate: phase by phase", data)
-    lines += [f"The search's evaluator on the zoo supernet `{data['zoo']}`: {data['val_images']} validation images, every "
-              f"exit head the space can mount, batch-norm statistics re-estimated per candidate, warm cost cache, "
+    lines += [f"The search's evaluator on the zoo supernet `{data['zoo']}`: {data['val_images']} validation images, "
+              + ("every exit head of the candidate on every image (the backbone's run keeps the pooled features of "
+                 "every mount point, from which any later head on that backbone is computed without inference)"
+                 if data.get("heads") == "candidate" else "every exit head the space can mount")
+              + f", batch-norm statistics re-estimated per candidate, warm cost cache, "
               f"{data['threads']} threads. Median of {data['candidates']} random candidates with unseen backbones and "
               "bits, variants interleaved candidate by candidate"
               + (f" (1-minute load average {data['load_avg_1min_after_timing']} after timing; the benchmark itself "

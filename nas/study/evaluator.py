@@ -16,7 +16,7 @@ import copy
 import itertools
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import networkx as nx
@@ -29,7 +29,7 @@ from nas.config import ConstraintConfig, RunConfig
 from nas.data import Split
 from nas.study.record import satisfied
 from nas.supernet.calibrate import ExitOutputs, ExitStats, exit_stats, recalibrate_batchnorm, rule_threshold
-from search_spaces import EarlyExitNet, Genotype, SearchSpace, Supernet, stage_macs
+from search_spaces import EarlyExitNet, ExitHead, Genotype, SearchSpace, Supernet, stage_macs
 from search_spaces.genotype import HeadKey
 
 
@@ -147,6 +147,17 @@ def candidate_network(supernet: Supernet, genotype: Genotype, calibration: torch
     return net.eval()
 
 
+@dataclass
+class _BackboneOutputs:
+    """What the evaluator keeps of one backbone: its heads' logits on the split, by (mount, depth,
+    weight bits, activation bits), and, while recent, the pooled features any head reads (per
+    (block, pool kernel), one tensor per inference batch) with the index of its last block."""
+
+    logits: dict[tuple, torch.Tensor] = field(default_factory=dict)
+    pooled: dict[tuple[int, int], list[torch.Tensor]] | None = None
+    last: int = -1
+
+
 class CandidateEvaluator:
     """Scores genotypes with the trained supernet on a held-out split and the cost model.
 
@@ -166,8 +177,9 @@ class CandidateEvaluator:
         self.schedule = schedule or ScheduleSettings()  # the config's default: fused
         self.calibration = calibration
         self.threshold, self.max_accuracy_loss = threshold, max_accuracy_loss
-        self._heads: dict[tuple, dict[tuple, torch.Tensor]] = {}  # backbone -> head -> logits (LRU)
-        self.cached_backbones = 32
+        self._heads: dict[tuple, _BackboneOutputs] = {}  # backbone -> its heads' logits and features (LRU)
+        self.cached_backbones = 32  # backbones whose heads' logits are kept
+        self.cached_features = 4  # of those, the most recent ones whose pooled features are kept too
         self.seconds: dict[str, float] = {}  # the last call's wall time per phase (s)
         self.channels_last = channels_last
 
@@ -198,56 +210,63 @@ class CandidateEvaluator:
 
         An exit head's logits depend only on the backbone (its choices and bits, which also fix the
         re-estimated batch-norm statistics) and on the head itself (mount point, depth, bits). So the
-        first candidate on a backbone runs every head the space can put on it (each mount, depth and
-        ``bits_choices`` pair: small FC layers beside the backbone) and the logits are cached per
-        backbone: any later candidate on that backbone (a fixed-backbone study: all of them) costs no
-        inference at all.
+        first candidate on a backbone runs the backbone once and keeps, at every block a head can
+        mount on, the pooled features the heads read (small: pooled to 4 x 4); each head a candidate
+        asks for then costs a few small FC layers on those features, and its logits are cached per
+        backbone: a later candidate on that backbone (a fixed-backbone study: all of them) costs no
+        backbone inference at all.
         """
-        backbone = (genotype.backbone, genotype.weight_bits, genotype.act_bits)
+        key = (genotype.backbone, genotype.weight_bits, genotype.act_bits)
         heads = list(zip((*genotype.exits, -1), genotype.branch_depths, genotype.exit_weight_bits,
                          genotype.exit_act_bits))
-        seen = self._heads.pop(backbone, {})
-        self._heads[backbone] = seen  # most recently used last
-        if not all(h in seen for h in heads):
-            seen.update(self._every_head(genotype, heads))
-            while len(self._heads) > self.cached_backbones:
-                self._heads.pop(next(iter(self._heads)))
-        logits = [seen[h] for h in heads]
+        entry = self._heads.pop(key, None) or _BackboneOutputs()
+        self._heads[key] = entry  # most recently used last
+        missing = [h for h in heads if h not in entry.logits]
+        if missing:
+            if entry.pooled is None:
+                entry.pooled, entry.last = self._pooled_features(genotype)
+                while len(self._heads) > self.cached_backbones:
+                    self._heads.pop(next(iter(self._heads)))
+                kept = [e for e in self._heads.values() if e.pooled is not None]
+                for old in kept[: max(0, len(kept) - self.cached_features)]:
+                    old.pooled = None  # the logits stay; these backbones' features go first
+            with timed(self.seconds, "heads"):
+                entry.logits.update(self._run_heads(entry, missing))
+        logits = [entry.logits[h] for h in heads]
         return ExitOutputs(torch.stack([lg.argmax(1) for lg in logits]), logits, self.split.labels)
 
-    def _every_head(self, genotype: Genotype, wanted: list[tuple]) -> dict[tuple, torch.Tensor]:
-        """Logits of every head variant (mount, depth, weight bits, activation bits; mount -1: the
-        final block) on ``genotype``'s backbone, with its batch-norm statistics re-estimated."""
+    def _pooled_features(self, genotype: Genotype) -> tuple[dict[tuple[int, int], list[torch.Tensor]], int]:
+        """One inference of ``genotype``'s backbone (batch-norm statistics re-estimated): the pooled,
+        flattened features per (block, pool kernel) a supernet head reads, one tensor per batch, and the
+        index of the last block."""
         net = candidate_network(self.supernet, genotype, self.calibration, self.seconds)
         if self.channels_last:  # after batch norm: its training-mode statistics in NHWC sum in another order
             net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        last = len(net.blocks) - 1
-        bits = tuple(self.space.options.bits_choices)
-        variants = set(wanted)
+        pools: dict[int, dict[int, ExitHead]] = {}  # block -> pool kernel -> a head that pools so
         for key in self.supernet.heads:
-            mount, depth = HeadKey.parse(key)
-            variants |= {(-1 if mount == last else mount, depth, w, a) for w in bits for a in bits}
-        by_block: dict[int, list[tuple]] = {}
-        for v in sorted(variants):
-            by_block.setdefault(last if v[0] == -1 else v[0], []).append(v)
-        chunks: dict[tuple, list[torch.Tensor]] = {v: [] for v in variants}
-        start, head_s = time.perf_counter(), 0.0
-        for x, _y in self.split.batches(self.batch_size):
-            h = net.stem(x)
-            for i, block in enumerate(net.blocks):
-                h = block(h)
-                t = time.perf_counter()
-                pooled: dict[int, torch.Tensor] = {}  # every head variant at a mount reads the same pooling
-                for v in by_block.get(i, ()):
-                    head = self.supernet.head(i, v[1])
-                    head.set_bits(v[2], v[3])
-                    if head.pool_kernel not in pooled:
-                        pooled[head.pool_kernel] = head.pool(h)
-                    chunks[v].append(head.fc(pooled[head.pool_kernel]))
-                head_s += time.perf_counter() - t
-        self.seconds["backbone"] = self.seconds.get("backbone", 0.0) + time.perf_counter() - start - head_s
-        self.seconds["heads"] = self.seconds.get("heads", 0.0) + head_s
-        return {v: torch.cat(c) for v, c in chunks.items()}
+            head = self.supernet.head(*HeadKey.parse(key))
+            pools.setdefault(HeadKey.parse(key)[0], {}).setdefault(head.pool_kernel, head)
+        pooled: dict[tuple[int, int], list[torch.Tensor]] = {(b, k): [] for b, ks in pools.items() for k in ks}
+        with timed(self.seconds, "backbone"):
+            for x, _y in self.split.batches(self.batch_size):
+                h = net.stem(x)
+                for i, block in enumerate(net.blocks):
+                    h = block(h)
+                    for k, head in pools.get(i, {}).items():
+                        pooled[(i, k)].append(head.pool(h))
+        return pooled, len(net.blocks) - 1
+
+    def _run_heads(self, entry: _BackboneOutputs, wanted: list[tuple]) -> dict[tuple, torch.Tensor]:
+        """Logits of the head variants ``wanted`` (mount, depth, weight bits, activation bits; mount -1:
+        the final block) on the backbone's pooled features, batch by batch as the backbone ran."""
+        assert entry.pooled is not None
+        out = {}
+        for v in wanted:
+            mount = entry.last if v[0] == -1 else v[0]
+            head = self.supernet.head(mount, v[1])
+            head.set_bits(v[2], v[3])
+            out[v] = torch.cat([head.fc(p) for p in entry.pooled[(mount, head.pool_kernel)]])
+        return out
 
     def settle_threshold(self, genotype: Genotype) -> Genotype:
         """The genotype with its threshold chosen by the configured rule (unchanged when searched)."""

@@ -36,11 +36,14 @@ def test_one_inference_per_backbone_gives_every_head_bit_for_bit(tiny_run, monke
     for g, w in zip(got.logits, want.logits):
         assert torch.equal(g, w)
     assert torch.equal(got.predictions, want.predictions) and torch.equal(got.labels, want.labels)
-    # a head bit-width outside the space's bits_choices is a miss; another backbone too
-    cached.outputs(replace(mixed, exit_weight_bits=(32, 8, 8, 8)))
-    assert len(calls) == 2
+    # a head bit-width outside the space's bits_choices runs on the kept features, bit for bit as its
+    # own network; another backbone needs an inference of its own
+    float_head = replace(mixed, exit_weight_bits=(32, 8, 8, 8))
+    got = cached.outputs(float_head)
+    want = exit_outputs(real(supernet, float_head, splits.train.images[:256]), splits.val, 256)
+    assert len(calls) == 1 and all(torch.equal(g, w) for g, w in zip(got.logits, want.logits))
     cached.outputs(replace(mixed, act_bits=(32,) * len(mixed.act_bits)))
-    assert len(calls) == 3
+    assert len(calls) == 2
 
 
 def test_the_cache_is_bounded(tiny_run):
@@ -52,6 +55,25 @@ def test_the_cache_is_bounded(tiny_run):
     other = replace(g, act_bits=(32,) * len(g.act_bits))
     ev.outputs(other)
     assert len(ev._heads) == 1 and (other.backbone, other.weight_bits, other.act_bits) in ev._heads
+
+
+def test_features_are_kept_for_the_most_recent_backbones_only(tiny_run, monkeypatch):
+    _cfg, supernet, _study, (splits, space) = tiny_run
+    calls = []
+    real = objectives.candidate_network
+    monkeypatch.setattr(objectives, "candidate_network", lambda *a, **k: calls.append(1) or real(*a, **k))
+    ev = evaluator(tiny_run)
+    ev.cached_features = 1
+    g = space.uniform(exits=(1,))
+    other = replace(g, act_bits=(32,) * len(g.act_bits))
+    ev.outputs(g), ev.outputs(other)
+    assert len(calls) == 2
+    ev.outputs(g)  # its logits are kept: no inference
+    assert len(calls) == 2
+    ev.outputs(space.uniform(exits=(3,)))  # a head it has no logits for, and its features were dropped
+    assert len(calls) == 3
+    ev.outputs(replace(other, exits=(3,)))  # the other backbone's features went when g's came back
+    assert len(calls) == 4
 
 
 def test_with_schedule_shares_the_logits_cache_and_changes_only_the_schedule(tiny_run):
