@@ -67,6 +67,20 @@ def differences(got: list[Any], base: list[Any]) -> dict[str, float]:
             "exit_accuracy_max_abs_diff": max(exits), "exit_accuracy_mean_abs_diff": statistics.fmean(exits)}
 
 
+def every_head_seconds(ev: Any, genotype: Any) -> float:
+    """Seconds to run every head variant the space can mount on ``genotype``'s backbone (each mount,
+    depth and bit-width pair) on the features the evaluator kept: what its heads phase cost before it
+    ran only the candidate's own heads."""
+    from search_spaces.genotype import HeadKey
+
+    entry = ev._heads[(genotype.backbone, genotype.weight_bits, genotype.act_bits)]
+    bits = tuple(ev.space.options.bits_choices)
+    variants = [(HeadKey.parse(k)[0], HeadKey.parse(k)[1], w, a) for k in ev.supernet.heads for w in bits for a in bits]
+    t = time.perf_counter()
+    ev._run_heads(entry, variants)
+    return time.perf_counter() - t
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--candidates", type=int, default=8, help="random candidates timed per variant (default 8)")
@@ -111,14 +125,15 @@ def main(argv: list[str] | None = None) -> None:
                 t = time.perf_counter()
                 results[v.name].append(ev(g))
                 if i < args.candidates:
-                    times[v.name].append({"total": time.perf_counter() - t, **ev.seconds})
+                    times[v.name].append({"total": time.perf_counter() - t, **ev.seconds,
+                                          "every_head": every_head_seconds(ev, g)})
             if i < args.candidates or (i + 1) % 10 == 0:
                 print(f"candidate {i + 1}/{len(candidates)}: "
                       f"accuracy default {results[DEFAULT.name][-1].stats.accuracy:.4f}, "
                       f"fast {results[FAST.name][-1].stats.accuracy:.4f}", flush=True)
         rows = []
         for v in VARIANTS:
-            med = {k: statistics.median(p.get(k, 0.0) for p in times[v.name]) for k in ("total", *PHASES)}
+            med = {k: statistics.median(p.get(k, 0.0) for p in times[v.name]) for k in ("total", *PHASES, "every_head")}
             rows.append({"variant": v.name, "bn_images": v.bn_images, "channels_last": v.channels_last,
                          "batch_size": v.batch_size, "median_s": med,
                          "vs_exact": differences(results[v.name][: args.candidates], results[EXACT.name])})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import sys
 from pathlib import Path
 
@@ -407,11 +408,17 @@ def candidate_section(data: dict) -> list[str]:
               + ". Accuracy differences are against the first row, in points.", "",
               "| variant | total | batch norm | backbone | exit heads | extract | cost | max accuracy diff | "
               "max exit-ratio diff |", "|---|---|---|---|---|---|---|---|---|"]
+    every = [r["median_s"]["every_head"] for r in data["variants"] if "every_head" in r["median_s"]]
     for r in data["variants"]:
         m, d = r["median_s"], r["vs_exact"]
         lines.append(f"| {r['variant']} | {m['total']:.2f} s | {m['batchnorm']:.2f} s | {m['backbone']:.2f} s | "
                      f"{m['heads']:.2f} s | {m['extract']:.2f} s | {m['cost']:.3f} s | "
                      f"{d['accuracy_max_abs_diff'] * 100:.2f} | {d['exit_ratio_max_abs_diff']:.3f} |")
+    if every:
+        lines += ["", f"Exit heads: the candidate's own, on the pooled features its backbone's run kept. Running every "
+                  f"head variant the space can mount on that backbone (each mount, depth and bit-width pair: what the "
+                  f"evaluator did before) takes {statistics.median(every):.2f} s on the same features (median over "
+                  f"the rows), in this run."]
     f = data["fast_vs_exact"]
     reference = data.get("default", "the exact one")
     lines += ["", f"Fidelity of the fast path ({data['fast']}) against {reference} on {f['candidates']} random "
