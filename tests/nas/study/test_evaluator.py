@@ -17,11 +17,18 @@ def evaluator(tiny_run) -> CandidateEvaluator:
                               calibration=splits.train.images[:256])
 
 
-def test_one_inference_per_backbone_gives_every_head_bit_for_bit(tiny_run, monkeypatch):
-    _cfg, supernet, _study, (splits, space) = tiny_run
-    calls = []
+def count_inferences(monkeypatch) -> list[int]:
+    """A list that grows by one each time the evaluator extracts and runs a candidate network."""
+    calls: list[int] = []
     real = objectives.candidate_network
     monkeypatch.setattr(objectives, "candidate_network", lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
+def test_one_inference_per_backbone_gives_every_head_bit_for_bit(tiny_run, monkeypatch):
+    _cfg, supernet, _study, (splits, space) = tiny_run
+    real = objectives.candidate_network
+    calls = count_inferences(monkeypatch)
     cached = evaluator(tiny_run)
     cached.outputs(space.uniform(exits=(1, 3), depth=1))
     assert len(calls) == 1
@@ -58,10 +65,8 @@ def test_the_cache_is_bounded(tiny_run):
 
 
 def test_features_are_kept_for_the_most_recent_backbones_only(tiny_run, monkeypatch):
-    _cfg, supernet, _study, (splits, space) = tiny_run
-    calls = []
-    real = objectives.candidate_network
-    monkeypatch.setattr(objectives, "candidate_network", lambda *a, **k: calls.append(1) or real(*a, **k))
+    _cfg, _supernet, _study, (_splits, space) = tiny_run
+    calls = count_inferences(monkeypatch)
     ev = evaluator(tiny_run)
     ev.cached_features = 1
     g = space.uniform(exits=(1,))
