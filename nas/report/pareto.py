@@ -44,13 +44,27 @@ def record_of(trial: FrozenTrial) -> TrialRecord:
     return record
 
 
+def _same_network(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two rows that describe one network measured alike (a sampler proposed it again)."""
+    keys = ("accuracy", "expected_edp_j_cycles", "exits", "exit_ratios", "threshold")
+    return all(a[k] == b[k] for k in keys)
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """Fixed-width text table of Pareto rows."""
+    """Fixed-width text table of Pareto rows; rows repeating the row above (the same network, proposed
+    again) are folded into it: trial "19 (+50, 57)"."""
+    merged: list[tuple[dict[str, Any], list[int]]] = []
+    for r in rows:
+        if merged and _same_network(merged[-1][0], r):
+            merged[-1][1].append(r["trial"])
+        else:
+            merged.append((r, []))
     cells = [
-        [str(r["trial"]), f"{r['accuracy']:.4f}", f"{r['expected_edp_j_cycles']:.4g}", f"{r['reduction_factor']:.2f}x",
+        [str(r["trial"]) + (f" (+{', '.join(map(str, again))})" if again else ""), f"{r['accuracy']:.4f}",
+         f"{r['expected_edp_j_cycles']:.4g}", f"{r['reduction_factor']:.2f}x",
          r["exits"], "/".join(f"{x:.2f}" for x in r["exit_ratios"]), f"{r['threshold']:.2f}",
          f"{r['expected_energy_uj']:.2f}", f"{r['expected_latency_kcycles']:.1f}", "yes" if r["feasible"] else "no"]
-        for r in rows
+        for r, again in merged
     ]
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(COLUMNS)]
     line = "  ".join(h.rjust(w) for h, w in zip(COLUMNS, widths))

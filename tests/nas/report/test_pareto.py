@@ -37,6 +37,18 @@ def test_report_table_and_plot(tiny_run, tmp_path):
     assert format_table([]).count("\n") == 1
 
 
+def test_a_network_proposed_again_is_one_row_of_the_table():
+    row = {"trial": 19, "accuracy": 0.906, "expected_edp_j_cycles": 0.5485, "reduction_factor": 2.45, "exits": "AEIK",
+           "exit_ratios": [0.4, 0.19, 0.11, 0.3], "threshold": 0.9, "expected_energy_uj": 11.0,
+           "expected_latency_kcycles": 26.1, "feasible": True}
+    other = row | {"trial": 27, "accuracy": 0.9065, "exits": "AEGIK"}
+    table = format_table([row, row | {"trial": 50}, row | {"trial": 57}, other])
+    lines = table.splitlines()[2:]
+    assert len(lines) == 2 and lines[0].split("AEIK")[0].split()[:3] == ["19", "(+50,", "57)"]
+    assert lines[1].split()[0] == "27"
+    assert format_table([row, other, row | {"trial": 50}]).count("\n") == 4  # not adjacent: kept apart
+
+
 @pytest.mark.parametrize(("objectives", "picked"), [(("accuracy", "expected_edp"), 0.895),
                                                    (("expected_edp", "accuracy"), 0.895), (("accuracy",), 0.90)])
 def test_choose_trial_reads_metrics_by_name_for_any_objectives(objectives, picked):
