@@ -244,8 +244,9 @@ class CandidateEvaluator:
             net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         pools: dict[int, dict[int, ExitHead]] = {}  # block -> pool kernel -> a head that pools so
         for key in self.supernet.heads:
-            head = self.supernet.head(*HeadKey.parse(key))
-            pools.setdefault(HeadKey.parse(key)[0], {}).setdefault(head.pool_kernel, head)
+            mount, depth = HeadKey.parse(key)
+            head = self.supernet.head(mount, depth)
+            pools.setdefault(mount, {}).setdefault(head.pool_kernel, head)
         pooled: dict[tuple[int, int], list[torch.Tensor]] = {(b, k): [] for b, ks in pools.items() for k in ks}
         with timed(self.seconds, "backbone"):
             for x, _y in self.split.batches(self.batch_size):

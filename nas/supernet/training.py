@@ -146,17 +146,18 @@ def at_bits(genotype: Genotype, bits: int) -> Genotype:
 
 
 def _companion(space: SearchSpace, kind: str, rng: random.Random) -> Genotype:
+    smallest, largest = space.extreme(False), space.extreme(True)
+    low, high = min(smallest.weight_bits), max(largest.weight_bits)
     if kind == "smallest":
-        return space.extreme(False)
+        return smallest
     if kind == "largest":
-        return space.extreme(True)
+        return largest
     if kind == "largest_low_bits":
-        return at_bits(space.extreme(True), min(space.extreme(False).weight_bits))
+        return at_bits(largest, low)
     if kind == "reference":  # the space's reference backbone, at its lowest or highest bits
-        return at_bits(space.uniform(), rng.choice([min(space.extreme(False).weight_bits),
-                                                    max(space.extreme(True).weight_bits)]))
+        return at_bits(space.uniform(), rng.choice([low, high]))
     if kind == "reference_low_bits":
-        return at_bits(space.uniform(), min(space.extreme(False).weight_bits))
+        return at_bits(space.uniform(), low)
     return space.sample(rng)
 
 
