@@ -10,7 +10,9 @@ Every figure times :meth:`CostModel.evaluate`, the one cost entry point the sear
    cold cost under the cheaper mapper setting (one spatial mapping per layer), with its network
    energy, latency and EDP against the default setting's, on this network and on 30 random genotypes;
    and that cold cost once more with the worker processes started beforehand (``start_workers``), as
-   in a study, where only its first candidate waits for them (each the median of 5 runs, alternating).
+   in a study, where only its first candidate waits for them, and as the first network of a new Python
+   process (ZigZag not yet imported; each the median of 5 runs, alternating). Two workers are this
+   process and one spawned helper.
    Also that cost in one process with and without the one-Mapping shortcut (``hwmodel.zigzag_core``:
    one ZigZag Mapping built where ZigZag builds two equal ones), side by side, and whether it is equal.
 2. Warm: the same network with every tile cached (median and 95th percentile over 50 runs).
@@ -25,6 +27,7 @@ from __future__ import annotations
 import logging
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +47,7 @@ from hwmodel.zigzag_core import quiet_zigzag
 SETTINGS = ZigZagSettings(lpf_limit=4, optimize="EDP", spatial_mappings=3)  # the API runs with these
 FAST = ZigZagSettings(lpf_limit=4, optimize="EDP", spatial_mappings=1)  # the default (ZigZagSettings())
 WARM_UP_S = 5.0  # seconds given to started workers to import ZigZag and build their cores
-REPEATS = 5  # cold runs of the default setting (median reported)
+REPEATS = 7  # cold runs of the default setting (median reported)
 API_REPEATS = 3  # runs of the ZigZag API (median reported)
 FIDELITY_GENOTYPES = 30  # random genotypes on which the cheaper setting's deviation is measured
 # what the search runs (the config's default schedule) and the reference's whole-layer schedule,
@@ -75,6 +78,26 @@ def api_time(system, graph) -> float:
                                             loma_show_progress_bar=False)
             seconds += time.perf_counter() - t0
     return seconds
+
+
+def first_network_of_a_process() -> float:
+    """Seconds a new Python process takes for its first network (fused, default setting, 2 workers,
+    empty cache), ZigZag's import in this process and the helper's start included; only the import of
+    eenas and the building of the graph are left out (run in a subprocess: ``--first-network``)."""
+    out = subprocess.run([sys.executable, __file__, "--first-network"], check=True, capture_output=True, text=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _first_network() -> None:
+    logging.disable(logging.WARNING)
+    system = load_system("edge_tpu_quad")
+    space = ss.create_space("mobilenetv2_cifar")
+    graph = space.layer_graph(space.uniform(exits=(3, 5, 8), bits=8))
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        with CostModel(system, settings=FAST, cache=Path(tmp) / "c.sqlite", workers=2) as cm:
+            cm.evaluate(graph, SCHEDULES[SEARCH])
+            print(time.perf_counter() - t0, flush=True)
 
 
 def one_mapping_shortcut(system, graph) -> dict:
@@ -154,7 +177,9 @@ def main() -> None:
     # starts them while it loads the data and the supernet). Each REPEATS times, alternating (fresh workers
     # each time): the median, as one cold run moves by a second with what the machine is doing
     runs: dict[bool, list[float]] = {False: [], True: []}
+    fresh: list[float] = []
     for _ in range(REPEATS):
+        fresh.append(first_network_of_a_process())
         for started in (False, True):
             with tempfile.TemporaryDirectory() as tmp, CostModel(system, settings=FAST, cache=Path(tmp) / "c.sqlite",
                                                                  workers=2) as cm:
@@ -176,6 +201,9 @@ def main() -> None:
                     "latency_dev_vs_default": fast.latency_cycles / network[SEARCH]["latency_cycles"] - 1}
         cold.append(row)
         print(row, flush=True)
+    cold.append({"schedule": SEARCH, "workers": 2, "seconds": statistics.median(fresh), "seconds_runs": fresh,
+                 "distinct_layers": misses, "settings": "fast", "fresh_process": True})
+    print(cold[-1], flush=True)
     shortcut = one_mapping_shortcut(system, graph)
     print(shortcut, flush=True)
 
@@ -209,10 +237,13 @@ def main() -> None:
                           "spatial_mappings": FAST.spatial_mappings},
         "network": {"network": "reference backbone, exits D,F,I,K, W8A8", "layers": graph.number_of_nodes(),
                     "zigzag_layers": sum(1 for s in ss.specs(graph) if cm.zigzag_costed(s.op)), "costs": network},
-        "search_schedule": SEARCH, "cold": cold, "api_seconds": api_s, "api_seconds_runs": api_runs, "warm_ms": warm,
+        "search_schedule": SEARCH, "workers_include_this_process": True, "cold": cold, "api_seconds": api_s, "api_seconds_runs": api_runs, "warm_ms": warm,
         "random_genotypes": random_rows, "fast_setting_fidelity": fidelity, "one_mapping_shortcut": shortcut,
     })
 
 
 if __name__ == "__main__":
-    main()
+    if "--first-network" in sys.argv[1:]:
+        _first_network()
+    else:
+        main()

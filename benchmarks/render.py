@@ -49,7 +49,15 @@ def speed_section(data: dict) -> list[str]:
               f"| `zigzag.api.get_hardware_performance_zigzag` on the whole layers{api_runs} | "
               f"{data['api_seconds']:.1f} s |"]
     for c in data["cold"]:
-        if c.get("workers_started"):
+        if data.get("workers_include_this_process"):  # n workers: this process and n - 1 spawned helpers
+            workers = (f"{c['workers']} worker(s)" if c["workers"] == 1 else
+                       f"{c['workers']} workers (this process and {c['workers'] - 1} spawned)")
+        else:
+            workers = f"{c['workers']} worker(s)"
+        if c.get("fresh_process"):
+            what = (", the default setting, the first network of a new Python process (ZigZag imported on the way; "
+                    "the other rows run in a process that has imported it, as the API's row does)")
+        elif c.get("workers_started"):
             what = (", the default setting, workers started beforehand (`start_workers`: what every candidate of a "
                     "study after the first pays; `nas search` starts them while it loads the data and the supernet)")
         elif c.get("settings") == "fast":
@@ -58,7 +66,7 @@ def speed_section(data: dict) -> list[str]:
         else:
             what = ""
         runs = f", median of {len(c['seconds_runs'])} runs" if "seconds_runs" in c else ""
-        lines.append(f"| {c['schedule']}, cold, empty cache, {c['workers']} worker(s){what} ({c['distinct_layers']} "
+        lines.append(f"| {c['schedule']}, cold, empty cache, {workers}{what} ({c['distinct_layers']} "
                      f"distinct layers or tiles{runs}) | {c['seconds']:.1f} s ({data['api_seconds'] / c['seconds']:.2f}x "
                      "faster than the API) |")
     for label, w in data["warm_ms"].items():

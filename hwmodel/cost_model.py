@@ -19,6 +19,7 @@ import hashlib
 import importlib
 import math
 import multiprocessing
+import threading
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -104,11 +105,16 @@ def _init_worker(cores: list[CoreFiles], settings: ZigZagSettings) -> None:
     _WORKER_SETTINGS[:] = [settings]
 
 
-def _warm_worker(variants: list[Variant]) -> None:
-    """Import ZigZag's stages and build the cores a worker will cost on (what its first job would do)."""
+def _import_zigzag() -> None:
+    """Import the ZigZag stages a layer's costing runs (about a second on a cold process)."""
     for module in ("evaluation.cost_model_evaluation", "mapping.spatial_mapping_generation",
                    "mapping.temporal_mapping_generator_stage"):
         importlib.import_module(f"zigzag.stages.{module}")
+
+
+def _warm_worker(variants: list[Variant]) -> None:
+    """Import ZigZag's stages and build the cores a worker will cost on (what its first job would do)."""
+    _import_zigzag()
     for variant in variants:
         try:
             _worker_core(variant)
@@ -154,7 +160,9 @@ class CostModel:
     """Costs layer graphs on one system. Reuse one instance: cores are parsed once, workers kept.
 
     ``cache``: a :class:`CostCache`, a path, ``"default"`` (the user cache folder) or ``None``
-    (memory only). ``workers``: processes for layers missing from the cache (1 = in process).
+    (memory only). ``workers``: processes that cost layers missing from the cache, this one included
+    (1 = in process; n spawns n - 1 helpers and this process takes jobs too, so the first misses are
+    costed while the helpers still import ZigZag).
     """
 
     def __init__(
@@ -191,7 +199,7 @@ class CostModel:
             name: hashlib.sha256(Path(f[1]).read_bytes() + b"\0" + Path(f[2]).read_bytes()).hexdigest()[:16]
             for name, f in self._files.items()
         }
-        self.stats = {"hits": 0, "misses": 0}
+        self.stats = {"hits": 0, "misses": 0, "in_process": 0}  # in_process: misses costed by this process
 
     # --- plumbing --------------------------------------------------------------------------------
     def _core(self, variant: Variant) -> ZigZagCore:
@@ -203,7 +211,7 @@ class CostModel:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                max_workers=self.workers,
+                max_workers=self.workers - 1,  # this process is the last worker
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
                 initargs=(list(self._files.values()), self.settings),
@@ -211,16 +219,18 @@ class CostModel:
         return self._pool
 
     def start_workers(self, onchip: bool = True) -> None:
-        """Start the worker processes now, without waiting: each imports ZigZag and builds its cores
+        """Start the helper processes now, without waiting: each imports ZigZag and builds its cores
         (plain and, with ``onchip``, the fused-schedule variant) while the caller loads other things,
-        so the first cache miss does not pay for it. Nothing to do with one worker."""
+        so the first cache miss does not pay for it; this process imports ZigZag in a background
+        thread meanwhile. Nothing to do with one worker."""
         if self.workers < 2 or self._pool is not None:
             return
+        threading.Thread(target=_import_zigzag, name="eenas-import-zigzag", daemon=True).start()
         distinct = {self._file_hash[name]: name for name in self._files}  # identical cores share their costs
         variants = [(name, 1, o) for name in distinct.values() for o in ((False, True) if onchip else (False,))]
         try:
             pool = self._executor()
-            for _ in range(self.workers):
+            for _ in range(self.workers - 1):
                 pool.submit(_warm_worker, variants)
         except (BrokenProcessPool, RuntimeError):
             self._pool = None  # _compute warns and falls back to this process
@@ -258,24 +268,37 @@ class CostModel:
             if self.workers > 1 and len(jobs) > 1:
                 try:
                     pool = self._executor()
-                    # longest first, so that no worker is left with a long job at the end
+                    # the helpers take the longest jobs first; this process takes the shortest ones from
+                    # the other end for as long as it can withdraw them before a helper starts them
                     order = sorted(jobs, key=lambda k: -_job_size(jobs[k][1]))
-                    futures = {pool.submit(_cost_job, *jobs[key]): key for key in order}
-                    for future, key in futures.items():
-                        results[key] = future.result()
+                    futures = [(key, pool.submit(_cost_job, *jobs[key])) for key in order]
+                    for key, future in reversed(futures):
+                        if not future.cancel():
+                            break
+                        results[key] = self._cost_here(jobs[key])
                         bar.update()
+                    for key, future in futures:
+                        if key not in results:
+                            results[key] = future.result()
+                            bar.update()
                 except BrokenProcessPool:
                     warnings.warn("cost-model worker processes could not start (a script that sets workers > 1 "
                                   "needs an `if __name__ == \"__main__\":` guard); continuing in this process",
                                   RuntimeWarning, stacklevel=3)
                     self._pool, self.workers = None, 1
-            for key, (variant, layer, label) in jobs.items():
+            for key, job in jobs.items():
                 if key not in results:
-                    results[key] = _cost_or_error(self._core(variant), layer, label)
+                    results[key] = self._cost_here(job)
                     bar.update()
         finally:
             bar.close()
         return results
+
+    def _cost_here(self, job: Job) -> dict[str, Any]:
+        """Run one ZigZag job in this process."""
+        variant, layer, label = job
+        self.stats["in_process"] += 1
+        return _cost_or_error(self._core(variant), layer, label)
 
     def zigzag_costed(self, op: str) -> bool:
         """True when ZigZag costs layers of this op here: conv and FC always, max-pooling and adds when
