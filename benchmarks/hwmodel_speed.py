@@ -11,7 +11,7 @@ Every figure times :meth:`CostModel.evaluate`, the one cost entry point the sear
    energy, latency and EDP against the default setting's, on this network and on 30 random genotypes;
    and that cold cost once more with the worker processes started beforehand (``start_workers``), as
    in a study, where only its first candidate waits for them, and as the first network of a new Python
-   process (ZigZag not yet imported; each the median of 5 runs, alternating). Two workers are this
+   process (ZigZag not yet imported; each the median of 7 runs, alternating). Two workers are this
    process and one spawned helper.
    Also that cost in one process with and without the one-Mapping shortcut (``hwmodel.zigzag_core``:
    one ZigZag Mapping built where ZigZag builds two equal ones), side by side, and whether it is equal.
