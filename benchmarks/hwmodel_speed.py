@@ -6,13 +6,14 @@ Every figure times :meth:`CostModel.evaluate`, the one cost entry point the sear
    cost cache, 1 and 2 worker processes, under the search's schedule (fused, the config's default)
    and layer-by-layer (whole layers: exactly the layers given to
    ``zigzag.api.get_hardware_performance_zigzag``, same cores, hints and settings, timed in this run;
-   conv / FC on the compute core, max-pooling and adds on the pooling / SIMD core; median of 3 runs). Also the fused
+   conv / FC on the compute core, max-pooling and adds on the pooling / SIMD core). Also the fused
    cold cost under the cheaper mapper setting (one spatial mapping per layer), with its network
    energy, latency and EDP against the default setting's, on this network and on 30 random genotypes;
    and that cold cost once more with the worker processes started beforehand (``start_workers``), as
    in a study, where only its first candidate waits for them, and as the first network of a new Python
-   process (ZigZag not yet imported; each the median of 7 runs, alternating). Two workers are this
-   process and one spawned helper.
+   process (ZigZag not yet imported). These three and the API run in 7 rounds, one run of each per
+   round: medians, and the median of the per-round ratios API / ours. Two workers are this process
+   and one spawned helper.
    Also that cost in one process with and without the one-Mapping shortcut (``hwmodel.zigzag_core``:
    one ZigZag Mapping built where ZigZag builds two equal ones), side by side, and whether it is equal.
 2. Warm: the same network with every tile cached (median and 95th percentile over 50 runs).
@@ -47,8 +48,7 @@ from hwmodel.zigzag_core import quiet_zigzag
 SETTINGS = ZigZagSettings(lpf_limit=4, optimize="EDP", spatial_mappings=3)  # the API runs with these
 FAST = ZigZagSettings(lpf_limit=4, optimize="EDP", spatial_mappings=1)  # the default (ZigZagSettings())
 WARM_UP_S = 5.0  # seconds given to started workers to import ZigZag and build their cores
-REPEATS = 7  # cold runs of the default setting (median reported)
-API_REPEATS = 3  # runs of the ZigZag API (median reported)
+REPEATS = 7  # rounds of (API, cold runs of the default setting); medians reported
 FIDELITY_GENOTYPES = 30  # random genotypes on which the cheaper setting's deviation is measured
 # what the search runs (the config's default schedule) and the reference's whole-layer schedule,
 # whose ZigZag layers are exactly the ones the API is given
@@ -169,41 +169,43 @@ def main() -> None:
                     warm[label] = {"median": statistics.median(times), "p95": times[int(0.95 * len(times)) - 1]}
             print(cold[-1], flush=True)
         network[label] = {"energy_j": net.energy_j, "latency_cycles": net.latency_cycles, "edp_j_cycles": net.edp}
-    api_runs = [api_time(system, graph) for _ in range(API_REPEATS)]
-    api_s = statistics.median(api_runs)
-    print(f"api {api_s:.1f} s (runs {[round(t, 1) for t in api_runs]})", flush=True)
     # the cheaper mapper setting: one spatial mapping per layer instead of three, same search schedule; then
     # what every later candidate of a study pays: the same with the workers already running (`api.search`
-    # starts them while it loads the data and the supernet). Each REPEATS times, alternating (fresh workers
-    # each time): the median, as one cold run moves by a second with what the machine is doing
-    runs: dict[bool, list[float]] = {False: [], True: []}
-    fresh: list[float] = []
+    # starts them while it loads the data and the supernet); then the first network of a new process. Each
+    # REPEATS times, alternating (fresh workers each time) with a run of the API, so that each run has an API
+    # run next to it: the machine is shared and one cold run moves by a second with what it is doing. Reported:
+    # the median time and the median of the per-round ratios API / ours
+    api_runs: list[float] = []
+    runs: dict[str, list[float]] = {"not started": [], "started": [], "fresh": []}
     for _ in range(REPEATS):
-        fresh.append(first_network_of_a_process())
-        for started in (False, True):
+        api_runs.append(api_time(system, graph))
+        runs["fresh"].append(first_network_of_a_process())
+        for variant in ("not started", "started"):
             with tempfile.TemporaryDirectory() as tmp, CostModel(system, settings=FAST, cache=Path(tmp) / "c.sqlite",
                                                                  workers=2) as cm:
-                if started:
+                if variant == "started":
                     cm.start_workers()
                     time.sleep(WARM_UP_S)
                 t0 = time.perf_counter()
                 fast = cm.evaluate(graph, SCHEDULES[SEARCH])
-                runs[started].append(time.perf_counter() - t0)
+                runs[variant].append(time.perf_counter() - t0)
                 misses = cm.stats["misses"]
-    for started in (False, True):
-        row: dict[str, object] = {"schedule": SEARCH, "workers": 2, "seconds": statistics.median(runs[started]),
-                                  "seconds_runs": runs[started], "distinct_layers": misses, "settings": "fast"}
-        if started:
+        print({k: round(v[-1], 2) for k, v in runs.items()}, f"api {api_runs[-1]:.1f} s", flush=True)
+    api_s = statistics.median(api_runs)
+    for variant, seconds in runs.items():
+        row: dict[str, object] = {"schedule": SEARCH, "workers": 2, "seconds": statistics.median(seconds),
+                                  "seconds_runs": seconds, "distinct_layers": misses, "settings": "fast",
+                                  "speedup_vs_api": statistics.median(a / t for a, t in zip(api_runs, seconds))}
+        if variant == "started":
             row["workers_started"] = True
+        elif variant == "fresh":
+            row["fresh_process"] = True
         else:
             row |= {"edp_dev_vs_default": fast.edp / network[SEARCH]["edp_j_cycles"] - 1,
                     "energy_dev_vs_default": fast.energy_j / network[SEARCH]["energy_j"] - 1,
                     "latency_dev_vs_default": fast.latency_cycles / network[SEARCH]["latency_cycles"] - 1}
         cold.append(row)
         print(row, flush=True)
-    cold.append({"schedule": SEARCH, "workers": 2, "seconds": statistics.median(fresh), "seconds_runs": fresh,
-                 "distinct_layers": misses, "settings": "fast", "fresh_process": True})
-    print(cold[-1], flush=True)
     shortcut = one_mapping_shortcut(system, graph)
     print(shortcut, flush=True)
 
@@ -237,7 +239,8 @@ def main() -> None:
                           "spatial_mappings": FAST.spatial_mappings},
         "network": {"network": "reference backbone, exits D,F,I,K, W8A8", "layers": graph.number_of_nodes(),
                     "zigzag_layers": sum(1 for s in ss.specs(graph) if cm.zigzag_costed(s.op)), "costs": network},
-        "search_schedule": SEARCH, "workers_include_this_process": True, "cold": cold, "api_seconds": api_s, "api_seconds_runs": api_runs, "warm_ms": warm,
+        "search_schedule": SEARCH, "workers_include_this_process": True, "cold": cold, "api_seconds": api_s,
+        "api_seconds_runs": api_runs, "warm_ms": warm,
         "random_genotypes": random_rows, "fast_setting_fidelity": fidelity, "one_mapping_shortcut": shortcut,
     })
 

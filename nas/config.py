@@ -131,7 +131,7 @@ class CostConfig:
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     zigzag: ZigZagSettings = field(default_factory=ZigZagSettings)
     cache: str | None = "default"  # "default" (user cache folder), a path, or null (memory only)
-    workers: int = 2  # processes for cost-cache misses
+    workers: int = 2  # processes that cost cache misses, this one included (n - 1 are spawned)
     operating_point: str | None = None  # DVFS point of the accelerator (null: its default)
 
     def __post_init__(self) -> None:
