@@ -67,7 +67,9 @@ def speed_section(data: dict) -> list[str]:
             what = ""
         runs = f", median of {len(c['seconds_runs'])} runs" if "seconds_runs" in c else ""
         if "speedup_vs_api" in c:  # each run next to an API run: the median of the per-round ratios
-            speedup = f"{c['speedup_vs_api']:.2f}x faster than the API, median of the ratios to the API run of its round"
+            ratios = [a / t for a, t in zip(data["api_seconds_runs"], c["seconds_runs"])]
+            speedup = (f"{c['speedup_vs_api']:.2f}x faster than the API, median of the ratios to the API run of its "
+                       f"round; rounds {min(ratios):.1f}-{max(ratios):.1f}x")
         else:
             speedup = f"{data['api_seconds'] / c['seconds']:.2f}x faster than the API"
         lines.append(f"| {c['schedule']}, cold, empty cache, {workers}{what} ({c['distinct_layers']} "
