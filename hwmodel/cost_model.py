@@ -19,7 +19,6 @@ import hashlib
 import importlib
 import math
 import multiprocessing
-import threading
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -105,16 +104,11 @@ def _init_worker(cores: list[CoreFiles], settings: ZigZagSettings) -> None:
     _WORKER_SETTINGS[:] = [settings]
 
 
-def _import_zigzag() -> None:
-    """Import the ZigZag stages a layer's costing runs (about a second on a cold process)."""
+def _warm_worker(variants: list[Variant]) -> None:
+    """Import ZigZag's stages and build the cores a worker will cost on (what its first job would do)."""
     for module in ("evaluation.cost_model_evaluation", "mapping.spatial_mapping_generation",
                    "mapping.temporal_mapping_generator_stage"):
         importlib.import_module(f"zigzag.stages.{module}")
-
-
-def _warm_worker(variants: list[Variant]) -> None:
-    """Import ZigZag's stages and build the cores a worker will cost on (what its first job would do)."""
-    _import_zigzag()
     for variant in variants:
         try:
             _worker_core(variant)
@@ -221,11 +215,10 @@ class CostModel:
     def start_workers(self, onchip: bool = True) -> None:
         """Start the helper processes now, without waiting: each imports ZigZag and builds its cores
         (plain and, with ``onchip``, the fused-schedule variant) while the caller loads other things,
-        so the first cache miss does not pay for it; this process imports ZigZag in a background
-        thread meanwhile. Nothing to do with one worker."""
+        so the first cache miss does not pay for it (this process imports ZigZag on its first job, while
+        the helpers already cost theirs). Nothing to do with one worker."""
         if self.workers < 2 or self._pool is not None:
             return
-        threading.Thread(target=_import_zigzag, name="eenas-import-zigzag", daemon=True).start()
         distinct = {self._file_hash[name]: name for name in self._files}  # identical cores share their costs
         variants = [(name, 1, o) for name in distinct.values() for o in ((False, True) if onchip else (False,))]
         try:
