@@ -88,11 +88,17 @@ def first_network_of_a_process() -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def _first_network() -> None:
-    logging.disable(logging.WARNING)
+def reference_network():
+    """(system, space, layer graph) of the network every row costs: the full-width reference backbone
+    with exits D, F, I + K at 8 bits on edge_tpu_quad."""
     system = load_system("edge_tpu_quad")
     space = ss.create_space("mobilenetv2_cifar")
-    graph = space.layer_graph(space.uniform(exits=(3, 5, 8), bits=8))
+    return system, space, space.layer_graph(space.uniform(exits=(3, 5, 8), bits=8))
+
+
+def _first_network() -> None:
+    logging.disable(logging.WARNING)
+    system, _space, graph = reference_network()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         with CostModel(system, settings=FAST, cache=Path(tmp) / "c.sqlite", workers=2) as cm:
@@ -146,9 +152,7 @@ def fast_setting_fidelity(system, space, genotypes, schedule) -> dict:
 
 def main() -> None:
     logging.disable(logging.WARNING)
-    system = load_system("edge_tpu_quad")
-    space = ss.create_space("mobilenetv2_cifar")
-    graph = space.layer_graph(space.uniform(exits=(3, 5, 8), bits=8))
+    system, space, graph = reference_network()
     cold: list[dict[str, object]] = []
     warm, network = {}, {}
     for label, schedule in SCHEDULES.items():
