@@ -31,6 +31,7 @@ from nas.study.record import satisfied
 from nas.supernet.calibrate import ExitOutputs, ExitStats, exit_stats, recalibrate_batchnorm, rule_threshold
 from search_spaces import EarlyExitNet, ExitHead, Genotype, SearchSpace, Supernet, stage_macs
 from search_spaces.genotype import HeadKey
+from search_spaces.modules.folded import fold_backbone, nhwc
 
 
 def constraint_values(stats: ExitStats, expected: ExpectedCost, limits: ConstraintConfig) -> dict[str, float]:
@@ -134,16 +135,20 @@ def timed(seconds: dict[str, float] | None, phase: str) -> Iterator[None]:
 
 
 def candidate_network(supernet: Supernet, genotype: Genotype, calibration: torch.Tensor | None,
-                      seconds: dict[str, float] | None = None) -> EarlyExitNet:
+                      seconds: dict[str, float] | None = None, channels_last: bool = False) -> EarlyExitNet:
     """The genotype's standalone network as scored and exported: extracted from the supernet, with
     batch-norm statistics re-estimated on ``calibration`` images (deterministic). ``seconds``
-    collects the time of each step ("extract", "batchnorm")."""
+    collects the time of each step ("extract", "batchnorm"). ``channels_last``: the network and the
+    re-estimation in NHWC memory order (faster convolutions on a CPU; the statistics are summed in
+    another order, so they agree with NCHW's to float precision, not bit for bit)."""
     with torch.no_grad():
         with timed(seconds, "extract"):
             net = supernet.eval().extract(genotype)
+            if channels_last:
+                net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if calibration is not None and len(calibration):
             with timed(seconds, "batchnorm"):
-                recalibrate_batchnorm(net, calibration)
+                recalibrate_batchnorm(net, nhwc(calibration) if channels_last else calibration)
     return net.eval()
 
 
@@ -163,14 +168,17 @@ class CandidateEvaluator:
 
     ``calibration``: training images for batch-norm recalibration of each candidate (None: off).
     ``threshold``: ``searched`` (the genotype's) or ``rule`` (the lowest threshold of the space's grid
-    within ``max_accuracy_loss`` of the final exit's accuracy). ``channels_last``: run candidates' inference in
-    NHWC memory order (the same logits bit for bit; its speed on this CPU: ``benchmarks/candidate_eval.py``).
+    within ``max_accuracy_loss`` of the final exit's accuracy). ``folded``: run each candidate's backbone
+    folded for inference (:mod:`search_spaces.modules.folded`: batch norm and steps in the weights, NHWC
+    memory order, batch norm re-estimated in NHWC), about 2x faster on a CPU and equal to the extracted
+    network to float precision (a quantisation level at a rounding boundary may flip); False: the
+    extracted network as exported, in NCHW, bit for bit. Speed and fidelity: ``benchmarks/candidate_eval.py``.
     """
 
     def __init__(self, space: SearchSpace, supernet: Supernet, split: Split, cost_model: CostModel,
                  limits: ConstraintConfig, *, batch_size: int = 100, operating_point: str | None = None,
                  schedule: ScheduleSettings | None = None, calibration: torch.Tensor | None = None,
-                 threshold: str = "searched", max_accuracy_loss: float = 0.01, channels_last: bool = True) -> None:
+                 threshold: str = "searched", max_accuracy_loss: float = 0.01, folded: bool = True) -> None:
         self.space, self.supernet, self.split = space, supernet.eval(), split
         self.cost_model, self.limits, self.batch_size = cost_model, limits, batch_size
         self.operating_point = operating_point
@@ -181,14 +189,15 @@ class CandidateEvaluator:
         self.cached_backbones = 32  # backbones whose heads' logits are kept
         self.cached_features = 4  # of those, the most recent ones whose pooled features are kept too
         self.seconds: dict[str, float] = {}  # the last call's wall time per phase (s)
-        self.channels_last = channels_last
+        self.folded = folded
 
     @classmethod
     def from_config(cls, cfg: RunConfig, space: SearchSpace, supernet: Supernet, split: Split, cost_model: CostModel,
                     calibration: torch.Tensor | None, **overrides: Any) -> CandidateEvaluator:
         """The evaluator a run's configuration asks for (constraints, batch size, operating point,
         schedule, threshold rule); ``overrides``: keyword arguments that replace configured ones."""
-        settings = {"batch_size": cfg.search.eval_batch_size, "operating_point": cfg.cost.operating_point,
+        settings = {"batch_size": cfg.search.eval_batch_size, "folded": cfg.search.folded_inference,
+                    "operating_point": cfg.cost.operating_point,
                     "schedule": cfg.cost.schedule, "calibration": calibration, "threshold": cfg.search.threshold,
                     "max_accuracy_loss": cfg.search.max_accuracy_loss}
         return cls(space, supernet, split, cost_model, cfg.constraints, **(settings | overrides))
@@ -239,9 +248,11 @@ class CandidateEvaluator:
         """One inference of ``genotype``'s backbone (batch-norm statistics re-estimated): the pooled,
         flattened features per (block, pool kernel) a supernet head reads, one tensor per batch, and the
         index of the last block."""
-        net = candidate_network(self.supernet, genotype, self.calibration, self.seconds)
-        if self.channels_last:  # after batch norm: its training-mode statistics in NHWC sum in another order
-            net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        net = candidate_network(self.supernet, genotype, self.calibration, self.seconds, channels_last=self.folded)
+        stem, blocks = net.stem, net.blocks
+        if self.folded:
+            with timed(self.seconds, "extract"):
+                stem, blocks = fold_backbone(stem, blocks)
         pools: dict[int, dict[int, ExitHead]] = {}  # block -> pool kernel -> a head that pools so
         for key in self.supernet.heads:
             mount, depth = HeadKey.parse(key)
@@ -250,12 +261,12 @@ class CandidateEvaluator:
         pooled: dict[tuple[int, int], list[torch.Tensor]] = {(b, k): [] for b, ks in pools.items() for k in ks}
         with timed(self.seconds, "backbone"):
             for x, _y in self.split.batches(self.batch_size):
-                h = net.stem(x)
-                for i, block in enumerate(net.blocks):
+                h = stem(nhwc(x) if self.folded else x)
+                for i, block in enumerate(blocks):
                     h = block(h)
                     for k, head in pools.get(i, {}).items():
                         pooled[(i, k)].append(head.pool(h))
-        return pooled, len(net.blocks) - 1
+        return pooled, len(blocks) - 1
 
     def _run_heads(self, entry: _BackboneOutputs, wanted: list[tuple]) -> dict[tuple, torch.Tensor]:
         """Logits of the head variants ``wanted`` (mount, depth, weight bits, activation bits; mount -1:

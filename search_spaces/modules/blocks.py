@@ -64,6 +64,8 @@ class InvertedResidual(nn.Module):
     first MobileNetV2 block).
     """
 
+    chained = (("expand", "dw"), ("dw", "project"))  # (a, b): a's output feeds b only (search_spaces.modules.folded)
+
     def __init__(self, cin: int, cout: int, expansions: Sequence[int], kernels: Sequence[int], stride: int,
                  residual: bool, bits_choices: Sequence[int] = (8,), kernel_bn: bool = False) -> None:
         super().__init__()
@@ -125,6 +127,8 @@ class BasicBlock(nn.Module):
 
     A block whose shortcut is the identity can be skipped (:meth:`configure`).
     """
+
+    chained = (("conv1", "conv2"),)  # (a, b): a's output feeds b only (search_spaces.modules.folded)
 
     def __init__(self, cin: int, cout: int, stride: int, bits_choices: Sequence[int] = (8,)) -> None:
         super().__init__()

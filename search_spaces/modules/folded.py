@@ -1,0 +1,116 @@
+"""Inference-only copies of extracted networks, for scoring many candidates fast on a CPU.
+
+:func:`fold_backbone` turns the stem and blocks of a static network (:meth:`Supernet.extract`, batch
+norm re-estimated, eval mode) into layers that compute the same function with fewer passes over
+memory. Each conv -> batch-norm -> ReLU6 becomes one :class:`FoldedConv`:
+
+- its input quantiser keeps the integer levels ``clamp(round(x * (1/s)), Qn, Qp)`` (three in-place
+  passes instead of four) and the step ``s`` moves into the weights;
+- the batch norm (eval mode: an affine map per channel) moves into the weights and a bias, which the
+  convolution adds for free;
+- a ReLU6 whose output feeds only the next layer's quantiser (the block's ``chained`` pairs) becomes
+  that quantiser's clamp bounds: ``q(relu6(x)) = clamp(round(x/s), max(Qn, 0), min(Qp, round(6/s)))``
+  exactly, because rounding a product by a positive float is monotone.
+
+The levels are the extracted network's bit for bit; folding ``s`` and the batch norm into the
+weights changes the order of float roundings, so logits agree to float precision and a level right
+at a rounding boundary may flip. ``benchmarks/candidate_eval.py`` measures what that does to
+accuracy and exit ratios against the exact path. :func:`nhwc` lays a batch out in NHWC
+memory order even when it has one channel, which sends every convolution down oneDNN's faster
+NHWC kernels.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from search_spaces.genotype import FLOAT_BITS
+from search_spaces.modules.blocks import ConvBNAct
+from search_spaces.modules.lsq import qrange
+
+RELU6_MAX = 6.0
+
+
+def nhwc(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (N, C, H, W) with NHWC strides. ``Tensor.contiguous(memory_format=...)`` leaves a
+    one-channel batch in NCHW strides (both layouts count as contiguous), and a convolution then
+    keeps the whole network in NCHW."""
+    n, c, h, w = x.shape
+    out = torch.empty_strided(tuple(x.shape), (h * w * c, 1, w * c, c), dtype=x.dtype, device=x.device)
+    return out.copy_(x)
+
+
+class FoldedConv(nn.Module):
+    """A :class:`ConvBNAct` of an extracted network (eval mode), folded for inference.
+
+    ``relu_in``: the layer before this one had a ReLU6 whose output only this layer reads; this
+    layer applies it (in its quantiser's bounds, or as a clamp when its input is float).
+    """
+
+    def __init__(self, layer: ConvBNAct, relu_in: bool = False) -> None:
+        super().__init__()
+        conv, bn = layer.conv, layer.active_bn()
+        if bn.training:
+            raise ValueError("fold a network in eval mode (batch norm with its running statistics)")
+        with torch.no_grad():
+            w = conv.wq(conv.weight, conv.w_bits) if conv.w_bits < FLOAT_BITS else conv.weight
+            scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+            shift = bn.bias - bn.running_mean * scale
+            self.inv: torch.Tensor | None = None
+            self.lo = self.hi = 0.0
+            if conv.act.bits < FLOAT_BITS:
+                step = conv.act.steps[str(conv.act.bits)].detach().reshape([])
+                qn, qp = qrange(conv.act.bits, conv.act.signed)
+                self.inv = torch.reciprocal(step)
+                self.lo, self.hi = float(qn), float(qp)
+                if relu_in:
+                    self.lo = max(self.lo, 0.0)
+                    self.hi = min(self.hi, float(torch.round(torch.tensor(RELU6_MAX) * self.inv)))
+                w = w * step
+            self.weight = nn.Parameter((w * scale.reshape(-1, 1, 1, 1)).contiguous(), requires_grad=False)
+            self.bias = nn.Parameter(shift.clone(), requires_grad=False)
+        self.relu_in = relu_in and self.inv is None  # a float input gets its ReLU6 as a clamp
+        self.relu = layer.relu is not None
+        self.stride, self.padding = conv.stride, conv.active_kernel // 2
+        self.groups = int(conv.weight.shape[0]) if conv.depthwise else 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.inv is not None:  # integer levels; the step is in the weights
+            x = torch.mul(x, self.inv, out=torch.empty_like(x)).round_().clamp_(self.lo, self.hi)
+        elif self.relu_in:
+            x = x.clamp(0.0, RELU6_MAX)
+        y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
+        return y.clamp_(0.0, RELU6_MAX) if self.relu else y
+
+
+def _fold_children(module: nn.Module) -> None:
+    """Replace every :class:`ConvBNAct` below ``module`` by its :class:`FoldedConv`, moving the ReLU6
+    of each pair a block declares ``chained`` (producer, consumer attribute names) into the consumer."""
+    chained = [(a, b) for a, b in getattr(module, "chained", ())
+               if isinstance(getattr(module, a, None), ConvBNAct) and isinstance(getattr(module, b, None), ConvBNAct)]
+    fused_into = {b for a, b in chained if getattr(module, a).relu is not None}
+    producers = {a for a, b in chained if b in fused_into}
+    for name, child in list(module.named_children()):
+        if isinstance(child, ConvBNAct):
+            folded = FoldedConv(child, relu_in=name in fused_into)
+            if name in producers:
+                folded.relu = False
+            setattr(module, name, folded)
+        else:
+            _fold_children(child)
+
+
+def fold_backbone(stem: nn.Module, blocks: nn.ModuleList) -> tuple[nn.Module, nn.ModuleList]:
+    """Folded copies of an extracted network's stem and blocks (eval mode; the originals are kept)."""
+    holder = nn.Module()
+    holder.stem, holder.blocks = copy.deepcopy(stem), copy.deepcopy(blocks)
+    if isinstance(holder.stem, ConvBNAct):
+        holder.stem = FoldedConv(holder.stem)
+    else:
+        _fold_children(holder.stem)
+    _fold_children(holder.blocks)
+    return holder.stem.eval(), holder.blocks.eval()

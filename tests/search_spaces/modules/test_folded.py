@@ -1,0 +1,89 @@
+"""Networks folded for inference: the same function, fewer passes over memory."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from search_spaces.modules.blocks import BasicBlock, ConvBNAct, InvertedResidual
+from search_spaces.modules.folded import FoldedConv, fold_backbone, nhwc
+
+
+def _trained_like(module: nn.Module, bits: int, in_channels: int, seed: int = 0) -> nn.Module:
+    """``module`` with random batch-norm statistics and affine parameters, its quantisers at ``bits``
+    (steps initialised on a batch), in eval mode."""
+    torch.manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.3, 0.3)
+        if hasattr(m, "set_bits"):
+            m.set_bits(bits, bits)
+    with torch.no_grad():
+        module.train()(torch.randn(8, in_channels, 12, 12))
+    return module.eval()
+
+
+def test_nhwc_lays_out_a_one_channel_batch_channels_last():
+    x = torch.randn(4, 1, 8, 8)
+    assert x.contiguous(memory_format=torch.channels_last).stride() == x.stride()  # what torch leaves alone
+    y = nhwc(x)
+    assert y.stride() == (64, 1, 8, 1) and torch.equal(y, x)
+    out = nn.functional.conv2d(y, torch.randn(3, 1, 3, 3), padding=1)
+    assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
+
+
+def test_a_folded_layer_computes_the_layer_to_float_precision():
+    for bits in (32, 8, 4):
+        for depthwise in (False, True):
+            layer = _trained_like(ConvBNAct(6, 6, 3, 2, depthwise=depthwise, bits_choices=(4, 8)), bits, 6)
+            x = torch.randn(5, 6, 12, 12)
+            with torch.no_grad():
+                want, got = layer(x), FoldedConv(layer)(x)
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_a_relu6_moved_into_the_next_quantiser_gives_the_same_levels():
+    # q(relu6(x)) = clamp(round(x / s), max(Qn, 0), min(Qp, round(6 / s))), bit for bit
+    for bits in (8, 4, 32):
+        layer = _trained_like(ConvBNAct(4, 4, 1, bits_choices=(4, 8), act_signed=False), bits, 4, seed=bits)
+        x = torch.randn(3, 4, 6, 6) * 4
+        with torch.no_grad():
+            assert torch.equal(FoldedConv(layer, relu_in=True)(x), FoldedConv(layer)(x.clamp(0, 6)))
+
+
+def test_folded_blocks_compute_the_blocks():
+    blocks = nn.ModuleList([
+        InvertedResidual(8, 8, (3, 6), (3, 5), 1, True, (4, 8)),
+        InvertedResidual(8, 16, (6,), (3,), 2, False, (4, 8)),
+        BasicBlock(16, 16, 1, (4, 8)),
+        BasicBlock(16, 24, 2, (4, 8)),
+    ])
+    stem = ConvBNAct(1, 8, 3, bits_choices=(4, 8))
+    holder = _trained_like(nn.Sequential(stem, *blocks), 8, 1)
+    stem, blocks = holder[0], nn.ModuleList(list(holder)[1:])
+    fstem, fblocks = fold_backbone(stem, blocks)
+    assert not any(isinstance(m, ConvBNAct) for m in fblocks.modules())
+    # the chained pairs lost their own ReLU6 to the next layer's quantiser
+    dw = fblocks[0].dw
+    assert not fblocks[0].expand.relu and (dw.lo, dw.hi) == (0.0, float(torch.round(6 * dw.inv)))
+    assert not fblocks[2].conv1.relu
+    x = torch.rand(6, 1, 12, 12)
+    with torch.no_grad():
+        want = _run(stem, blocks, x)
+        got = _run(fstem, fblocks, nhwc(x))
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    close = torch.isclose(got, want, rtol=1e-4, atol=1e-4).float().mean().item()
+    assert close > 0.99, close
+    torch.testing.assert_close(got.mean(), want.mean(), rtol=1e-2, atol=1e-2)
+    # the originals are untouched
+    assert isinstance(stem, ConvBNAct) and isinstance(blocks[0].expand, ConvBNAct)
+
+
+def _run(stem: nn.Module, blocks: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
+    h = stem(x)
+    for b in blocks:
+        h = b(h)
+    return h
