@@ -237,13 +237,18 @@ def throughput_section(data: dict) -> list[str]:
     if "recipe" not in data:  # an older result without the recipe comparison
         return lines + ["_Measured by an older version of the script; run it again._"]
     names = {"plain_fp32": "plain FP32 model (torch.nn layers), largest subnet",
+             "plain_fp32_nhwc": "  the same, NHWC input",
+             "fp32_largest_nchw": "  the same, NCHW (the input layout before NHWC strides)",
+             "qat_companion_nchw": "  the same, NCHW (the input layout before NHWC strides)",
              "today": "landed recipe: largest + smallest + 1 random, distillation (fused LSQ kernels, 1 thread)",
              "today_2_threads": "  the same, 2 threads",
              "today_2_threads_allocator": "  the same, + tuned allocator",
              "today_2_threads_allocator_inplace_lsq": "  the same, + in-place LSQ",
-             "fp32_largest": "new recipe, float phase: largest alone, no fake quantisation",
+             "fp32_largest": "new recipe, float phase: largest alone, no fake quantisation"
+                             + (", NHWC" if "fp32_largest_nchw" in {r["variant"] for r in data["rows"]} else ""),
              "fp32_largest_compiled": "  the same under torch.compile",
-             "qat_companion": "new recipe, quantised phase: largest INT8 + one companion, distillation",
+             "qat_companion": "new recipe, quantised phase: largest INT8 + one companion, distillation"
+                              + (", NHWC" if "qat_companion_nchw" in {r["variant"] for r in data["rows"]} else ""),
              "qat_companion_compiled_quantisers": "  the same with compiled activation quantisers "
                                                   "(`train.compile_quantisers`)"}
     lines += ["`nas.supernet.training.train_step` plus the SGD step, every exit head, each variant in its own process "
@@ -264,6 +269,14 @@ def throughput_section(data: dict) -> list[str]:
               f"epoch than the landed recipe as configured (1 thread), {data['epoch_speedup_vs_today_2_threads']:.2f}x "
               f"against it on 2 threads. The same three-subnet step on the new code: "
               f"{data['same_step_speedup_vs_today_2_threads']:.2f}x faster (allocator + in-place LSQ)."]
+    rows = {r["variant"]: r for r in data["rows"]}
+    if "qat_companion_nchw" in rows:
+        lines += ["", "Input layout: a one-channel batch given NHWC strides (what the trainer does now) makes every "
+                  "convolution run NHWC; `contiguous(memory_format=channels_last)`, as before, leaves it NCHW. Same "
+                  "step, NHWC vs NCHW: float phase "
+                  f"{rows['fp32_largest_nchw']['step_s'] / rows['fp32_largest']['step_s']:.2f}x, quantised phase "
+                  f"{rows['qat_companion_nchw']['step_s'] / rows['qat_companion']['step_s']:.2f}x, plain FP32 model "
+                  f"{rows['plain_fp32']['step_s'] / rows['plain_fp32_nhwc']['step_s']:.2f}x faster."]
     if "stages" in data:
         total = sum(st["total_s"] for st in data["stages"])
         lines += ["", f"The whole recipe, all {len(data['stages'])} stages at these step times: "

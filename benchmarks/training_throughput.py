@@ -13,7 +13,11 @@ times ``nas.supernet.training.train_step`` (the trainer's own step) plus the opt
   the float phase under ``torch.compile`` (one fixed architecture there; first step = compilation);
 - ``qat_companion_compiled_quantisers``: the quantised phase with ``train.compile_quantisers`` (the
   activation quantisers' kernels fused by ``torch.compile``), timed after a warm-up of one companion
-  cycle (compilation happens there; ``first_step_s``).
+  cycle (compilation happens there; ``first_step_s``);
+- ``*_nchw`` / ``plain_fp32_nhwc``: the same step with the other input layout. The trainer gives its
+  one-channel batches NHWC strides (``search_spaces.modules.folded.nhwc``); before, it asked for
+  ``contiguous(memory_format=channels_last)``, which leaves a one-channel batch in NCHW strides, and
+  every convolution ran NCHW ("today" rows and ``*_nchw``).
 
 An epoch's time is steps x step time; the recipe's mean epoch weights its phases by their epochs in
 ``configs/fashion_mnist_supernet.yaml``. Usage: python benchmarks/training_throughput.py
@@ -41,17 +45,22 @@ CONFIG = ROOT / "configs" / "fashion_mnist_supernet.yaml"
 # the whole recipe: stage 1 (CONFIG) and the later stages, each starting from the previous one's weights
 STAGES = [CONFIG, *(ROOT / "configs" / f"fashion_mnist_supernet_stage{i}.yaml" for i in (2, 3, 4))]
 # variant -> (step kind, LSQ implementation, tuned allocator, threads, torch.compile of the model,
-# train.compile_quantisers)
+# train.compile_quantisers, NHWC input: a one-channel batch given NHWC strides, so that the convolutions
+# run NHWC; False: ``contiguous(memory_format=channels_last)``, which leaves a one-channel batch NCHW
+# and with it the whole network)
 VARIANTS = {
-    "plain_fp32": ("plain", "inplace", False, 2, False, False),
-    "today": ("today", "fused", False, 1, False, False),
-    "today_2_threads": ("today", "fused", False, 2, False, False),
-    "today_2_threads_allocator": ("today", "fused", True, 2, False, False),
-    "today_2_threads_allocator_inplace_lsq": ("today", "inplace", True, 2, False, False),
-    "fp32_largest": ("fp32_largest", "inplace", True, 2, False, False),
-    "fp32_largest_compiled": ("fp32_largest", "inplace", True, 2, True, False),
-    "qat_companion": ("qat_companion", "inplace", True, 2, False, False),
-    "qat_companion_compiled_quantisers": ("qat_companion", "inplace", True, 2, False, True),
+    "plain_fp32": ("plain", "inplace", False, 2, False, False, False),
+    "plain_fp32_nhwc": ("plain", "inplace", False, 2, False, False, True),
+    "today": ("today", "fused", False, 1, False, False, False),
+    "today_2_threads": ("today", "fused", False, 2, False, False, False),
+    "today_2_threads_allocator": ("today", "fused", True, 2, False, False, False),
+    "today_2_threads_allocator_inplace_lsq": ("today", "inplace", True, 2, False, False, False),
+    "fp32_largest_nchw": ("fp32_largest", "inplace", True, 2, False, False, False),
+    "fp32_largest": ("fp32_largest", "inplace", True, 2, False, False, True),
+    "fp32_largest_compiled": ("fp32_largest", "inplace", True, 2, True, False, True),
+    "qat_companion_nchw": ("qat_companion", "inplace", True, 2, False, False, False),
+    "qat_companion": ("qat_companion", "inplace", True, 2, False, False, True),
+    "qat_companion_compiled_quantisers": ("qat_companion", "inplace", True, 2, False, True, True),
 }
 
 
@@ -123,7 +132,7 @@ def plain_model(sp):
 
 
 def run(variant: str) -> dict:
-    kind, lsq_impl, allocator, threads, compiled, compiled_quantisers = VARIANTS[variant]
+    kind, lsq_impl, allocator, threads, compiled, compiled_quantisers, as_nhwc = VARIANTS[variant]
     if allocator:
         from nas.runtime import tune_cpu_allocator
 
@@ -136,6 +145,7 @@ def run(variant: str) -> dict:
     from nas.supernet.training import head_weights, subnets_for_step, train_step
     from search_spaces import create_space
     from search_spaces.modules import lsq
+    from search_spaces.modules.folded import nhwc
 
     if lsq_impl == "fused":
         lsq.lsq = fused_lsq
@@ -150,7 +160,8 @@ def run(variant: str) -> dict:
     net = plain_model(sp) if kind == "plain" else sp.build_supernet()
     net = net.to(memory_format=torch.channels_last).train()
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(BATCH, 1, 32, 32).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(BATCH, 1, 32, 32)
+    x = nhwc(x) if as_nhwc else x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(10, (BATCH,))
     weights = head_weights(sp, net, train_cfg) if train_cfg else {}
     model = torch.compile(net) if compiled else net  # the float phase trains one fixed architecture
@@ -174,7 +185,8 @@ def run(variant: str) -> dict:
             first_step_s = time.perf_counter() - t0  # includes compilation where compiled
     step_s = sum(times) / len(times)  # mean: the companion kinds differ in cost and cycle
     return {"variant": variant, "step": kind, "lsq": lsq_impl, "tuned_allocator": allocator, "threads": threads,
-            "compiled": compiled, "compiled_quantisers": compiled_quantisers, "first_step_s": first_step_s,
+            "compiled": compiled, "compiled_quantisers": compiled_quantisers, "nhwc": as_nhwc,
+            "first_step_s": first_step_s,
             "subnets_per_step": subnets_per_step,
             "step_s": step_s, "images_per_s": BATCH / step_s,
             "epoch_s": math.ceil(TRAIN_IMAGES / BATCH) * step_s,

@@ -48,6 +48,7 @@ from nas.files import remove_stale_temporaries, temporary_for
 from nas.runtime import tune_cpu_allocator
 from search_spaces import Genotype, SearchSpace, Supernet, same_space
 from search_spaces.genotype import FLOAT_BITS, HeadKey
+from search_spaces.modules.folded import nhwc
 from search_spaces.modules.lsq import compiled_quantisers
 
 CHECKPOINT_VERSION = 2
@@ -352,7 +353,7 @@ def train_supernet(
                 xg = augment(xg, gen)  # drawn even for replayed steps: the generator stays in step
             if step < first:
                 continue
-            x = xg[rank::world].to(device).contiguous(memory_format=torch.channels_last)
+            x = nhwc(xg[rank::world].to(device))  # NHWC strides even for one channel: the convolutions run NHWC
             y = yg[rank::world].to(device)
             rng = random.Random(f"{cfg.seed}-{epoch}-{step}")
             subnets = subnets_for_step(space, cfg, epoch, step, rng)
