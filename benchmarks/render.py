@@ -238,24 +238,29 @@ def throughput_section(data: dict) -> list[str]:
         return lines + ["_Measured by an older version of the script; run it again._"]
     names = {"plain_fp32": "plain FP32 model (torch.nn layers), largest subnet",
              "plain_fp32_nhwc": "  the same, NHWC input",
-             "fp32_largest_nchw": "  the same, NCHW (the input layout before NHWC strides)",
-             "qat_companion_nchw": "  the same, NCHW (the input layout before NHWC strides)",
+             "fp32_largest_nchw": "  float phase, NCHW input (the layout before NHWC strides)",
+             "qat_companion_nchw": "  quantised phase, NCHW input (the layout before NHWC strides)",
              "today": "landed recipe: largest + smallest + 1 random, distillation (fused LSQ kernels, 1 thread)",
              "today_2_threads": "  the same, 2 threads",
              "today_2_threads_allocator": "  the same, + tuned allocator",
              "today_2_threads_allocator_inplace_lsq": "  the same, + in-place LSQ",
              "fp32_largest": "new recipe, float phase: largest alone, no fake quantisation"
                              + (", NHWC" if "fp32_largest_nchw" in {r["variant"] for r in data["rows"]} else ""),
-             "fp32_largest_compiled": "  the same under torch.compile",
+             "fp32_largest_compiled": "  float phase under torch.compile",
              "qat_companion": "new recipe, quantised phase: largest INT8 + one companion, distillation"
                               + (", NHWC" if "qat_companion_nchw" in {r["variant"] for r in data["rows"]} else ""),
-             "qat_companion_compiled_quantisers": "  the same with compiled activation quantisers "
+             "qat_companion_compiled_quantisers": "  quantised phase with compiled activation quantisers "
                                                   "(`train.compile_quantisers`)"}
     lines += ["`nas.supernet.training.train_step` plus the SGD step, every exit head, each variant in its own process "
               f"(mean of {data['steps_timed']} steps). Epoch = {math.ceil(data['train_images'] / data['batch'])} steps.",
               "", "| variant | subnets per step | step time | images/s | vs plain FP32 | epoch | peak memory (RSS) |",
               "|---|---|---|---|---|---|---|"]
-    for r in data["rows"]:
+    ordered = [r for r in data["rows"] if not r["variant"].endswith("_nchw")]
+    for r in data["rows"]:  # each NCHW row right after the row it is the NCHW version of
+        if r["variant"].endswith("_nchw"):
+            base = [i for i, o in enumerate(ordered) if o["variant"] == r["variant"][: -len("_nchw")]]
+            ordered.insert(base[0] + 1 if base else len(ordered), r)
+    for r in ordered:
         name = names.get(r["variant"], r["variant"])
         if r.get("compiled") or r.get("compiled_quantisers"):
             name += f" (first step, compiling: {r['first_step_s']:.0f} s)"

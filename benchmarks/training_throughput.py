@@ -55,11 +55,11 @@ VARIANTS = {
     "today_2_threads": ("today", "fused", False, 2, False, False, False),
     "today_2_threads_allocator": ("today", "fused", True, 2, False, False, False),
     "today_2_threads_allocator_inplace_lsq": ("today", "inplace", True, 2, False, False, False),
-    "fp32_largest_nchw": ("fp32_largest", "inplace", True, 2, False, False, False),
     "fp32_largest": ("fp32_largest", "inplace", True, 2, False, False, True),
+    "fp32_largest_nchw": ("fp32_largest", "inplace", True, 2, False, False, False),
     "fp32_largest_compiled": ("fp32_largest", "inplace", True, 2, True, False, True),
-    "qat_companion_nchw": ("qat_companion", "inplace", True, 2, False, False, False),
     "qat_companion": ("qat_companion", "inplace", True, 2, False, False, True),
+    "qat_companion_nchw": ("qat_companion", "inplace", True, 2, False, False, False),
     "qat_companion_compiled_quantisers": ("qat_companion", "inplace", True, 2, False, True, True),
 }
 
