@@ -10,7 +10,10 @@ memory. Each conv -> batch-norm -> ReLU6 becomes one :class:`FoldedConv`:
   convolution adds for free;
 - a ReLU6 whose output feeds only the next layer's quantiser (the block's ``chained`` pairs) becomes
   that quantiser's clamp bounds: ``q(relu6(x)) = clamp(round(x/s), max(Qn, 0), min(Qp, round(6/s)))``
-  exactly, because rounding a product by a positive float is monotone.
+  exactly, because rounding a product by a positive float is monotone; the ``1/s`` of that quantiser
+  moves into the layer before (its weights and bias), so the next layer only rounds and clamps, in
+  place (two passes where the extracted network makes six: batch norm, ReLU6 and four for the
+  quantiser).
 
 The levels are the extracted network's bit for bit; folding ``s`` and the batch norm into the
 weights changes the order of float roundings, so logits agree to float precision and a level right
@@ -75,11 +78,20 @@ class FoldedConv(nn.Module):
             self.bias = nn.Parameter(shift.clone(), requires_grad=False)
         self.relu_in = relu_in and self.inv is None  # a float input gets its ReLU6 as a clamp
         self.relu = layer.relu is not None
+        self.prescaled = False  # the layer before multiplied its output by self.inv (:meth:`scale_output`)
         self.stride, self.padding = conv.stride, conv.active_kernel // 2
         self.groups = int(conv.weight.shape[0]) if conv.depthwise else 1
 
+    def scale_output(self, factor: torch.Tensor) -> None:
+        """Multiply this layer's output by ``factor`` (folded into its weights and bias)."""
+        with torch.no_grad():
+            self.weight.mul_(factor)
+            self.bias.mul_(factor)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.inv is not None:  # integer levels; the step is in the weights
+        if self.prescaled:  # x is the layer before's output, already times 1/s, read by this layer only
+            x = x.round_().clamp_(self.lo, self.hi)
+        elif self.inv is not None:  # integer levels; the step is in the weights
             x = torch.mul(x, self.inv, out=torch.empty_like(x)).round_().clamp_(self.lo, self.hi)
         elif self.relu_in:
             x = x.clamp(0.0, RELU6_MAX)
@@ -102,6 +114,11 @@ def _fold_children(module: nn.Module) -> None:
             setattr(module, name, folded)
         else:
             _fold_children(child)
+    for a, b in chained:
+        producer, consumer = getattr(module, a), getattr(module, b)
+        if a in producers and consumer.inv is not None:
+            producer.scale_output(consumer.inv)
+            consumer.prescaled = True
 
 
 def fold_backbone(stem: nn.Module, blocks: nn.ModuleList) -> tuple[nn.Module, nn.ModuleList]:
