@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -66,10 +67,11 @@ def test_folded_blocks_compute_the_blocks():
     stem, blocks = holder[0], nn.ModuleList(list(holder)[1:])
     fstem, fblocks = fold_backbone(stem, blocks)
     assert not any(isinstance(m, ConvBNAct) for m in fblocks.modules())
-    # the chained pairs lost their own ReLU6 to the next layer's quantiser
+    # the chained pairs lost their own ReLU6 to the next layer's quantiser, whose 1/s the layer before applies
     dw = fblocks[0].dw
     assert not fblocks[0].expand.relu and (dw.lo, dw.hi) == (0.0, float(torch.round(6 * dw.inv)))
-    assert not fblocks[2].conv1.relu
+    assert dw.prescaled and fblocks[0].project.prescaled and not fblocks[0].expand.prescaled
+    assert not fblocks[2].conv1.relu and fblocks[2].conv2.prescaled
     x = torch.rand(6, 1, 12, 12)
     with torch.no_grad():
         want = _run(stem, blocks, x)
@@ -87,3 +89,8 @@ def _run(stem: nn.Module, blocks: nn.ModuleList, x: torch.Tensor) -> torch.Tenso
     for b in blocks:
         h = b(h)
     return h
+
+
+def test_folding_a_layer_in_training_mode_is_refused():
+    with pytest.raises(ValueError, match="eval mode"):
+        FoldedConv(ConvBNAct(2, 2, 3, bits_choices=(8,)).train())
