@@ -252,7 +252,7 @@ class CandidateEvaluator:
         stem, blocks = net.stem, net.blocks
         if self.folded:
             with timed(self.seconds, "extract"):
-                stem, blocks = fold_backbone(stem, blocks)
+                stem, blocks = fold_backbone(stem, blocks, keep=False)  # the network is not used again
         pools: dict[int, dict[int, ExitHead]] = {}  # block -> pool kernel -> a head that pools so
         for key in self.supernet.heads:
             mount, depth = HeadKey.parse(key)

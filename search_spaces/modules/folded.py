@@ -121,10 +121,11 @@ def _fold_children(module: nn.Module) -> None:
             consumer.prescaled = True
 
 
-def fold_backbone(stem: nn.Module, blocks: nn.ModuleList) -> tuple[nn.Module, nn.ModuleList]:
-    """Folded copies of an extracted network's stem and blocks (eval mode; the originals are kept)."""
+def fold_backbone(stem: nn.Module, blocks: nn.ModuleList, *, keep: bool = True) -> tuple[nn.Module, nn.ModuleList]:
+    """Folded copies of an extracted network's stem and blocks (eval mode). ``keep=False`` folds the
+    modules themselves instead of copies (the caller discards the network): the copy is not made."""
     holder = nn.Module()
-    holder.stem, holder.blocks = copy.deepcopy(stem), copy.deepcopy(blocks)
+    holder.stem, holder.blocks = (copy.deepcopy(stem), copy.deepcopy(blocks)) if keep else (stem, blocks)
     if isinstance(holder.stem, ConvBNAct):
         holder.stem = FoldedConv(holder.stem)
     else:

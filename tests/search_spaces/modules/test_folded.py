@@ -94,3 +94,12 @@ def _run(stem: nn.Module, blocks: nn.ModuleList, x: torch.Tensor) -> torch.Tenso
 def test_folding_a_layer_in_training_mode_is_refused():
     with pytest.raises(ValueError, match="eval mode"):
         FoldedConv(ConvBNAct(2, 2, 3, bits_choices=(8,)).train())
+
+
+def test_folding_in_place_reuses_the_modules():
+    stem = ConvBNAct(1, 8, 3, bits_choices=(8,))
+    blocks = nn.ModuleList([InvertedResidual(8, 8, (3,), (3,), 1, True, (8,))])
+    holder = _trained_like(nn.Sequential(stem, *blocks), 8, 1)
+    stem, blocks = holder[0], nn.ModuleList(list(holder)[1:])
+    fstem, fblocks = fold_backbone(stem, blocks, keep=False)
+    assert fblocks is blocks and isinstance(blocks[0].dw, FoldedConv) and isinstance(fstem, FoldedConv)
