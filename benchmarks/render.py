@@ -236,6 +236,7 @@ def throughput_section(data: dict) -> list[str]:
     lines = header(f"Training throughput (width {data['width_mult']}, batch {data['batch']}, Fashion-MNIST shape)", data)
     if "recipe" not in data:  # an older result without the recipe comparison
         return lines + ["_Measured by an older version of the script; run it again._"]
+    rows = {r["variant"]: r for r in data["rows"]}
     names = {"plain_fp32": "plain FP32 model (torch.nn layers), largest subnet",
              "plain_fp32_nhwc": "  the same, NHWC input",
              "fp32_largest_nchw": "  float phase, NCHW input (the layout before NHWC strides)",
@@ -245,10 +246,10 @@ def throughput_section(data: dict) -> list[str]:
              "today_2_threads_allocator": "  the same, + tuned allocator",
              "today_2_threads_allocator_inplace_lsq": "  the same, + in-place LSQ",
              "fp32_largest": "new recipe, float phase: largest alone, no fake quantisation"
-                             + (", NHWC" if "fp32_largest_nchw" in {r["variant"] for r in data["rows"]} else ""),
+                             + (", NHWC" if "fp32_largest_nchw" in rows else ""),
              "fp32_largest_compiled": "  float phase under torch.compile",
              "qat_companion": "new recipe, quantised phase: largest INT8 + one companion, distillation"
-                              + (", NHWC" if "qat_companion_nchw" in {r["variant"] for r in data["rows"]} else ""),
+                              + (", NHWC" if "qat_companion_nchw" in rows else ""),
              "qat_companion_compiled_quantisers": "  quantised phase with compiled activation quantisers "
                                                   "(`train.compile_quantisers`)"}
     lines += ["`nas.supernet.training.train_step` plus the SGD step, every exit head, each variant in its own process "
@@ -274,7 +275,6 @@ def throughput_section(data: dict) -> list[str]:
               f"epoch than the landed recipe as configured (1 thread), {data['epoch_speedup_vs_today_2_threads']:.2f}x "
               f"against it on 2 threads. The same three-subnet step on the new code: "
               f"{data['same_step_speedup_vs_today_2_threads']:.2f}x faster (allocator + in-place LSQ)."]
-    rows = {r["variant"]: r for r in data["rows"]}
     if "qat_companion_nchw" in rows:
         lines += ["", "Input layout: a one-channel batch given NHWC strides (what the trainer does now) makes every "
                   "convolution run NHWC; `contiguous(memory_format=channels_last)`, as before, leaves it NCHW. Same "

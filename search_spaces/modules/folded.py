@@ -102,10 +102,10 @@ class FoldedConv(nn.Module):
 def _fold_children(module: nn.Module) -> None:
     """Replace every :class:`ConvBNAct` below ``module`` by its :class:`FoldedConv`, moving the ReLU6
     of each pair a block declares ``chained`` (producer, consumer attribute names) into the consumer."""
-    chained = [(a, b) for a, b in getattr(module, "chained", ())
-               if isinstance(getattr(module, a, None), ConvBNAct) and isinstance(getattr(module, b, None), ConvBNAct)]
-    fused_into = {b for a, b in chained if getattr(module, a).relu is not None}
-    producers = {a for a, b in chained if b in fused_into}
+    fused = [(a, b) for a, b in getattr(module, "chained", ())  # pairs whose ReLU6 moves into the consumer
+             if isinstance(getattr(module, a, None), ConvBNAct) and isinstance(getattr(module, b, None), ConvBNAct)
+             and getattr(module, a).relu is not None]
+    producers, fused_into = {a for a, _ in fused}, {b for _, b in fused}
     for name, child in list(module.named_children()):
         if isinstance(child, ConvBNAct):
             folded = FoldedConv(child, relu_in=name in fused_into)
@@ -114,9 +114,9 @@ def _fold_children(module: nn.Module) -> None:
             setattr(module, name, folded)
         else:
             _fold_children(child)
-    for a, b in chained:
+    for a, b in fused:
         producer, consumer = getattr(module, a), getattr(module, b)
-        if a in producers and consumer.inv is not None:
+        if consumer.inv is not None:
             producer.scale_output(consumer.inv)
             consumer.prescaled = True
 
@@ -126,9 +126,5 @@ def fold_backbone(stem: nn.Module, blocks: nn.ModuleList, *, keep: bool = True) 
     modules themselves instead of copies (the caller discards the network): the copy is not made."""
     holder = nn.Module()
     holder.stem, holder.blocks = (copy.deepcopy(stem), copy.deepcopy(blocks)) if keep else (stem, blocks)
-    if isinstance(holder.stem, ConvBNAct):
-        holder.stem = FoldedConv(holder.stem)
-    else:
-        _fold_children(holder.stem)
-    _fold_children(holder.blocks)
+    _fold_children(holder)  # a ConvBNAct stem is replaced like any other child
     return holder.stem.eval(), holder.blocks.eval()
