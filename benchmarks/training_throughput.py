@@ -34,6 +34,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -44,23 +45,33 @@ BATCH, STEPS, WARMUP, TRAIN_IMAGES = 128, 6, 1, 55_000
 CONFIG = ROOT / "configs" / "fashion_mnist_supernet.yaml"
 # the whole recipe: stage 1 (CONFIG) and the later stages, each starting from the previous one's weights
 STAGES = [CONFIG, *(ROOT / "configs" / f"fashion_mnist_supernet_stage{i}.yaml" for i in (2, 3, 4))]
-# variant -> (step kind, LSQ implementation, tuned allocator, threads, torch.compile of the model,
-# train.compile_quantisers, NHWC input: a one-channel batch given NHWC strides, so that the convolutions
-# run NHWC; False: ``contiguous(memory_format=channels_last)``, which leaves a one-channel batch NCHW
-# and with it the whole network)
+class Setup(NamedTuple):
+    """How one variant's step runs. ``nhwc``: the one-channel batch given NHWC strides, so that the
+    convolutions run NHWC; False: ``contiguous(memory_format=channels_last)``, which leaves a one-channel
+    batch NCHW, and with it the whole network."""
+
+    step: str  # step kind
+    lsq: str = "inplace"  # LSQ implementation
+    allocator: bool = True  # the tuned allocator
+    threads: int = 2
+    compiled: bool = False  # torch.compile of the model
+    compiled_quantisers: bool = False  # train.compile_quantisers
+    nhwc: bool = True
+
+
 VARIANTS = {
-    "plain_fp32": ("plain", "inplace", False, 2, False, False, False),
-    "plain_fp32_nhwc": ("plain", "inplace", False, 2, False, False, True),
-    "today": ("today", "fused", False, 1, False, False, False),
-    "today_2_threads": ("today", "fused", False, 2, False, False, False),
-    "today_2_threads_allocator": ("today", "fused", True, 2, False, False, False),
-    "today_2_threads_allocator_inplace_lsq": ("today", "inplace", True, 2, False, False, False),
-    "fp32_largest": ("fp32_largest", "inplace", True, 2, False, False, True),
-    "fp32_largest_nchw": ("fp32_largest", "inplace", True, 2, False, False, False),
-    "fp32_largest_compiled": ("fp32_largest", "inplace", True, 2, True, False, True),
-    "qat_companion": ("qat_companion", "inplace", True, 2, False, False, True),
-    "qat_companion_nchw": ("qat_companion", "inplace", True, 2, False, False, False),
-    "qat_companion_compiled_quantisers": ("qat_companion", "inplace", True, 2, False, True, True),
+    "plain_fp32": Setup("plain", allocator=False, nhwc=False),
+    "plain_fp32_nhwc": Setup("plain", allocator=False),
+    "today": Setup("today", "fused", allocator=False, threads=1, nhwc=False),
+    "today_2_threads": Setup("today", "fused", allocator=False, nhwc=False),
+    "today_2_threads_allocator": Setup("today", "fused", nhwc=False),
+    "today_2_threads_allocator_inplace_lsq": Setup("today", nhwc=False),
+    "fp32_largest": Setup("fp32_largest"),
+    "fp32_largest_nchw": Setup("fp32_largest", nhwc=False),
+    "fp32_largest_compiled": Setup("fp32_largest", compiled=True),
+    "qat_companion": Setup("qat_companion"),
+    "qat_companion_nchw": Setup("qat_companion", nhwc=False),
+    "qat_companion_compiled_quantisers": Setup("qat_companion", compiled_quantisers=True),
 }
 
 
