@@ -464,7 +464,7 @@ def candidate_section(data: dict) -> list[str]:
         now, fast = rows[data["default"]], rows[data["fast"]]
         lines += ["", f"Folding, side by side in this run: the default path {before['total'] / now['total']:.2f}x "
                   f"faster than before folding (backbone inference {before['backbone'] / now['backbone']:.2f}x, "
-                  f"batch-norm re-estimation in NHWC {before['batchnorm'] / now['batchnorm']:.2f}x); the fast path "
+                  f"batch-norm re-estimation on the folded layers {before['batchnorm'] / now['batchnorm']:.2f}x); the fast path "
                   f"{fast['total']:.2f} s per candidate (goal: 1.0 s).",
                   "", f"Fidelity against the exact path (the extracted network, as exported), on {f['candidates']} "
                   f"random candidates. Default path, {data['default']}: {fidelity(d)}; these differences come "

@@ -27,11 +27,12 @@ from hwmodel.accounting import expectation
 from hwmodel.scheduling import ScheduleSettings
 from nas.config import ConstraintConfig, RunConfig
 from nas.data import Split
+from nas.study.memory import keep_freed_memory
 from nas.study.record import satisfied
 from nas.supernet.calibrate import ExitOutputs, ExitStats, exit_stats, recalibrate_batchnorm, rule_threshold
 from search_spaces import EarlyExitNet, ExitHead, Genotype, SearchSpace, Supernet, stage_macs
 from search_spaces.genotype import HeadKey
-from search_spaces.modules.folded import fold_backbone, nhwc
+from search_spaces.modules.folded import fold_backbone, nhwc, recalibrate_folded
 
 
 def constraint_values(stats: ExitStats, expected: ExpectedCost, limits: ConstraintConfig) -> dict[str, float]:
@@ -135,20 +136,16 @@ def timed(seconds: dict[str, float] | None, phase: str) -> Iterator[None]:
 
 
 def candidate_network(supernet: Supernet, genotype: Genotype, calibration: torch.Tensor | None,
-                      seconds: dict[str, float] | None = None, channels_last: bool = False) -> EarlyExitNet:
+                      seconds: dict[str, float] | None = None) -> EarlyExitNet:
     """The genotype's standalone network as scored and exported: extracted from the supernet, with
     batch-norm statistics re-estimated on ``calibration`` images (deterministic). ``seconds``
-    collects the time of each step ("extract", "batchnorm"). ``channels_last``: the network and the
-    re-estimation in NHWC memory order (faster convolutions on a CPU; the statistics are summed in
-    another order, so they agree with NCHW's to float precision, not bit for bit)."""
+    collects the time of each step ("extract", "batchnorm")."""
     with torch.no_grad():
         with timed(seconds, "extract"):
             net = supernet.eval().extract(genotype)
-            if channels_last:
-                net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if calibration is not None and len(calibration):
             with timed(seconds, "batchnorm"):
-                recalibrate_batchnorm(net, nhwc(calibration) if channels_last else calibration)
+                recalibrate_batchnorm(net, calibration)
     return net.eval()
 
 
@@ -170,7 +167,7 @@ class CandidateEvaluator:
     ``threshold``: ``searched`` (the genotype's) or ``rule`` (the lowest threshold of the space's grid
     within ``max_accuracy_loss`` of the final exit's accuracy). ``folded``: run each candidate's backbone
     folded for inference (:mod:`search_spaces.modules.folded`: batch norm and steps in the weights, NHWC
-    memory order, batch norm re-estimated in NHWC), about 2x faster on a CPU and equal to the extracted
+    memory order, batch norm re-estimated on the folded layers), about 2x faster on a CPU and equal to the extracted
     network to float precision (a quantisation level at a rounding boundary may flip); False: the
     extracted network as exported, in NCHW, bit for bit. Speed and fidelity: ``benchmarks/candidate_eval.py``.
     """
@@ -190,6 +187,7 @@ class CandidateEvaluator:
         self.cached_features = 4  # of those, the most recent ones whose pooled features are kept too
         self.seconds: dict[str, float] = {}  # the last call's wall time per phase (s)
         self.folded = folded
+        keep_freed_memory()  # layer outputs reuse freed memory instead of faulting in fresh pages (nas.study.memory)
 
     @classmethod
     def from_config(cls, cfg: RunConfig, space: SearchSpace, supernet: Supernet, split: Split, cost_model: CostModel,
@@ -248,11 +246,16 @@ class CandidateEvaluator:
         """One inference of ``genotype``'s backbone (batch-norm statistics re-estimated): the pooled,
         flattened features per (block, pool kernel) a supernet head reads, one tensor per batch, and the
         index of the last block."""
-        net = candidate_network(self.supernet, genotype, self.calibration, self.seconds, channels_last=self.folded)
-        stem, blocks = net.stem, net.blocks
-        if self.folded:
+        if self.folded:  # batch norm re-estimated on the folded layers (the same statistics, fewer passes)
+            net = candidate_network(self.supernet, genotype, None, self.seconds)
             with timed(self.seconds, "extract"):
-                stem, blocks = fold_backbone(stem, blocks, keep=False)  # the network is not used again
+                stem, blocks = fold_backbone(net.stem, net.blocks, keep=False)  # the network is not used again
+            if self.calibration is not None and len(self.calibration):
+                with timed(self.seconds, "batchnorm"):
+                    recalibrate_folded(stem, blocks, self.calibration)
+        else:
+            net = candidate_network(self.supernet, genotype, self.calibration, self.seconds)
+            stem, blocks = net.stem, net.blocks
         pools: dict[int, dict[int, ExitHead]] = {}  # block -> pool kernel -> a head that pools so
         for key in self.supernet.heads:
             mount, depth = HeadKey.parse(key)

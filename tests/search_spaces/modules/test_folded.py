@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
 
+from nas.supernet.calibrate import recalibrate_batchnorm
 from search_spaces.modules.blocks import BasicBlock, ConvBNAct, InvertedResidual
-from search_spaces.modules.folded import FoldedConv, fold_backbone, nhwc
+from search_spaces.modules.folded import FoldedConv, batch_stats, fold_backbone, nhwc, recalibrate_folded
 
 
 def _trained_like(module: nn.Module, bits: int, in_channels: int, seed: int = 0) -> nn.Module:
@@ -103,3 +106,38 @@ def test_folding_in_place_reuses_the_modules():
     stem, blocks = holder[0], nn.ModuleList(list(holder)[1:])
     fstem, fblocks = fold_backbone(stem, blocks, keep=False)
     assert fblocks is blocks and isinstance(blocks[0].dw, FoldedConv) and isinstance(fstem, FoldedConv)
+
+
+def test_batch_stats_are_accurate_in_either_memory_order():
+    torch.manual_seed(0)
+    centred = torch.randn(64, 12, 32, 32) * torch.linspace(0.5, 3, 12).reshape(1, -1, 1, 1) + 0.5
+    shifted = centred * 0.02 + 5.0  # mean / spread up to 500: one pass would cancel
+    for values in (centred, shifted):
+        want_var, want_mean = torch.var_mean(values.double(), dim=(0, 2, 3), correction=0)
+        for batch in (values, nhwc(values)):
+            mean, var = batch_stats(batch)
+            torch.testing.assert_close(mean.double(), want_mean, rtol=1e-6, atol=1e-6)
+            torch.testing.assert_close(var.double(), want_var, rtol=1e-5, atol=0)
+
+
+def test_recalibrating_folded_layers_gives_the_networks_statistics():
+    for bits in (32, 8, 4):
+        stem = ConvBNAct(1, 8, 3, bits_choices=(4, 8))
+        blocks = nn.ModuleList([InvertedResidual(8, 8, (3, 6), (3, 5), 1, True, (4, 8)), BasicBlock(8, 16, 2, (4, 8))])
+        holder = _trained_like(nn.Sequential(stem, *blocks), bits, 1, seed=bits)
+        images = torch.rand(60, 1, 12, 12)
+        want = copy.deepcopy(holder)
+        recalibrate_batchnorm(want, images, batch_size=25)  # three batches, the last one smaller
+        fstem, fblocks = fold_backbone(holder[0], nn.ModuleList(list(holder)[1:]))
+        recalibrate_folded(fstem, fblocks, images, batch_size=25)
+        bns = [m for m in want.modules() if isinstance(m, nn.BatchNorm2d)]
+        folded = [m for part in (fstem, fblocks) for m in part.modules() if isinstance(m, FoldedConv)]
+        assert len(bns) == len(folded) > 5
+        for bn, layer in zip(bns, folded):
+            assert int(layer.bn.num_batches_tracked) == 3 and not layer.calibrating
+            torch.testing.assert_close(layer.bn.running_mean, bn.running_mean, rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(layer.bn.running_var, bn.running_var, rtol=1e-4, atol=1e-5)
+        x = torch.rand(6, 1, 12, 12)
+        with torch.no_grad():  # the new statistics are folded in
+            got, ref = _run(fstem, fblocks, nhwc(x)), _run(want[0], nn.ModuleList(list(want)[1:]), x)
+        assert torch.isclose(got, ref, rtol=1e-4, atol=1e-4).float().mean().item() > 0.99
