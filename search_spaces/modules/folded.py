@@ -195,9 +195,9 @@ def recalibrate_folded(stem: nn.Module, blocks: nn.ModuleList, images: torch.Ten
     """Re-estimate the batch-norm statistics of folded layers on ``images``, as
     :func:`nas.supernet.calibrate.recalibrate_batchnorm` does on the network (reset, then the cumulative
     average of each batch's mean and unbiased variance, batch norm normalising with batch statistics),
-    and fold the new statistics in. Each layer convolves integer levels and normalises in one native
-    call, without the quantisers' extra passes; the sums run in another order, so the statistics
-    agree with the network's to float precision."""
+    and fold the new statistics in. Each layer convolves integer levels, takes :func:`batch_stats` and
+    normalises in place, without the quantisers' extra passes; the sums run in another order, so the
+    statistics agree with the network's to float precision."""
     layers = [m for part in (stem, blocks) for m in part.modules() if isinstance(m, FoldedConv)]
     for layer in layers:
         layer.bn.reset_running_stats()
