@@ -25,13 +25,16 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
 from benchmarks._common import RESULTS, write_result
+
+if TYPE_CHECKING:
+    from nas.study.evaluator import CandidateEvaluator
 
 ZOO_NAME = "fmnist_mbv2_w025"
 VAL_IMAGES = 2000
@@ -55,6 +58,37 @@ DEFAULT = Variant("folded, NHWC, batches of 100, 2000 batch-norm images (the def
 FAST = Variant("folded, NHWC, batches of 100, 500 batch-norm images (the fast path)", 500, True, 100)
 VARIANTS = [EXACT, UNFOLDED, DEFAULT, FAST,
             Variant("folded, NHWC, batches of 100, 250 batch-norm images", 250, True, 100)]
+
+
+@dataclass(frozen=True)
+class Bench:
+    """The zoo supernet, its space and data, as every timed evaluator here sees them."""
+
+    cfg: Any
+    splits: Any
+    space: Any
+    supernet: Any
+    val: Any
+
+    @classmethod
+    def load(cls) -> Bench:
+        """The zoo run's configuration (2000 validation images), its data and supernet; the configured threads."""
+        from nas import api, zoo
+
+        cfg = zoo.config(ZOO_NAME, {"search": {"val_samples": VAL_IMAGES}})
+        torch.set_num_threads(cfg.train.threads or torch.get_num_threads())
+        splits, space = api.data_and_space(cfg)
+        return cls(cfg, splits, space, zoo.load_supernet(ZOO_NAME, space), splits.val.head(VAL_IMAGES))
+
+    def evaluator(self, v: Variant, cost_model: Any) -> CandidateEvaluator:
+        """A fresh evaluator (no cached logits) running ``v``."""
+        from nas.study.evaluator import CandidateEvaluator
+
+        cfg = self.cfg
+        return CandidateEvaluator(self.space, self.supernet, self.val, cost_model, cfg.constraints,
+                                  batch_size=v.batch_size, operating_point=cfg.cost.operating_point,
+                                  schedule=cfg.cost.schedule, calibration=self.splits.train.images[: v.bn_images],
+                                  folded=v.folded)
 
 
 def differences(got: list[Any], base: list[Any]) -> dict[str, float]:
@@ -96,22 +130,16 @@ def main(argv: list[str] | None = None) -> None:
     if kept is not None:
         args.fidelity = 0
 
-    from nas import api, zoo
-    from nas.study.evaluator import CandidateEvaluator
+    from nas import api
 
-    cfg = zoo.config(ZOO_NAME, {"search": {"val_samples": VAL_IMAGES}})
-    torch.set_num_threads(cfg.train.threads or torch.get_num_threads())
-    splits, space = api.data_and_space(cfg)
-    supernet = zoo.load_supernet(ZOO_NAME, space)
-    val = splits.val.head(VAL_IMAGES)
+    bench = Bench.load()
+    cfg, space = bench.cfg, bench.space
     rng = random.Random(0)
     candidates = [space.sample(rng) for _ in range(max(args.candidates, args.fidelity))]
 
     with api.cost_model(cfg, progress=False) as cm:
         def evaluator(v: Variant) -> CandidateEvaluator:
-            return CandidateEvaluator(space, supernet, val, cm, cfg.constraints, batch_size=v.batch_size,
-                                      operating_point=cfg.cost.operating_point, schedule=cfg.cost.schedule,
-                                      calibration=splits.train.images[: v.bn_images], folded=v.folded)
+            return bench.evaluator(v, cm)
 
         warm = evaluator(EXACT)
         start = time.perf_counter()

@@ -26,32 +26,24 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import write_result
-from benchmarks.candidate_eval import FAST, PHASES, VAL_IMAGES, ZOO_NAME
+from benchmarks.candidate_eval import FAST, PHASES, ZOO_NAME, Bench
 
 SETTINGS = {"kept": "1", "glibc default": "0"}  # EENAS_KEEP_FREED_MEMORY
 
 
 def child(candidates: int) -> None:
     """Time the fast path on ``candidates`` random candidates; print one JSON line."""
-    import torch
-
-    from nas import api, zoo
-    from nas.study.evaluator import CandidateEvaluator
+    from nas import api
     from nas.study.memory import keep_freed_memory
 
-    cfg = zoo.config(ZOO_NAME, {"search": {"val_samples": VAL_IMAGES}})
-    torch.set_num_threads(cfg.train.threads or torch.get_num_threads())
-    splits, space = api.data_and_space(cfg)
-    supernet = zoo.load_supernet(ZOO_NAME, space)
-    val = splits.val.head(VAL_IMAGES)
+    bench = Bench.load()
+    space = bench.space
     rng = random.Random(0)
     genotypes = [space.sample(rng) for _ in range(candidates + 1)]  # the first warms the process up: not kept
     times = []
-    with api.cost_model(cfg, progress=False) as cm:
+    with api.cost_model(bench.cfg, progress=False) as cm:
         for g in genotypes:
-            ev = CandidateEvaluator(space, supernet, val, cm, cfg.constraints, batch_size=FAST.batch_size,
-                                    operating_point=cfg.cost.operating_point, schedule=cfg.cost.schedule,
-                                    calibration=splits.train.images[: FAST.bn_images], folded=FAST.folded)
+            ev = bench.evaluator(FAST, cm)
             ev.cost(space.layer_graph(g)), ev.cost(space.layer_graph(space.static_genotype(g)))  # warm: not timed
             start = time.perf_counter()
             ev(g)

@@ -98,3 +98,7 @@ def test_the_fashion_mnist_quickstart_shows_a_feasible_front_and_exports_from_it
     assert "supernet: zoo fmnist_mbv2_w025" in out and "pinned: backbone reference, bits 8" in out
     assert result["trial"] is not None and result["recorded"]["feasible"], out
     assert result["recorded"]["reduction_factor"] > 1.0 and "exported trial" in out
+    # the exits' accuracy cost is shown against the exported network's own static network
+    recorded = result["recorded"]
+    assert result["static_accuracy"] == recorded["exit_accuracy_all_samples"][-1]
+    assert f"its static network (validation): accuracy {result['static_accuracy']:.4f}" in out
