@@ -41,14 +41,13 @@ from nas.study.modes import GRID, mode_table, named_modes
 from nas.study.prescreen import Prescreener
 from nas.study.record import TrialRecord
 from nas.study.screening import Screener
+from nas.study.storage import normalise_url, sqlite_url
 from nas.study.study import (
     TrialError,
     enqueue_baselines,
     evaluated_trial,
-    normalise_url,
     open_study,
     run_study,
-    sqlite_url,
 )
 from nas.supernet.calibrate import exit_outputs
 from nas.supernet.training import load_supernet, train_supernet

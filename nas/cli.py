@@ -16,7 +16,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean bad input: printed as one line, no traceback."""
     from hwmodel import CacheError, MappingError, SchemaError
     from nas.data import DatasetError
-    from nas.study.study import SearchFailedError, StorageError, TrialError
+    from nas.study.storage import StorageError
+    from nas.study.study import SearchFailedError, TrialError
     from nas.supernet.training import CheckpointError
     from search_spaces import GenotypeError
 
@@ -139,7 +140,8 @@ def cmd_zoo(args: argparse.Namespace) -> int:
 
 def _study(cfg, storage: str | None):
     from nas import api
-    from nas.study.study import open_study, sqlite_url
+    from nas.study.storage import sqlite_url
+    from nas.study.study import open_study
 
     url = storage or sqlite_url(api.paths(cfg).root)
     if not storage and not api.paths(cfg).study.is_file():
@@ -190,7 +192,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     import optuna_dashboard
 
     from nas import api
-    from nas.study.study import StorageError, sqlite_file, sqlite_url, storage_for
+    from nas.study.storage import StorageError, sqlite_file, sqlite_url, storage_for
 
     store = None
     if args.storage and not (args.config or args.run_dir):

@@ -8,7 +8,7 @@ from typing import Any
 
 from nas import api
 from nas.config import CONFIGS_DIR, RunConfig, load_config
-from nas.study.study import sqlite_url
+from nas.study.storage import sqlite_url
 from nas.supernet.calibrate import early_exit_stats
 
 QUICKSTART_CONFIG = CONFIGS_DIR / "quickstart.yaml"  # synthetic data, a small supernet trained first

@@ -58,7 +58,7 @@ def postgres_server(database: str = "eenas") -> Iterator[str]:
                         f"-h 127.0.0.1 -p {port} -k {root} -F -c max_connections=100", "start"], **run)
         try:
             subprocess.run([bindir / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "eenas", database], **run)
-            # the documented form (nas.study.study.normalise_url)
+            # the documented form (nas.study.storage.normalise_url)
             yield f"postgresql://eenas@127.0.0.1:{port}/{database}"
         finally:
             subprocess.run([bindir / "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"], **{**run, "check": False})

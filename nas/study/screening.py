@@ -113,9 +113,10 @@ class Screener:
 
         def predicted(trial: optuna.Trial) -> tuple[float, ...]:
             space.decode(trial.suggest_categorical)
+            params = trial.params  # a copy each time it is read
             if limits is not None:
-                trial.set_user_attr("constraints", dict(zip(names, map(float, limits.predict([trial.params])[0]))))
-            return tuple(surrogate.predict(trial.params).values)
+                trial.set_user_attr("constraints", dict(zip(names, map(float, limits.predict([params])[0]))))
+            return tuple(surrogate.predict(params).values)
 
         previous = optuna.logging.get_verbosity()
         optuna.logging.set_verbosity(optuna.logging.WARNING)

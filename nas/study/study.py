@@ -9,24 +9,20 @@ infeasible trials). A candidate that cannot be costed or evaluated becomes a FAI
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
-import importlib.util
 import json
 import os
 import socket
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.artifacts import upload_artifact
 from optuna.artifacts._protocol import ArtifactStore
-from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from hwmodel import MappingError
@@ -38,6 +34,7 @@ from nas.study.metrics import METRIC_NAMES, OBJECTIVES, Objective  # noqa: F401 
 from nas.study.prescreen import Prescreener
 from nas.study.record import TrialRecord
 from nas.study.screening import Screener
+from nas.study.storage import StorageError, send_held_writes, storage_for
 from search_spaces import GenotypeError, SearchSpace
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"  # recorded on every trial this process runs
@@ -45,10 +42,6 @@ WORKER = f"{socket.gethostname()}:{os.getpid()}"  # recorded on every trial this
 
 class CandidateError(RuntimeError):
     """A candidate that could not be scored; the trial fails with this reason."""
-
-
-class StorageError(ValueError):
-    """A storage URL that Optuna cannot open (names the URL and what was expected)."""
 
 
 class TrialError(ValueError):
@@ -116,80 +109,6 @@ def make_sampler(cfg: SearchConfig, fixed: dict[str, Any] | None = None) -> optu
         else:
             sampler = optuna.samplers.RandomSampler(seed=cfg.seed)
         return optuna.samplers.PartialFixedSampler(fixed, sampler) if fixed else sampler
-
-
-def storage_for(url: str, heartbeat_s: int = 30) -> optuna.storages.BaseStorage:
-    """The storage of a URL.
-
-    ``sqlite:///file.db`` or ``postgresql://user@host/db``: an RDB storage with heartbeats every
-    ``heartbeat_s`` seconds, so a trial whose worker died is failed after 3 silent heartbeats and
-    retried once (by the next trial any worker starts). ``journal:///path/file.log``: Optuna's
-    journal file storage, for several processes on one host without a database (no heartbeats).
-    """
-    if url.startswith("journal:"):
-        path = url[len("journal:"):].removeprefix("//")
-        try:
-            return JournalStorage(JournalFileBackend(path))
-        except OSError as exc:
-            raise StorageError(f"{url}: expected a writable journal file path ({exc})") from None
-    url = normalise_url(url)
-    database = sqlite_file(url)
-    try:
-        with warnings.catch_warnings(), _creation_lock(database):
-            # heartbeats are "experimental" in Optuna 5, and the supported way
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            # SQLite: wait up to a minute for another worker's write lock instead of failing after 5 s
-            engine = {"connect_args": {"timeout": 60}} if database else None
-            return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat_s, grace_period=3 * heartbeat_s,
-                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
-    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many types for bad URLs
-        raise StorageError(f"{url}: expected an Optuna storage URL such as sqlite:///path/study.db or "
-                           f"postgresql://user@127.0.0.1/db ({type(exc).__name__}: {exc})") from None
-
-
-def normalise_url(url: str) -> str:
-    """``postgresql://`` (and ``postgres://``) with the PostgreSQL driver that is installed named in it:
-    SQLAlchemy's default for the bare form may be a driver this environment lacks. A bare
-    ``sqlite://``, ``sqlite:///`` or ``sqlite:///:memory:`` (an in-memory database, lost when the
-    process ends) is refused."""
-    if url.startswith("sqlite:") and sqlite_file(url) is None:
-        raise StorageError(f"{url}: expected a study file after sqlite:/// (e.g. sqlite:///runs/x/study.db); "
-                           "without one the study would live in memory and be lost when the process ends")
-    for bare in ("postgresql://", "postgres://"):
-        if url.startswith(bare):
-            driver = next((d for d in ("psycopg2", "psycopg") if importlib.util.find_spec(d) is not None), None)
-            if driver is None:
-                raise StorageError(f"{url}: expected a PostgreSQL driver (pip install psycopg2-binary)")
-            return f"postgresql+{driver}://{url[len(bare):]}"
-    return url
-
-
-def sqlite_file(url: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URL (None for other URLs or in-memory ones)."""
-    if not url.startswith("sqlite:///"):
-        return None
-    path = url[len("sqlite:///"):].split("?", 1)[0]
-    return Path(path) if path and path != ":memory:" else None
-
-
-@contextlib.contextmanager
-def _creation_lock(database: Path | None) -> Iterator[None]:
-    """Hold an exclusive lock next to a SQLite study file while its schema is created or checked, so
-    workers started together on a new file do not race on it (no-op for other storages)."""
-    if database is None or not database.parent.is_dir():
-        yield
-        return
-    with open(database.parent / f".{database.name}.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def sqlite_url(run_dir: str | Path) -> str:
-    """Storage URL of a run folder's study file."""
-    return f"sqlite:///{(Path(run_dir) / 'study.db').resolve()}"
 
 
 def open_study(cfg: SearchConfig, storage: str, *, create: bool = True, fixed: dict[str, Any] | None = None
@@ -284,6 +203,7 @@ def make_objective(space: SearchSpace, evaluator: CandidateEvaluator,
 
     def objective(trial: optuna.Trial) -> tuple[float, ...]:
         trial.set_user_attr("worker", WORKER)  # first: a restart recovers the trial if this process dies
+        send_held_writes(trial.study)
         genotype = space.decode(trial.suggest_categorical)
         trial.set_user_attr("genotype", genotype.to_dict())
         earlier = evaluated_twin(trial.study, trial.user_attrs["genotype"], trial.number)

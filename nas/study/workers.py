@@ -36,7 +36,8 @@ def search_workers(cfg: RunConfig, workers: int, storage: str | None = None, *, 
     from tqdm.auto import tqdm
 
     from nas import api
-    from nas.study.study import finished_trials, open_study, sqlite_url
+    from nas.study.storage import sqlite_url
+    from nas.study.study import finished_trials, open_study
 
     if workers < 1:
         raise ValueError(f"workers: expected a positive number of processes, got {workers}")

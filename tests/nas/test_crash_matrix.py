@@ -31,7 +31,8 @@ from nas import api
 from nas.config import load_config
 from nas.deploy.network import load_network
 from nas.files import remove_stale_temporaries
-from nas.study.study import finished_trials, storage_for
+from nas.study.storage import storage_for
+from nas.study.study import finished_trials
 from nas.supernet.training import load_checkpoint
 from tests.helpers import running_trial
 from tests.nas.conftest import tiny_config

@@ -153,19 +153,6 @@ def test_a_candidate_that_cannot_be_mapped_becomes_a_failed_trial(tiny_run, tmp_
         choose_trial(study)
 
 
-def test_storage_url_errors_are_clear():
-    from nas.study.study import StorageError, storage_for
-
-    with pytest.raises(StorageError, match="expected an Optuna storage URL"):
-        storage_for("notadb://nowhere")
-    with pytest.raises(StorageError, match="would live in memory"):
-        storage_for("sqlite:///:memory:")
-    from nas.study.study import normalise_url
-
-    assert normalise_url("postgresql://u@h/db") == normalise_url("postgres://u@h/db") == "postgresql+psycopg2://u@h/db"
-    assert normalise_url("postgresql+psycopg2://u@h/db") == "postgresql+psycopg2://u@h/db"
-
-
 def test_pareto_front_breaks_accuracy_ties_by_edp(tiny_run):
     _cfg, _supernet, study, _data = tiny_run
     front = pareto_trials(study, feasible_only=False)
@@ -193,7 +180,7 @@ def test_other_objectives_nsga3_and_journal_storage(tiny_run, tmp_path):
     again = open_study(run.search, url, create=False)
     assert len(again.trials) == 3
     # reopening under other objectives is refused with the reason
-    from nas.study.study import StorageError
+    from nas.study.storage import StorageError
 
     other = tiny_config(tmp_path / "run", search={"study_name": "three"})
     with pytest.raises(StorageError, match="objectives|optimises"):
@@ -232,7 +219,7 @@ def test_a_bad_search_fixed_key_names_the_config_and_key(tmp_path):
 # --- losing or duplicating work -------------------------------------------------------------------------
 
 def _new_sqlite_study(url: str) -> int:
-    from nas.study.study import storage_for
+    from nas.study.storage import storage_for
 
     optuna.create_study(storage=storage_for(url), study_name="race", load_if_exists=True)
     return 0
@@ -250,18 +237,22 @@ def test_workers_started_together_on_a_new_sqlite_file_do_not_race(tmp_path):
 def _start_trial_and_die(url: str) -> None:
     import os
 
-    from nas.study.study import WORKER, storage_for
+    from nas.study.storage import send_held_writes, storage_for
+    from nas.study.study import WORKER
 
     study = optuna.load_study(study_name="orphans", storage=storage_for(url))
     trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
-    trial.set_user_attr("worker", WORKER)
+    trial.set_user_attr("worker", WORKER)  # as the objective does
+    send_held_writes(study)
+    trial.set_user_attr("held", True)  # held, never sent: the kill must not take the worker with it
     os.kill(os.getpid(), 9)  # kill -9 mid-trial: no cleanup of any kind
 
 
 def test_a_trial_whose_worker_was_killed_is_recovered_at_once(tmp_path):
     import multiprocessing as mp
 
-    from nas.study.study import fail_orphaned_trials, finished_trials, storage_for
+    from nas.study.storage import storage_for
+    from nas.study.study import fail_orphaned_trials, finished_trials
 
     url = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(storage=storage_for(url, heartbeat_s=3600), study_name="orphans")
