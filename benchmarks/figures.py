@@ -118,7 +118,7 @@ def search_wall_time(data: dict, out: Path) -> list[Path]:
     """Hypervolume over wall time of each search arm, one line per seed."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
-    for (name, runs), color in zip(data["runs"].items(), ("tab:grey", "tab:blue", "tab:orange")):
+    for (name, runs), color in zip(data["runs"].items(), ("tab:grey", "tab:blue", "tab:orange", "tab:red")):
         for i, r in enumerate(runs):
             ax.step(r["times_s"], r["hypervolume"], where="post", color=color, lw=1.2, alpha=0.9,
                     label=name if i == 0 else None)
