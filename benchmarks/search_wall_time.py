@@ -31,7 +31,7 @@ from benchmarks._common import write_result
 
 ZOO_NAME = "fmnist_mbv2_w025"
 ARMS = {"random": {"sampler": "random"}, "nsga2": {"sampler": "nsga2"},
-        "nsga2 + screening": {"sampler": "nsga2", "screening": True},
+        "nsga2 + screening, 4 picks": {"sampler": "nsga2", "screening": True, "screening_picks": 4},
         "nsga2 + screening, 8 picks": {"sampler": "nsga2", "screening": True, "screening_picks": 8}}
 
 

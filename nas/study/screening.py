@@ -79,7 +79,7 @@ class Screener:
     """Proposes candidates to evaluate from predicted ones (see the module docstring)."""
 
     candidates: int = 1000  # predicted candidates per round (about 4 ms each, mostly Optuna's sampling)
-    picks: int = 4  # candidates enqueued per round (the real evaluations it buys)
+    picks: int = 8  # candidates enqueued per round (the real evaluations it buys)
     min_trials: int = 10  # complete trials before the first round
     population_size: int = 50  # NSGA-II population of the screening study
     ridge: float = 1.0
