@@ -37,10 +37,6 @@ class StorageError(ValueError):
     """A storage URL that Optuna cannot open (names the URL and what was expected)."""
 
 
-# RDBStorage methods that write without reading back; every other method sends the held writes first
-_HELD = frozenset({"set_trial_param", "_set_trial_param", "set_trial_user_attr"})
-
-
 class BatchedRDBStorage(RDBStorage):
     """An :class:`~optuna.storages.RDBStorage` that holds parameter and user-attribute writes and sends
     them together, in one transaction, before any other call (see the module docstring)."""
@@ -114,7 +110,8 @@ def _flushing(method: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-for _name in dir(RDBStorage):  # every method that may read or write, public or called by Optuna's cache
+# every other method of RDBStorage, public or called by Optuna's cache, sends the held writes first
+for _name in dir(RDBStorage):
     _method = inspect.getattr_static(RDBStorage, _name)
     if (inspect.isfunction(_method) and not _name.startswith("__") and not _name.endswith("_without_commit")
             and _name not in vars(BatchedRDBStorage)):
