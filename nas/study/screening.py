@@ -7,7 +7,7 @@ Once the study holds ``min_trials`` complete trials, every time its queue runs d
    complete trial;
 2. runs ``candidates`` trials of an Optuna study in memory (NSGA-II, the study's directions, the same
    pinned parameters and the same constraints mechanism) whose first generation is the real trials
-   with their real values, and whose objective and constraints are the predictions (about 4 ms a
+   with their real values, and whose objective and constraints are the predictions (a few ms a
    candidate, most of it Optuna's sampling);
 3. enqueues in the real study up to ``picks`` candidates of that study's feasible Pareto front that
    were predicted, not evaluated, spread along the front, each with the user attribute
@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.study.predictors import RidgePredictor
@@ -74,11 +75,24 @@ def spread(items: Sequence[FrozenTrial], k: int) -> list[FrozenTrial]:
     return [ordered[i] for i in picks]
 
 
+class KnownSpaceNSGAII(optuna.samplers.NSGAIISampler):
+    """NSGA-II told its search space up front. The spaces here ask for the same parameters in every
+    trial; Optuna's NSGA-II infers the space again before each one (a deep copy of ~150
+    distributions), about a third of a screened candidate's cost."""
+
+    def __init__(self, search_space: dict[str, BaseDistribution], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._known_space = dict(sorted(search_space.items()))  # by name, as Optuna orders an inferred space
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return dict(self._known_space)  # a copy: PartialFixedSampler deletes the pinned ones from it
+
+
 @dataclass(frozen=True)
 class Screener:
     """Proposes candidates to evaluate from predicted ones (see the module docstring)."""
 
-    candidates: int = 1000  # predicted candidates per round (about 4 ms each, mostly Optuna's sampling)
+    candidates: int = 1000  # predicted candidates per round (a few ms each, mostly Optuna's sampling)
     picks: int = 8  # candidates enqueued per round (the real evaluations it buys)
     min_trials: int = 10  # complete trials before the first round
     population_size: int = 50  # NSGA-II population of the screening study
@@ -105,7 +119,7 @@ class Screener:
                                 np.array([[t.user_attrs.get("constraints", {}).get(n, 0.0) for n in names]
                                           for t in complete]).reshape(len(complete), -1), self.ridge) if names else None
         rounds = int(study.user_attrs.get(ROUNDS, 0))
-        screen = self._screening_study(study, rounds)
+        screen = self._screening_study(study, rounds, space)
         screen.add_trials([optuna.trial.create_trial(  # the first generation, with its constraint values
             params=t.params, distributions=t.distributions, values=t.values, user_attrs={"real": t.number},
             system_attrs={"constraints": [t.user_attrs.get("constraints", {}).get(n, 0.0) for n in names],
@@ -139,13 +153,14 @@ class Screener:
         study.set_user_attr(SCREENED, int(study.user_attrs.get(SCREENED, 0)) + self.candidates)
         return picks
 
-    def _screening_study(self, study: optuna.Study, rounds: int) -> optuna.Study:
-        """An in-memory study with ``study``'s directions: NSGA-II with the constraints recorded as
-        each trial's ``constraints`` user attribute, the pinned parameters fixed."""
+    def _screening_study(self, study: optuna.Study, rounds: int, space: SearchSpace) -> optuna.Study:
+        """An in-memory study with ``study``'s directions: NSGA-II told ``space``'s parameters, with the
+        constraints recorded as each trial's ``constraints`` user attribute, the pinned parameters fixed."""
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*constraints_func.*", category=FutureWarning)
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            sampler: optuna.samplers.BaseSampler = optuna.samplers.NSGAIISampler(
+            sampler: optuna.samplers.BaseSampler = KnownSpaceNSGAII(
+                {name: CategoricalDistribution(options) for name, options in space.parameters().items()},
                 population_size=self.population_size, seed=self.seed + rounds,
                 constraints_func=lambda t: list(t.user_attrs.get("constraints", {}).values()))
             if self.fixed:

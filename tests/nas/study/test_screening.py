@@ -106,3 +106,19 @@ def test_a_screened_search_holds_evaluated_trials_only(tiny_run, tmp_path):
     screened = [t for t in complete if "screening" in t.user_attrs]
     assert screened and study.user_attrs[SCREENED] >= 120 * study.user_attrs[ROUNDS] >= 120
     assert {t.number for t in pareto_trials(study, feasible_only=False)} <= {t.number for t in complete}
+
+
+def test_telling_nsga2_the_space_changes_no_proposal(monkeypatch):
+    """KnownSpaceNSGAII skips Optuna's per-trial inference of the search space; what it samples is the same."""
+    from nas.study import screening
+
+    space = space_from_config(SPACE)
+
+    def picks() -> list[dict]:
+        screener = Screener(candidates=200, picks=4, population_size=20)
+        return [p.params for p in screener.round(real_study(space, 30), space)]
+
+    told = picks()
+    monkeypatch.setattr(screening.KnownSpaceNSGAII, "infer_relative_search_space",
+                        optuna.samplers.NSGAIISampler.infer_relative_search_space)
+    assert told and told == picks()
