@@ -70,19 +70,10 @@ def main() -> None:
         names = list(studies)
         for turn in range(2 * -(-args.trials // args.block)):
             name = names[(0, 1, 1, 0)[turn % 4]]  # ABBA...
-            call = bench.evaluator(FAST, cm).__call__
-
-            def timed(genotype: Any, _call: Any = call, _name: str = name) -> Any:
-                start = time.perf_counter()
-                try:
-                    return _call(genotype)
-                finally:
-                    evaluated[_name].append(time.perf_counter() - start)
-
             done = len(evaluated[name])
             start = time.perf_counter()
-            run_study(studies[name], bench.space, _Timed(call.__self__, timed), min(done + args.block, args.trials),
-                      progress=False)
+            run_study(studies[name], bench.space, _Timed(bench.evaluator(FAST, cm), evaluated[name]),
+                      min(done + args.block, args.trials), progress=False)
             walls[name] += time.perf_counter() - start
             print(f"turn {turn}: {name}: {len(evaluated[name])} trials", flush=True)
     rows = []
@@ -102,16 +93,20 @@ def main() -> None:
 
 
 class _Timed:
-    """An evaluator whose calls are timed (everything else passes through)."""
+    """An evaluator whose calls append their seconds to ``seconds`` (everything else passes through)."""
 
-    def __init__(self, evaluator: Any, call: Any) -> None:
-        self._evaluator, self._call = evaluator, call
+    def __init__(self, evaluator: Any, seconds: list[float]) -> None:
+        self._evaluator, self._seconds = evaluator, seconds
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._evaluator, name)
 
     def __call__(self, genotype: Any) -> Any:
-        return self._call(genotype)
+        start = time.perf_counter()
+        try:
+            return self._evaluator(genotype)
+        finally:
+            self._seconds.append(time.perf_counter() - start)
 
 
 if __name__ == "__main__":
