@@ -2,8 +2,8 @@
 
 A trial of this project's spaces suggests about 150 parameters and sets about 40 user attributes.
 Optuna's :class:`~optuna.storages.RDBStorage` gives each of those writes its own session and
-transaction (on SQLite with its default journal, an fsync each): about 0.4 s per trial, a third of
-the cost of evaluating a candidate. :class:`BatchedRDBStorage` holds a trial's parameter and
+transaction (on SQLite with its default journal, an fsync each): most of a trial's time outside
+the evaluator (``benchmarks/study_overhead.py`` measures it). :class:`BatchedRDBStorage` holds a trial's parameter and
 user-attribute writes and sends them in one transaction as soon as anything else touches the
 storage (a read, a state change, a heartbeat), so every reader, in this process or another, sees
 them as before; only a process killed within those milliseconds loses them, and its trial is
