@@ -566,10 +566,12 @@ def wall_time_section(data: dict) -> list[str]:
               "expected EDP / static EDP), reference point (0, 1); mean ± standard deviation over seeds.", "",
               "Shared prefix: the backbone blocks (of 12, choices and bits) a trial shares with an earlier one, "
               "what reusing a prefix's activations could skip.", "",
-              "| arm | evaluated trials | predicted candidates screened | final hypervolume | shared prefix (blocks) |",
-              "|---|---|---|---|---|"]
+              "| arm | evaluated trials | predicted candidates screened | wall time in screening rounds | "
+              "final hypervolume | shared prefix (blocks) |",
+              "|---|---|---|---|---|---|"]
     for name, m in data["summary"].items():
-        lines.append(f"| {name} | {m['evaluated_mean']:.0f} | {m['screened_mean']:.0f} | "
+        rounds = f"{m['screening_s_mean']:.0f} s" if m.get("screening_s_mean") else "-"
+        lines.append(f"| {name} | {m['evaluated_mean']:.0f} | {m['screened_mean']:.0f} | {rounds} | "
                      f"{m['final_hypervolume_mean']:.4f} ± {m['final_hypervolume_std']:.4f} | "
                      f"{m.get('shared_prefix_blocks_mean', float('nan')):.1f} |")
     lines += ["", "| screened arm | seed | NSGA-II's final hypervolume | screened search reaches it after | "

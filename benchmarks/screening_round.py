@@ -1,8 +1,11 @@
-"""One screening round timed with NSGA-II told the space (``KnownSpaceNSGAII``) and inferring it (Optuna's own).
+"""One screening round timed as it runs now and with the parts it replaced in Optuna put back.
 
-Loads the complete trials of a study file (default: the 8-pick screened arm of ``search_wall_time``,
-seed 0) into a study in memory and runs ``Screener.round`` on a fresh copy per variant, ABAB over
-``--repeats``; prints each variant's median seconds and whether the two proposed the same picks.
+Variants: ``now`` (NSGA-II told the space, ``KnownSpaceNSGAII``, and the screening study in
+``PredictedTrialsStorage``); ``optuna storage`` (the same in Optuna's ``InMemoryStorage``);
+``optuna storage, inferred space`` (also NSGA-II inferring its space, as Optuna does). Loads the
+finished trials of a study file (default: the 8-pick screened arm of ``search_wall_time``, seed 0)
+into a study in memory and runs ``Screener.round`` on a fresh copy per variant, in turns over
+``--repeats``; prints each variant's median seconds and whether all proposed the same picks.
 Prints only (no results file): the figure is a diagnostic, not a BENCHMARKS section.
 
 Usage: python benchmarks/screening_round.py [--study runs/search_wall_time/nsga2_screening_8_picks_0/study.db]
@@ -16,6 +19,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -41,23 +45,36 @@ def main() -> None:
     trials = [t for t in source.get_trials() if t.state.is_finished()]
     told = screening.KnownSpaceNSGAII.infer_relative_search_space
     inferred = optuna.samplers.NSGAIISampler.infer_relative_search_space
-    seconds: dict[str, list[float]] = {"told": [], "inferred": []}
+    create_study = optuna.create_study
+
+    def in_optuna_storage(**kwargs: Any) -> optuna.Study:  # the screening study, in Optuna's storage
+        return create_study(**{**kwargs, "storage": optuna.storages.InMemoryStorage()})
+
+    variants = {"now": (told, create_study), "optuna storage": (told, in_optuna_storage),
+                "optuna storage, inferred space": (inferred, in_optuna_storage)}
+    seconds: dict[str, list[float]] = {name: [] for name in variants}
     picks: dict[str, list[dict]] = {}
-    for _ in range(args.repeats):
-        for name, method in (("told", told), ("inferred", inferred)):
-            screening.KnownSpaceNSGAII.infer_relative_search_space = method  # type: ignore[method-assign]
-            study = optuna.create_study(directions=source.directions)
-            study.add_trials(trials)
-            start = time.perf_counter()
-            picked = screening.Screener(seed=0).round(study, space)
-            seconds[name].append(time.perf_counter() - start)
-            picks[name] = [t.params for t in picked]
-    screening.KnownSpaceNSGAII.infer_relative_search_space = told  # type: ignore[method-assign]
+    try:
+        for _ in range(args.repeats):
+            for name, (method, create) in variants.items():
+                study = create_study(directions=source.directions)
+                study.add_trials(trials)
+                screening.KnownSpaceNSGAII.infer_relative_search_space = method  # type: ignore[method-assign]
+                optuna.create_study = create
+                start = time.perf_counter()
+                picked = screening.Screener(seed=0).round(study, space)
+                optuna.create_study = create_study
+                seconds[name].append(time.perf_counter() - start)
+                picks[name] = [t.params for t in picked]
+    finally:
+        screening.KnownSpaceNSGAII.infer_relative_search_space = told  # type: ignore[method-assign]
+        optuna.create_study = create_study
     print(f"{len(trials)} trials from {args.study}")
+    now = statistics.median(seconds["now"])
     for name, s in seconds.items():
-        print(f"space {name}: median {statistics.median(s):.2f} s a round ({len(picks[name])} picks)")
-    print(f"same picks: {picks['told'] == picks['inferred']}; "
-          f"inferred / told: {statistics.median(seconds['inferred']) / statistics.median(seconds['told']):.2f}x")
+        print(f"{name}: median {statistics.median(s):.2f} s a round ({len(picks[name])} picks), "
+              f"{statistics.median(s) / now:.2f}x the time of now")
+    print(f"same picks in every variant: {all(p == picks['now'] for p in picks.values())}")
 
 
 if __name__ == "__main__":

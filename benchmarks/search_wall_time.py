@@ -11,7 +11,7 @@ plain NSGA-II's final hypervolume (goal: at most a quarter of the budget) and wh
 random search. Writes results/search_wall_time.json; ``python benchmarks/render.py`` draws
 search_wall_time.png.
 
-Usage: python benchmarks/search_wall_time.py [--minutes 20] [--seeds 0 1 2] [--bn-images 500]
+Usage: python benchmarks/search_wall_time.py [--minutes 20] [--seeds 0 1 2] [--bn-images 500] [--arms ...]
 """
 
 from __future__ import annotations
@@ -21,18 +21,33 @@ import re
 import statistics
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import write_result
+from nas.study.screening import Screener
 
 ZOO_NAME = "fmnist_mbv2_w025"
 ARMS = {"random": {"sampler": "random"}, "nsga2": {"sampler": "nsga2"},
         "nsga2 + screening, 4 picks": {"sampler": "nsga2", "screening": True, "screening_picks": 4},
         "nsga2 + screening, 8 picks": {"sampler": "nsga2", "screening": True, "screening_picks": 8}}
+
+
+@dataclass(frozen=True)
+class TimedScreener(Screener):
+    """A screener that keeps the wall time of each of its rounds (seconds)."""
+
+    seconds: list[float] = field(default_factory=list)
+
+    def round(self, study: Any, space: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return super().round(study, space)
+        finally:
+            self.seconds.append(time.perf_counter() - start)
 
 
 def shared_prefix_blocks(space: Any, genotypes: list[Any]) -> list[int]:
@@ -65,7 +80,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--bn-images", type=int, default=500, help="batch-norm images per candidate")
     ap.add_argument("--run-dir", default="runs/search_wall_time")
+    ap.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS),
+                    help="arms to run (random and nsga2 are needed for the reach and beats-random figures)")
     args = ap.parse_args()
+    arms = {name: ARMS[name] for name in args.arms}
 
     import torch
     from optuna.trial import TrialState
@@ -83,12 +101,12 @@ def main() -> None:
     torch.set_num_threads(cfg.train.threads or torch.get_num_threads())
     splits, space = api.data_and_space(cfg)
     supernet = zoo.load_supernet(ZOO_NAME, space)
-    runs: dict[str, list[dict]] = {name: [] for name in ARMS}
+    runs: dict[str, list[dict]] = {name: [] for name in arms}
     with api.cost_model(cfg) as cm:
         start = time.perf_counter()
         print(f"cost cache: {api.warm_cost_cache(cfg, space, cm)} in {time.perf_counter() - start:.0f} s", flush=True)
         for seed in args.seeds:
-            for name, settings in ARMS.items():
+            for name, settings in arms.items():
                 run = replace(cfg, run_dir=str(Path(args.run_dir) / f"{re.sub(r'[^a-z0-9]+', '_', name)}_{seed}"),
                               search=replace(cfg.search, seed=seed, study_name="wall_time", **settings))
                 if api.paths(run).study.exists():
@@ -96,9 +114,11 @@ def main() -> None:
                 study = api.prepare_study(run, space)
                 evaluator = CandidateEvaluator.from_config(run, space, supernet, splits.val.head(2000), cm,
                                                            api.calibration_images(run, splits))
+                screener = api.screener(run, space)
+                timed = None if screener is None else TimedScreener(**asdict(screener))
                 t0 = time.time()
                 run_study(study, space, evaluator, run.search.n_trials, progress=False, timeout_s=args.minutes * 60,
-                          screener=api.screener(run, space))
+                          screener=timed)
                 trials = sorted((t for t in study.get_trials(deepcopy=False) if t.datetime_complete is not None),
                                 key=lambda t: t.datetime_complete)
                 static = next(r for r in records(trials) if r.baseline == "static")
@@ -107,7 +127,8 @@ def main() -> None:
                                    "times_s": times, "trials": [t.number for t in trials],
                                    "evaluated": sum(t.state == TrialState.COMPLETE for t in trials),
                                    "screened": int(study.user_attrs.get("screened_candidates", 0)),
-                                   "screened_trials": sum("screening" in t.user_attrs for t in trials)})
+                                   "screened_trials": sum("screening" in t.user_attrs for t in trials),
+                                   "screening_rounds_s": [] if timed is None else timed.seconds})
                 print(f"seed {seed}, {name}: {runs[name][-1]['evaluated']} evaluated, "
                       f"{runs[name][-1]['screened']} screened", flush=True)
                 runs[name][-1]["_trials"] = trials
@@ -126,10 +147,11 @@ def main() -> None:
                          "final_hypervolume_std": statistics.pstdev(finals),
                          "evaluated_mean": statistics.fmean(r["evaluated"] for r in arm),
                          "screened_mean": statistics.fmean(r["screened"] for r in arm),
+                         "screening_s_mean": statistics.fmean(sum(r["screening_rounds_s"]) for r in arm),
                          "shared_prefix_blocks_mean": statistics.fmean(
                              b for r in arm for b in r["shared_prefix_blocks"] or [0])}
     reach = []
-    for arm in (name for name, settings in ARMS.items() if settings.get("screening")):
+    for arm in (name for name, settings in arms.items() if settings.get("screening")):
         for screened, plain, rnd in zip(runs[arm], runs["nsga2"], runs["random"]):
             target = plain["hypervolume"][-1] if plain["hypervolume"] else 0.0
             t = time_to_reach(screened["times_s"], screened["hypervolume"], target)

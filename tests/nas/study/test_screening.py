@@ -122,3 +122,30 @@ def test_telling_nsga2_the_space_changes_no_proposal(monkeypatch):
     monkeypatch.setattr(screening.KnownSpaceNSGAII, "infer_relative_search_space",
                         optuna.samplers.NSGAIISampler.infer_relative_search_space)
     assert told and told == picks()
+
+
+def test_the_screening_storage_changes_no_proposal_and_leaves_the_real_trials_alone(monkeypatch):
+    """PredictedTrialsStorage writes NSGA-II's sample at once and copies the real trials one level deep;
+    Optuna's InMemoryStorage (every parameter suggested, deep copies) proposes the same candidates, and
+    the round changes nothing in the real study's trials."""
+    import copy
+
+    space = space_from_config(SPACE)
+    fixed = {"exit_A": True}
+
+    def picks() -> list[dict]:
+        study = real_study(space, 30)
+        before = copy.deepcopy(study.get_trials(deepcopy=False))
+        screener = Screener(candidates=200, picks=4, population_size=20, fixed=fixed)
+        picked = [p.params for p in screener.round(study, space)]
+        after = study.get_trials(deepcopy=False)[: len(before)]
+        assert [(t.params, t.distributions, t.user_attrs, t.system_attrs) for t in after] == \
+            [(t.params, t.distributions, t.user_attrs, t.system_attrs) for t in before]
+        return picked
+
+    fast = picks()
+    assert fast and all(p["exit_A"] is True for p in fast)  # pinned parameters still pinned
+    create_study = optuna.create_study
+    monkeypatch.setattr(optuna, "create_study",
+                        lambda **kw: create_study(**{**kw, "storage": optuna.storages.InMemoryStorage()}))
+    assert fast == picks()
