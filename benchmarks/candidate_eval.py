@@ -4,7 +4,9 @@ The search's own evaluator (:class:`nas.study.evaluator.CandidateEvaluator`) on 
 Fashion-MNIST: 2000 validation images, every exit head of the candidate on every image (the backbone
 keeps the pooled features of every mount, so a later head on it needs no inference), batch-norm
 statistics re-estimated per candidate, the cost model on a warm cache. Variants run side by side, interleaved
-candidate by candidate, each call on a fresh evaluator (no logits cached across candidates). Each
+candidate by candidate, each call on a fresh evaluator (no logits cached across candidates); then,
+as a control, the fast path on the same candidates back to back (a study's order: whether the
+interleaved variants, which allocate batches of 500, slow it). Each
 variant's accuracy, exit ratios and per-exit accuracies are compared with the first variant's (the
 exact path: the extracted network as exported, NCHW, in batches of 500, 2000 batch-norm images).
 ``--fidelity N`` then runs the unfolded path (the exact path's results bit for bit, in cache-sized
@@ -161,9 +163,18 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"candidate {i + 1}/{len(candidates)}: "
                       f"accuracy default {results[DEFAULT.name][-1].stats.accuracy:.4f}, "
                       f"fast {results[FAST.name][-1].stats.accuracy:.4f}", flush=True)
+        # control: the fast path's candidates back to back, no other variant between them (as in a study)
+        alone = Variant(f"{FAST.name}, its candidates back to back", FAST.bn_images, FAST.folded, FAST.batch_size)
+        times[alone.name], results[alone.name] = [], []
+        for g in candidates[: args.candidates]:
+            ev = evaluator(alone)
+            t = time.perf_counter()
+            results[alone.name].append(ev(g))
+            times[alone.name].append({"total": time.perf_counter() - t, **ev.seconds})
         rows = []
-        for v in VARIANTS:
-            med = {k: statistics.median(p.get(k, 0.0) for p in times[v.name]) for k in ("total", *PHASES, "every_head")}
+        for v in (*VARIANTS, alone):
+            keys = ("total", *PHASES, *(("every_head",) if "every_head" in times[v.name][0] else ()))
+            med = {k: statistics.median(p.get(k, 0.0) for p in times[v.name]) for k in keys}
             rows.append({"variant": v.name, "bn_images": v.bn_images, "folded": v.folded,
                          "batch_size": v.batch_size, "median_s": med,
                          "vs_exact": differences(results[v.name][: args.candidates], results[EXACT.name])})
@@ -184,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
                                           "exit_accuracy_all": list(r.stats.exit_accuracy_all)}
                                     for key, r in (("exact", e), ("fast", f))}}  # really evaluated: data for predictors
         for g, e, f in zip(candidates, results[UNFOLDED.name], results[FAST.name])],
-        "load_avg_1min_after_timing": round(os.getloadavg()[0], 2)})
+        "alone": alone.name, "load_avg_1min_after_timing": round(os.getloadavg()[0], 2)})
 
 
 if __name__ == "__main__":

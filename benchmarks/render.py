@@ -465,7 +465,9 @@ def candidate_section(data: dict) -> list[str]:
         lines += ["", f"Folding, side by side in this run: the default path {before['total'] / now['total']:.2f}x "
                   f"faster than before folding (backbone inference {before['backbone'] / now['backbone']:.2f}x, "
                   f"batch-norm re-estimation on the folded layers {before['batchnorm'] / now['batchnorm']:.2f}x); the fast path "
-                  f"{fast['total']:.2f} s per candidate (goal: 1.0 s).",
+                  f"{fast['total']:.2f} s per candidate (goal: 1.0 s)"
+                  + (f"; the same candidates back to back, nothing between them: {rows[data['alone']]['total']:.2f} s."
+                     if "alone" in data else "."),
                   "", f"Fidelity against the exact path (the extracted network, as exported), on {f['candidates']} "
                   f"random candidates. Default path, {data['default']}: {fidelity(d)}; these differences come "
                   "from folding alone (float sums in another order flip a quantisation level here and there, and a "
@@ -563,7 +565,10 @@ def wall_time_section(data: dict) -> list[str]:
               f"another, {data['val_images']} validation images, batch norm on {data['bn_images']} training images, cost "
               f"cache filled beforehand. Screening: {sc['candidates']} predicted candidates per round, {sc['picks']} "
               f"picks evaluated (unless the arm says otherwise), first round after {sc['min_trials']} trials. Hypervolume: feasible trials in (accuracy, "
-              "expected EDP / static EDP), reference point (0, 1); mean ± standard deviation over seeds.", "",
+              "expected EDP / static EDP), reference point (0, 1); mean ± standard deviation over seeds."
+              + (f" Arms {', '.join(data['reused_arms'])}: the studies of an earlier run of the same settings on this "
+                 "machine, kept (the change under test was the screening's); the other arms ran after them."
+                 if data.get("reused_arms") else ""), "",
               "Shared prefix: the backbone blocks (of 12, choices and bits) a trial shares with an earlier one, "
               "what reusing a prefix's activations could skip.", "",
               "| arm | evaluated trials | predicted candidates screened | wall time in screening rounds | "

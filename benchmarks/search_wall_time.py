@@ -31,6 +31,7 @@ from benchmarks._common import write_result
 from nas.study.screening import Screener
 
 ZOO_NAME = "fmnist_mbv2_w025"
+T0 = "wall_time_t0"  # study user attribute: the arm's start (seconds since the epoch)
 ARMS = {"random": {"sampler": "random"}, "nsga2": {"sampler": "nsga2"},
         "nsga2 + screening, 4 picks": {"sampler": "nsga2", "screening": True, "screening_picks": 4},
         "nsga2 + screening, 8 picks": {"sampler": "nsga2", "screening": True, "screening_picks": 8}}
@@ -82,6 +83,9 @@ def main() -> None:
     ap.add_argument("--run-dir", default="runs/search_wall_time")
     ap.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS),
                     help="arms to run (random and nsga2 are needed for the reach and beats-random figures)")
+    ap.add_argument("--reuse-arms", nargs="*", choices=list(ARMS), default=[],
+                    help="arms whose studies in --run-dir, from an earlier run with the same settings, are kept "
+                         "instead of re-run (e.g. the baselines, after a change to the screening only)")
     args = ap.parse_args()
     arms = {name: ARMS[name] for name in args.arms}
 
@@ -109,18 +113,23 @@ def main() -> None:
             for name, settings in arms.items():
                 run = replace(cfg, run_dir=str(Path(args.run_dir) / f"{re.sub(r'[^a-z0-9]+', '_', name)}_{seed}"),
                               search=replace(cfg.search, seed=seed, study_name="wall_time", **settings))
-                if api.paths(run).study.exists():
+                reused = name in args.reuse_arms
+                if api.paths(run).study.exists() and not reused:
                     api.paths(run).study.unlink()
-                study = api.prepare_study(run, space)
-                evaluator = CandidateEvaluator.from_config(run, space, supernet, splits.val.head(2000), cm,
-                                                           api.calibration_images(run, splits))
+                study = api.prepare_study(run, space)  # a kept study is resumed as it is
                 screener = api.screener(run, space)
                 timed = None if screener is None else TimedScreener(**asdict(screener))
-                t0 = time.time()
-                run_study(study, space, evaluator, run.search.n_trials, progress=False, timeout_s=args.minutes * 60,
-                          screener=timed)
+                if not reused:
+                    evaluator = CandidateEvaluator.from_config(run, space, supernet, splits.val.head(2000), cm,
+                                                               api.calibration_images(run, splits))
+                    t0 = time.time()
+                    study.set_user_attr(T0, t0)
+                    run_study(study, space, evaluator, run.search.n_trials, progress=False,
+                              timeout_s=args.minutes * 60, screener=timed)
                 trials = sorted((t for t in study.get_trials(deepcopy=False) if t.datetime_complete is not None),
                                 key=lambda t: t.datetime_complete)
+                if reused:  # studies written before T0 was recorded: the first trial's start (ms later)
+                    t0 = study.user_attrs.get(T0) or min(t.datetime_start for t in trials).timestamp()
                 static = next(r for r in records(trials) if r.baseline == "static")
                 times = [t.datetime_complete.timestamp() - t0 for t in trials]
                 runs[name].append({"seed": seed, "static_edp_j_cycles": static.expected_edp_j_cycles,
@@ -128,9 +137,11 @@ def main() -> None:
                                    "evaluated": sum(t.state == TrialState.COMPLETE for t in trials),
                                    "screened": int(study.user_attrs.get("screened_candidates", 0)),
                                    "screened_trials": sum("screening" in t.user_attrs for t in trials),
-                                   "screening_rounds_s": [] if timed is None else timed.seconds})
+                                   "screening_rounds_s": [] if timed is None else timed.seconds,
+                                   "reused": reused})
                 print(f"seed {seed}, {name}: {runs[name][-1]['evaluated']} evaluated, "
-                      f"{runs[name][-1]['screened']} screened", flush=True)
+                      f"{runs[name][-1]['screened']} screened" + (" (kept from an earlier run)" if reused else ""),
+                      flush=True)
                 runs[name][-1]["_trials"] = trials
     edp_ref = runs["random"][0]["static_edp_j_cycles"]  # the same static network in every study
     for arm in runs.values():
@@ -160,6 +171,7 @@ def main() -> None:
                           "fraction_of_budget": None if t is None else t / (args.minutes * 60),
                           "beats_random": (screened["hypervolume"] or [0.0])[-1] > (rnd["hypervolume"] or [0.0])[-1]})
     write_result("search_wall_time", {"zoo": ZOO_NAME, "minutes": args.minutes, "seeds": args.seeds,
+                                      "reused_arms": args.reuse_arms,
                                       "bn_images": args.bn_images, "val_images": 2000,
                                       "edp_reference_j_cycles": edp_ref,
                                       "screening": {"candidates": cfg.search.screening_candidates,

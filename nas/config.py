@@ -167,7 +167,7 @@ class SearchConfig:
     prescreen_min_trials: int = 10  # complete trials before the surrogate screens anything
     prescreen_margin: float = 1.0  # optimism, in leave-one-out standard errors per objective
     screening: bool = False  # multi-fidelity: NSGA-II screens predicted candidates, the promising ones are evaluated
-    screening_candidates: int = 1000  # predicted candidates per screening round (a few ms each)
+    screening_candidates: int = 1000  # predicted candidates per screening round (milliseconds each)
     screening_picks: int = 8  # candidates of a round's predicted front really evaluated (4: more time screening)
     screening_min_trials: int = 10  # complete trials before the first round
     heartbeat_s: int = 30  # RDB storages: a trial silent for 3 heartbeats is failed and retried once

@@ -7,8 +7,8 @@ Once the study holds ``min_trials`` complete trials, every time its queue runs d
    complete trial;
 2. runs ``candidates`` trials of an Optuna study in memory (NSGA-II, the study's directions, the same
    pinned parameters and the same constraints mechanism) whose first generation is the real trials
-   with their real values, and whose objective and constraints are the predictions (a few ms a
-   candidate, most of it Optuna's sampling);
+   with their real values, and whose objective and constraints are the predictions (milliseconds a
+   candidate: its study lives in :class:`PredictedTrialsStorage`, which writes NSGA-II's sample at once);
 3. enqueues in the real study up to ``picks`` candidates of that study's feasible Pareto front that
    were predicted, not evaluated, spread along the front, each with the user attribute
    ``screening``: the round, the predicted values and the number of candidates screened.
@@ -40,7 +40,6 @@ from search_spaces import SearchSpace
 
 SCREENED = "screened_candidates"  # study user attribute: predicted candidates of every round
 ROUNDS = "screening_rounds"  # study user attribute: rounds run
-GENERATION = f"{optuna.samplers.NSGAIISampler.__name__}:generation"  # where Optuna's GA samplers keep it
 
 
 def params_key(params: dict[str, Any]) -> str:
@@ -88,6 +87,16 @@ class KnownSpaceNSGAII(optuna.samplers.NSGAIISampler):
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         return dict(self._known_space)  # a copy: PartialFixedSampler deletes the pinned ones from it
+
+    @classmethod
+    def _get_generation_key(cls) -> str:
+        """NSGA-II's. Optuna's GA samplers name the system attribute holding a trial's generation after
+        their class: under its own name ("KnownSpaceNSGAII:generation") this sampler would not see the
+        real trials, tagged as NSGA-II's first generation, and would screen from random candidates."""
+        return optuna.samplers.NSGAIISampler._get_generation_key()
+
+
+GENERATION = KnownSpaceNSGAII._get_generation_key()  # where the screening study's NSGA-II keeps it
 
 
 class PredictedTrialsStorage(InMemoryStorage):
@@ -158,7 +167,7 @@ def decode_predicted(trial: optuna.Trial, space: SearchSpace, distributions: dic
 class Screener:
     """Proposes candidates to evaluate from predicted ones (see the module docstring)."""
 
-    candidates: int = 1000  # predicted candidates per round (a few ms each, mostly Optuna's sampling)
+    candidates: int = 1000  # predicted candidates per round (milliseconds each, mostly NSGA-II and Optuna's trials)
     picks: int = 8  # candidates enqueued per round (the real evaluations it buys)
     min_trials: int = 10  # complete trials before the first round
     population_size: int = 50  # NSGA-II population of the screening study

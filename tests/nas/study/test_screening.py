@@ -109,7 +109,8 @@ def test_a_screened_search_holds_evaluated_trials_only(tiny_run, tmp_path):
 
 
 def test_telling_nsga2_the_space_changes_no_proposal(monkeypatch):
-    """KnownSpaceNSGAII skips Optuna's per-trial inference of the search space; what it samples is the same."""
+    """KnownSpaceNSGAII skips Optuna's per-trial inference of the search space; it proposes what
+    Optuna's own NSGA-II proposes (which also needs it to find the real trials' generation tags)."""
     from nas.study import screening
 
     space = space_from_config(SPACE)
@@ -119,9 +120,24 @@ def test_telling_nsga2_the_space_changes_no_proposal(monkeypatch):
         return [p.params for p in screener.round(real_study(space, 30), space)]
 
     told = picks()
-    monkeypatch.setattr(screening.KnownSpaceNSGAII, "infer_relative_search_space",
-                        optuna.samplers.NSGAIISampler.infer_relative_search_space)
+    monkeypatch.setattr(screening, "KnownSpaceNSGAII", lambda space, **kw: optuna.samplers.NSGAIISampler(**kw))
     assert told and told == picks()
+
+
+def test_the_real_trials_are_the_screening_studys_first_generation(monkeypatch):
+    """NSGA-II breeds the screening study's second generation from the real trials: with as many real
+    trials as its population, the first predicted candidate is of generation 1 and its parents real."""
+    from nas.study import screening
+
+    space = space_from_config(SPACE)
+    studies: list[optuna.Study] = []
+    make = screening.Screener._screening_study
+    monkeypatch.setattr(screening.Screener, "_screening_study",
+                        lambda self, *a: studies.append(make(self, *a)) or studies[-1])
+    Screener(candidates=40, picks=4, population_size=20).round(real_study(space, 20), space)
+    trials = studies[0].get_trials(deepcopy=False)
+    assert [t.system_attrs[screening.GENERATION] for t in trials[:21]] == [0] * 20 + [1]
+    assert all("real" in t.user_attrs for t in trials[:20])
 
 
 def test_the_screening_storage_changes_no_proposal_and_leaves_the_real_trials_alone(monkeypatch):
