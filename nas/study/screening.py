@@ -111,7 +111,7 @@ class PredictedTrialsStorage(InMemoryStorage):
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
         """As Optuna's, but a template (a real trial of the first generation) is copied one level deep:
         its parameter values and distributions are immutable, and Optuna's deep copy of ~150
-        distributions per real trial was a third of a round on a study of a few hundred trials."""
+        distributions per real trial grows every round with the study."""
         if template_trial is None:
             return super().create_new_trial(study_id)
         trial = copy.copy(template_trial)

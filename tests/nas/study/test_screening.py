@@ -97,14 +97,14 @@ def test_a_screened_search_holds_evaluated_trials_only(tiny_run, tmp_path):
 
     cfg, supernet, _study, data = tiny_run
     cfg = replace(cfg, run_dir=str(tmp_path), search=replace(
-        cfg.search, n_trials=9, study_name="screened", screening=True, screening_candidates=120, screening_picks=2,
+        cfg.search, n_trials=9, study_name="screened", screening=True, screening_candidates=300, screening_picks=2,
         screening_min_trials=4, trial_plots=False))
     study = api.search(cfg, supernet, progress=False, data=data)
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(complete) >= 9 - len(study.get_trials(states=(TrialState.FAIL,)))
     assert all(t.user_attrs["fidelity"] == "evaluated" for t in complete)
     screened = [t for t in complete if "screening" in t.user_attrs]
-    assert screened and study.user_attrs[SCREENED] >= 120 * study.user_attrs[ROUNDS] >= 120
+    assert screened and study.user_attrs[SCREENED] >= 300 * study.user_attrs[ROUNDS] >= 300
     assert {t.number for t in pareto_trials(study, feasible_only=False)} <= {t.number for t in complete}
 
 
