@@ -122,14 +122,13 @@ def main() -> None:
                 if not reused:
                     evaluator = CandidateEvaluator.from_config(run, space, supernet, splits.val.head(2000), cm,
                                                                api.calibration_images(run, splits))
-                    t0 = time.time()
-                    study.set_user_attr(T0, t0)
+                    study.set_user_attr(T0, time.time())
                     run_study(study, space, evaluator, run.search.n_trials, progress=False,
                               timeout_s=args.minutes * 60, screener=timed)
                 trials = sorted((t for t in study.get_trials(deepcopy=False) if t.datetime_complete is not None),
                                 key=lambda t: t.datetime_complete)
-                if reused:  # studies written before T0 was recorded: the first trial's start (ms later)
-                    t0 = study.user_attrs.get(T0) or min(t.datetime_start for t in trials).timestamp()
+                # studies written before T0 was recorded: their first trial's start (milliseconds later)
+                t0 = study.user_attrs.get(T0) or min(t.datetime_start for t in trials).timestamp()
                 static = next(r for r in records(trials) if r.baseline == "static")
                 times = [t.datetime_complete.timestamp() - t0 for t in trials]
                 runs[name].append({"seed": seed, "static_edp_j_cycles": static.expected_edp_j_cycles,

@@ -112,20 +112,16 @@ class PredictedTrialsStorage(InMemoryStorage):
         """As Optuna's, but a template (a real trial of the first generation) is copied one level deep:
         its parameter values and distributions are immutable, and Optuna's deep copy of ~150
         distributions per real trial grows every round with the study."""
-        if template_trial is None:
-            return super().create_new_trial(study_id)
-        trial = copy.copy(template_trial)
-        trial.params, trial.distributions = dict(template_trial.params), dict(template_trial.distributions)
-        trial.user_attrs, trial.system_attrs = dict(template_trial.user_attrs), dict(template_trial.system_attrs)
-        with self._lock:
-            self._check_study_id(study_id)
-            trial_id = self._max_trial_id = self._max_trial_id + 1
-            trial.number = len(self._studies[study_id].trials)
-            trial._trial_id = trial_id
-            self._trial_id_to_study_id_and_number[trial_id] = (study_id, trial.number)
-            self._studies[study_id].trials.append(trial)
-            self._update_cache(trial_id, study_id)
-            return trial_id
+        trial_id = super().create_new_trial(study_id)  # numbered and registered, running
+        if template_trial is not None:
+            with self._lock:
+                trial = copy.copy(template_trial)
+                trial.params, trial.distributions = dict(trial.params), dict(trial.distributions)
+                trial.user_attrs, trial.system_attrs = dict(trial.user_attrs), dict(trial.system_attrs)
+                trial.number, trial._trial_id = self._get_trial(trial_id).number, trial_id
+                self._set_trial(trial_id, trial)
+                self._update_cache(trial_id, study_id)
+        return trial_id
 
     def write_params(self, trial_id: int, params: dict[str, Any], distributions: dict[str, BaseDistribution]
                      ) -> None:
@@ -194,13 +190,13 @@ class Screener:
                                 np.array([[t.user_attrs.get("constraints", {}).get(n, 0.0) for n in names]
                                           for t in complete]).reshape(len(complete), -1), self.ridge) if names else None
         rounds = int(study.user_attrs.get(ROUNDS, 0))
-        screen = self._screening_study(study, rounds, space)
+        distributions: dict[str, BaseDistribution] = {  # the told space, and what write_params records
+            name: CategoricalDistribution(options) for name, options in space.parameters().items()}
+        screen = self._screening_study(study, rounds, distributions)
         screen.add_trials([optuna.trial.create_trial(  # the first generation, with its constraint values
             params=t.params, distributions=t.distributions, values=t.values, user_attrs={"real": t.number},
             system_attrs={"constraints": [t.user_attrs.get("constraints", {}).get(n, 0.0) for n in names],
                           GENERATION: 0}) for t in complete])
-
-        distributions = self._distributions(space)
 
         def predicted(trial: optuna.Trial) -> tuple[float, ...]:
             params = decode_predicted(trial, space, distributions)
@@ -229,18 +225,15 @@ class Screener:
         study.set_user_attr(SCREENED, int(study.user_attrs.get(SCREENED, 0)) + self.candidates)
         return picks
 
-    @staticmethod
-    def _distributions(space: SearchSpace) -> dict[str, BaseDistribution]:
-        return {name: CategoricalDistribution(options) for name, options in space.parameters().items()}
-
-    def _screening_study(self, study: optuna.Study, rounds: int, space: SearchSpace) -> optuna.Study:
-        """An in-memory study with ``study``'s directions: NSGA-II told ``space``'s parameters, with the
+    def _screening_study(self, study: optuna.Study, rounds: int, space: dict[str, BaseDistribution]
+                         ) -> optuna.Study:
+        """An in-memory study with ``study``'s directions: NSGA-II told the distributions ``space``, with the
         constraints recorded as each trial's ``constraints`` user attribute, the pinned parameters fixed."""
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*constraints_func.*", category=FutureWarning)
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             sampler: optuna.samplers.BaseSampler = KnownSpaceNSGAII(
-                self._distributions(space),
+                space,
                 population_size=self.population_size, seed=self.seed + rounds,
                 constraints_func=lambda t: list(t.user_attrs.get("constraints", {}).values()))
             if self.fixed:
