@@ -10,8 +10,9 @@ interleaved variants, which allocate batches of 500, slow it). Each
 variant's accuracy, exit ratios and per-exit accuracies are compared with the first variant's (the
 exact path: the extracted network as exported, NCHW, in batches of 500, 2000 batch-norm images).
 ``--fidelity N`` then runs the unfolded path (the exact path's results bit for bit, in cache-sized
-batches), the default (folded) and the fast one (folded, fewer batch-norm images) on N candidates for
-the fidelity figures; their records ("exact": the unfolded path) are the predictors' data.
+batches), the default (folded, int8), the fast one (folded, int8, fewer batch-norm images), the fast
+one in float (the fast path before int8) and one with fewer batch-norm images still on N candidates
+for the fidelity figures; their records ("exact": the unfolded path) are the predictors' data.
 
 Usage: python benchmarks/candidate_eval.py [--candidates K] [--fidelity N] [--timing-only]
 """
@@ -51,15 +52,19 @@ class Variant:
     bn_images: int
     folded: bool
     batch_size: int
+    int8: bool = False
 
 
 EXACT = Variant("extracted network, NCHW, batches of 500, 2000 batch-norm images (the exact path)", 2000, False, 500)
 UNFOLDED = Variant("extracted network, NCHW, batches of 100, 2000 batch-norm images (the default before folding)",
                    2000, False, 100)
-DEFAULT = Variant("folded, NHWC, batches of 100, 2000 batch-norm images (the default)", 2000, True, 100)
-FAST = Variant("folded, NHWC, batches of 100, 500 batch-norm images (the fast path)", 500, True, 100)
-VARIANTS = [EXACT, UNFOLDED, DEFAULT, FAST,
-            Variant("folded, NHWC, batches of 100, 250 batch-norm images", 250, True, 100)]
+DEFAULT = Variant("folded, int8, NHWC, batches of 100, 2000 batch-norm images (the default)", 2000, True, 100, True)
+FAST = Variant("folded, int8, NHWC, batches of 100, 500 batch-norm images (the fast path)", 500, True, 100, True)
+FAST_FLOAT = Variant("folded, float, NHWC, batches of 100, 500 batch-norm images (the fast path before int8)",
+                     500, True, 100)
+FEWER_BN = Variant("folded, int8, NHWC, batches of 100, 250 batch-norm images", 250, True, 100, True)
+VARIANTS = [EXACT, UNFOLDED, DEFAULT, FAST, FAST_FLOAT, FEWER_BN]
+FIDELITY = {"default": DEFAULT, "fast": FAST, "fast_float": FAST_FLOAT, "fewer_bn": FEWER_BN}  # against the exact path
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,7 @@ class Bench:
         return CandidateEvaluator(self.space, self.supernet, self.val, cost_model, cfg.constraints,
                                   batch_size=v.batch_size, operating_point=cfg.cost.operating_point,
                                   schedule=cfg.cost.schedule, calibration=self.splits.train.images[: v.bn_images],
-                                  folded=v.folded)
+                                  folded=v.folded, int8=v.int8)
 
 
 def differences(got: list[Any], base: list[Any]) -> dict[str, float]:
@@ -133,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         args.fidelity = 0
 
     from nas import api
+    from search_spaces.modules.folded import int8_available
 
     bench = Bench.load()
     cfg, space = bench.cfg, bench.space
@@ -152,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
         times: dict[str, list[dict[str, float]]] = {v.name: [] for v in VARIANTS}
         results: dict[str, list[Any]] = {v.name: [] for v in VARIANTS}
         for i, g in enumerate(candidates):
-            for v in VARIANTS if i < args.candidates else (UNFOLDED, DEFAULT, FAST):
+            for v in VARIANTS if i < args.candidates else (UNFOLDED, *FIDELITY.values()):
                 ev = evaluator(v)
                 t = time.perf_counter()
                 results[v.name].append(ev(g))
@@ -164,7 +170,8 @@ def main(argv: list[str] | None = None) -> None:
                       f"accuracy default {results[DEFAULT.name][-1].stats.accuracy:.4f}, "
                       f"fast {results[FAST.name][-1].stats.accuracy:.4f}", flush=True)
         # control: the fast path's candidates back to back, no other variant between them (as in a study)
-        alone = Variant(f"{FAST.name}, its candidates back to back", FAST.bn_images, FAST.folded, FAST.batch_size)
+        alone = Variant(f"{FAST.name}, its candidates back to back", FAST.bn_images, FAST.folded, FAST.batch_size,
+                        FAST.int8)
         times[alone.name], results[alone.name] = [], []
         for g in candidates[: args.candidates]:
             ev = evaluator(alone)
@@ -181,15 +188,15 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{v.name}: median {med['total']:.2f} s (" + ", ".join(f"{k} {med[k]:.2f}" for k in PHASES) + ")")
         # on every candidate: UNFOLDED gives the exact path's results bit for bit, in a fifth of its time
         fidelity = {name: kept[f"{name}_vs_exact"] if kept else differences(results[v.name], results[UNFOLDED.name])
-                    for name, v in (("fast", FAST), ("default", DEFAULT))}
+                    for name, v in FIDELITY.items()}
         for name, fid in fidelity.items():
             print(f"{name} vs exact on {fid['candidates']} candidates: " + ", ".join(
                 f"{k} {v:.4f}" for k, v in fid.items() if k != "candidates"))
     write_result("candidate_eval", {"zoo": ZOO_NAME, "val_images": VAL_IMAGES, "heads": "candidate",
-                                    "threads": torch.get_num_threads(),
+                                    "threads": torch.get_num_threads(), "int8_available": int8_available(),
                                     "candidates": args.candidates, "variants": rows, "exact": EXACT.name,
-                                    "default": DEFAULT.name, "fast": FAST.name, "fast_vs_exact": fidelity["fast"],
-                                    "default_vs_exact": fidelity["default"],
+                                    **{name: v.name for name, v in FIDELITY.items()},
+                                    **{f"{name}_vs_exact": fid for name, fid in fidelity.items()},
                                     "records": kept["records"] if kept else [
         {"genotype": g.to_dict(), **{key: {"accuracy": r.stats.accuracy, "ratios": list(r.stats.ratios),
                                           "exit_accuracy_all": list(r.stats.exit_accuracy_all)}

@@ -176,6 +176,7 @@ class SearchConfig:
     study_name: str = "eenas"
     eval_batch_size: int = 100  # images per inference batch (100: activations stay in cache; candidate_eval.py)
     folded_inference: bool = True  # score folded networks (~2x faster, equal to float precision); false: bit-exact
+    int8_inference: bool = True  # folded layers of <= 8 bits convolve integers where oneDNN can (x86 CPUs)
     val_samples: int | None = None  # validation images that score each candidate (the first N; null: all)
     bn_recalibration_samples: int = 1000  # training images that re-estimate batch-norm statistics per candidate
     threshold: Literal["searched", "rule"] = "searched"  # searched on the space's grid, or chosen by the rule

@@ -169,13 +169,16 @@ class CandidateEvaluator:
     folded for inference (:mod:`search_spaces.modules.folded`: batch norm and steps in the weights, NHWC
     memory order, batch norm re-estimated on the folded layers), about 2x faster on a CPU and equal to the extracted
     network to float precision (a quantisation level at a rounding boundary may flip); False: the
-    extracted network as exported, in NCHW, bit for bit. Speed and fidelity: ``benchmarks/candidate_eval.py``.
+    extracted network as exported, in NCHW, bit for bit. ``int8``: folded layers of at most 8 bits
+    convolve integers where oneDNN can (:func:`search_spaces.modules.folded.int8_available`).
+    Speed and fidelity: ``benchmarks/candidate_eval.py``.
     """
 
     def __init__(self, space: SearchSpace, supernet: Supernet, split: Split, cost_model: CostModel,
                  limits: ConstraintConfig, *, batch_size: int = 100, operating_point: str | None = None,
                  schedule: ScheduleSettings | None = None, calibration: torch.Tensor | None = None,
-                 threshold: str = "searched", max_accuracy_loss: float = 0.01, folded: bool = True) -> None:
+                 threshold: str = "searched", max_accuracy_loss: float = 0.01, folded: bool = True,
+                 int8: bool = True) -> None:
         self.space, self.supernet, self.split = space, supernet.eval(), split
         self.cost_model, self.limits, self.batch_size = cost_model, limits, batch_size
         self.operating_point = operating_point
@@ -186,7 +189,7 @@ class CandidateEvaluator:
         self.cached_backbones = 32  # backbones whose heads' logits are kept
         self.cached_features = 4  # of those, the most recent ones whose pooled features are kept too
         self.seconds: dict[str, float] = {}  # the last call's wall time per phase (s)
-        self.folded = folded
+        self.folded, self.int8 = folded, int8
         keep_freed_memory()  # layer outputs reuse freed memory instead of faulting in fresh pages (nas.study.memory)
 
     @classmethod
@@ -195,6 +198,7 @@ class CandidateEvaluator:
         """The evaluator a run's configuration asks for (constraints, batch size, operating point,
         schedule, threshold rule); ``overrides``: keyword arguments that replace configured ones."""
         settings = {"batch_size": cfg.search.eval_batch_size, "folded": cfg.search.folded_inference,
+                    "int8": cfg.search.int8_inference,
                     "operating_point": cfg.cost.operating_point,
                     "schedule": cfg.cost.schedule, "calibration": calibration, "threshold": cfg.search.threshold,
                     "max_accuracy_loss": cfg.search.max_accuracy_loss}
@@ -249,7 +253,8 @@ class CandidateEvaluator:
         if self.folded:  # batch norm re-estimated on the folded layers (the same statistics, fewer passes)
             net = candidate_network(self.supernet, genotype, None, self.seconds)
             with timed(self.seconds, "extract"):
-                stem, blocks = fold_backbone(net.stem, net.blocks, keep=False)  # the network is not used again
+                stem, blocks = fold_backbone(net.stem, net.blocks, keep=False,  # the network is not used again
+                                             int8=None if self.int8 else False)
             if self.calibration is not None and len(self.calibration):
                 with timed(self.seconds, "batchnorm"):
                     recalibrate_folded(stem, blocks, self.calibration)

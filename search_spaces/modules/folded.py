@@ -15,9 +15,19 @@ memory. Each conv -> batch-norm -> ReLU6 becomes one :class:`FoldedConv`:
   place (two passes where the extracted network makes six: batch norm, ReLU6 and four for the
   quantiser).
 
+Where oneDNN's int8 convolution is available (:func:`int8_available`: x86 CPUs) and a layer's
+weights and input run at 8 bits or fewer, the folded layer convolves integers (``int8=True``): its
+input travels as unsigned bytes (the integer levels, plus 128 where they may be negative), its
+weights as their int8 levels, and oneDNN accumulates exactly in int32, then applies the per-channel
+factor (steps and batch norm), the bias and the clamp; a layer feeding a chained consumer writes
+that consumer's levels as bytes directly (rounding and clamping in the convolution's epilogue), so
+a block's hidden layers never exist in float: a quarter of the memory traffic, and fewer passes
+over it, than the float layers (speed side by side in ``benchmarks/candidate_eval.py``).
+
 The levels are the extracted network's bit for bit; folding ``s`` and the batch norm into the
-weights changes the order of float roundings, so logits agree to float precision and a level right
-at a rounding boundary may flip. ``benchmarks/candidate_eval.py`` measures what that does to
+weights (or, in int8, multiplying the exact integer sums by a per-channel factor) changes the order
+of float roundings, so logits agree to float precision and a level right at a rounding boundary may
+flip. ``benchmarks/candidate_eval.py`` measures what that does to
 accuracy and exit ratios against the exact path. :func:`nhwc` lays a batch out in NHWC
 memory order even when it has one channel, which sends every convolution down oneDNN's faster
 NHWC kernels.
@@ -31,6 +41,7 @@ NHWC kernels.
 from __future__ import annotations
 
 import copy
+import functools
 
 import torch
 from torch import nn
@@ -42,6 +53,25 @@ from search_spaces.modules.lsq import qrange
 
 RELU6_MAX = 6.0
 CANCELLATION = 16.0  # mean^2 / variance above which batch_stats sums a second time, centred
+INT8_BITS = 8  # layers whose weights and input run at this many bits or fewer may convolve integers
+SIGNED_ZERO = 128  # the byte that stands for level 0 of an input whose levels may be negative
+
+
+@functools.cache
+def int8_available() -> bool:
+    """oneDNN's int8 convolution (``torch.ops.onednn.qconv_pointwise``, what PyTorch's x86 int8
+    inference runs) is in this torch build and computes a small convolution exactly (checked once)."""
+    try:
+        ops = torch.ops.onednn
+        levels = torch.tensor([[[[1, -2], [3, -4]]]], dtype=torch.int8)
+        x = torch.full((1, 1, 3, 3), 5, dtype=torch.uint8)
+        one = torch.ones(1)
+        packed = ops.qconv_prepack(levels, one, 1.0, 0, [1, 1], [0, 0], [1, 1], 1, None)
+        y = ops.qconv_pointwise(x, 1.0, 0, packed, one, torch.zeros(1, dtype=torch.int64), None, [1, 1], [0, 0],
+                                [1, 1], 1, 1.0, 0, torch.float32, "none", [], "")
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+    return bool(torch.equal(y, torch.full((1, 1, 2, 2), -10.0)))
 
 
 def nhwc(x: torch.Tensor) -> torch.Tensor:
@@ -63,8 +93,9 @@ def batch_stats(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     count = per_image.shape[0] * per_image.shape[1]
 
     def moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean = x.sum(1).double().sum(0) / count
-        return mean, torch.linalg.vecdot(x, x, dim=1).double().sum(0) / count - mean * mean
+        sums, squares = _sums(x)
+        mean = sums.double().sum(0) / count
+        return mean, squares.double().sum(0) / count - mean * mean
 
     mean, var = moments(per_image)
     if bool((mean * mean > CANCELLATION * var).any()):
@@ -73,23 +104,40 @@ def batch_stats(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean.float(), var.clamp_(min=0).float()
 
 
+def _sums(x: torch.Tensor, chunk: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """sum_m x[n, m, c] and sum_m x[n, m, c]^2 per (n, c), in float, ``chunk`` images at a time: each
+    chunk is summed, then squared into one buffer and summed again while it is in cache (two passes
+    over the whole batch and a batch-sized temporary for the squares are about twice as slow)."""
+    buffer = torch.empty_like(x[:chunk])
+    sums, squares = x.new_empty(x.shape[0], x.shape[2]), x.new_empty(x.shape[0], x.shape[2])
+    for start in range(0, len(x), chunk):
+        part, rows = x[start : start + chunk], slice(start, start + min(chunk, len(x) - start))
+        torch.sum(part, 1, out=sums[rows])
+        torch.sum(torch.mul(part, part, out=buffer[: len(part)]), 1, out=squares[rows])
+    return sums, squares
+
+
 class FoldedConv(nn.Module):
     """A :class:`ConvBNAct` of an extracted network (eval mode), folded for inference.
 
     ``relu_in``: the layer before this one had a ReLU6 whose output only this layer reads; this
-    layer applies it (in its quantiser's bounds, or as a clamp when its input is float).
+    layer applies it (in its quantiser's bounds, or as a clamp when its input is float). ``int8``:
+    convolve integer levels with oneDNN where the layer's weights and input have at most 8 bits and
+    it is on the CPU (:func:`int8_available` must hold); the layer's :attr:`int8` says whether it does.
     """
 
-    raw: torch.Tensor  # buffers: the weights on integer levels before batch norm, the output factor,
-    post: torch.Tensor  # and the weights and bias with both folded in
-    weight: torch.Tensor
+    raw: torch.Tensor | None  # buffers: the weights on integer levels before batch norm (float layers),
+    post: torch.Tensor  # the output factor, and the weights (int8: the per-channel factor) and bias
+    weight: torch.Tensor  # with both folded in
     bias: torch.Tensor
 
-    def __init__(self, layer: ConvBNAct, relu_in: bool = False) -> None:
+    def __init__(self, layer: ConvBNAct, relu_in: bool = False, int8: bool = False) -> None:
         super().__init__()
         conv, bn = layer.conv, layer.active_bn()
         if bn.training:
             raise ValueError("fold a network in eval mode (batch norm with its running statistics)")
+        self.int8 = (int8 and conv.w_bits <= INT8_BITS and conv.act.bits <= INT8_BITS
+                     and conv.weight.device.type == "cpu")
         with torch.no_grad():
             w = conv.wq(conv.weight, conv.w_bits) if conv.w_bits < FLOAT_BITS else conv.weight
             self.inv: torch.Tensor | None = None
@@ -103,7 +151,18 @@ class FoldedConv(nn.Module):
                     self.lo = max(self.lo, 0.0)
                     self.hi = min(self.hi, float(torch.round(torch.tensor(RELU6_MAX) * self.inv)))
                 w = w * step
-        self.register_buffer("raw", w.detach().contiguous())
+        self.stride, self.padding = conv.stride, conv.active_kernel // 2
+        self.groups = int(conv.weight.shape[0]) if conv.depthwise else 1
+        self.zero = 0 if self.lo >= 0 else SIGNED_ZERO  # the byte of level 0 (int8 inputs)
+        if self.int8:  # integer weight levels (wq's own), packed once; the factors go in per call
+            w_step = conv.wq.steps[str(conv.w_bits)].detach()[: conv.weight.shape[0]]
+            levels = torch.mul(conv.weight.detach(), torch.reciprocal(w_step).reshape(-1, 1, 1, 1))
+            levels = levels.round_().clamp_(*qrange(conv.w_bits, True)).to(torch.int8).contiguous()
+            self.unit = (w_step * step).contiguous()  # per output channel: one weight level x one input level
+            self.packed = torch.ops.onednn.qconv_prepack(levels, self.unit, 1.0, self.zero, [self.stride] * 2,
+                                                         [self.padding] * 2, [1, 1], self.groups, None)
+            self.zeros = torch.zeros(len(self.unit), dtype=torch.int64)
+        self.register_buffer("raw", None if self.int8 else w.detach().contiguous())
         self.register_buffer("post", torch.ones((), device=w.device))
         self.register_buffer("weight", None)  # set by :meth:`fold`
         self.register_buffer("bias", None)
@@ -112,17 +171,20 @@ class FoldedConv(nn.Module):
         self.relu_in = relu_in and self.inv is None  # a float input gets its ReLU6 as a clamp
         self.relu = layer.relu is not None
         self.prescaled = False  # the layer before multiplied its output by self.inv (:meth:`scale_output`)
-        self.stride, self.padding = conv.stride, conv.active_kernel // 2
-        self.groups = int(conv.weight.shape[0]) if conv.depthwise else 1
+        self.emits: tuple[float, float] | None = None  # int8: write the next layer's levels in these bounds
         self.fold()
 
     @torch.no_grad()
     def fold(self) -> None:
-        """Fold the batch norm's running statistics and the output factor into weights and bias."""
+        """Fold the batch norm's running statistics and the output factor into weights (int8: the
+        per-channel factor) and bias."""
         bn = self.bn
         scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
         shift = bn.bias - bn.running_mean * scale
-        self.weight = (self.raw * (scale * self.post).reshape(-1, 1, 1, 1)).contiguous()
+        if self.raw is None:  # int8: the factor of each output channel's integer sums
+            self.weight = (self.unit * scale * self.post).contiguous()
+        else:
+            self.weight = (self.raw * (scale * self.post).reshape(-1, 1, 1, 1)).contiguous()
         self.bias = shift * self.post
 
     def scale_output(self, factor: torch.Tensor) -> None:
@@ -130,10 +192,11 @@ class FoldedConv(nn.Module):
         self.post = self.post * factor
         self.fold()
 
-    def _normalise(self, y: torch.Tensor) -> torch.Tensor:
-        """Batch norm in training mode on the batch ``y`` (in place), times the output factor: normalised
-        with the batch's mean and biased variance, whose cumulative average (the unbiased variance)
-        goes into the running statistics, as ``torch.nn.BatchNorm2d(momentum=None)`` does."""
+    def _batch_affine(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batch norm in training mode on the batch ``y`` of raw sums, times the output factor: the
+        per-channel scale and shift that normalise ``y`` with its mean and biased variance, whose
+        cumulative average (the unbiased variance) goes into the running statistics, as
+        ``torch.nn.BatchNorm2d(momentum=None)`` does."""
         bn = self.bn
         mean, var = batch_stats(y)
         count = y.numel() // y.shape[1]
@@ -142,10 +205,41 @@ class FoldedConv(nn.Module):
         bn.running_mean.mul_(1 - factor).add_(mean, alpha=factor)
         bn.running_var.mul_(1 - factor).add_(var * (count / max(count - 1, 1)), alpha=factor)
         scale = bn.weight * torch.rsqrt(var + bn.eps) * self.post
-        shift = bn.bias * self.post - mean * scale
-        return y.mul_(scale.reshape(1, -1, 1, 1)).add_(shift.reshape(1, -1, 1, 1))
+        return scale, bn.bias * self.post - mean * scale
+
+    def _bytes(self, x: torch.Tensor) -> torch.Tensor:
+        """A float input's integer levels as bytes (plus :attr:`zero`), in ``x``'s memory order."""
+        levels = x.round_() if self.prescaled else torch.mul(x, self.inv, out=torch.empty_like(x)).round_()
+        levels = levels.clamp_(self.lo, self.hi)
+        if not self.zero:
+            return levels.to(torch.uint8)
+        # signed levels: their int8 bytes with the top bit flipped are the levels plus 128
+        return levels.to(torch.int8).view(torch.uint8).bitwise_xor_(SIGNED_ZERO)
+
+    def _int8(self, x: torch.Tensor, factor: torch.Tensor, bias: torch.Tensor | None, raw: bool = False
+              ) -> torch.Tensor:
+        """oneDNN's int8 convolution of the bytes ``x``, its exact sums times ``factor`` (per output
+        channel) plus ``bias``: as they are (``raw``), as the next layer's levels in bytes
+        (:attr:`emits`), or as floats with this layer's ReLU6."""
+        geometry = ([self.stride] * 2, [self.padding] * 2, [1, 1], self.groups)
+        if raw:
+            out: tuple = (torch.float32, "none", [])
+        elif self.emits is not None:
+            out = (None, "hardtanh", list(self.emits))  # clamped to the levels, rounded to bytes
+        else:
+            out = (torch.float32, *(("hardtanh", [0.0, RELU6_MAX]) if self.relu else ("none", [])))
+        return torch.ops.onednn.qconv_pointwise(x, 1.0, self.zero, self.packed, factor, self.zeros, bias, *geometry,
+                                                1.0, 0, *out, "")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.int8:
+            x = x if x.dtype == torch.uint8 else self._bytes(x)
+            if not self.calibrating:
+                return self._int8(x, self.weight, self.bias)
+            # batch norm on the batch: its statistics from the raw sums, then the convolution again with
+            # them folded in (cheaper than normalising, clamping and rounding in separate passes)
+            scale, shift = self._batch_affine(self._int8(x, self.unit, None, raw=True))
+            return self._int8(x, (self.unit * scale).contiguous(), shift)
         if self.prescaled:  # x is the layer before's output, already times 1/s, read by this layer only
             x = x.round_().clamp_(self.lo, self.hi)
         elif self.inv is not None:  # integer levels; the step is in the weights
@@ -153,40 +247,48 @@ class FoldedConv(nn.Module):
         elif self.relu_in:
             x = x.clamp(0.0, RELU6_MAX)
         if self.calibrating:
-            y = self._normalise(F.conv2d(x, self.raw, None, self.stride, self.padding, 1, self.groups))
+            y = F.conv2d(x, self.raw, None, self.stride, self.padding, 1, self.groups)
+            scale, shift = self._batch_affine(y)
+            y = y.mul_(scale.reshape(1, -1, 1, 1)).add_(shift.reshape(1, -1, 1, 1))
         else:
             y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
         return y.clamp_(0.0, RELU6_MAX) if self.relu else y
 
 
-def _fold_children(module: nn.Module) -> None:
+def _fold_children(module: nn.Module, int8: bool) -> None:
     """Replace every :class:`ConvBNAct` below ``module`` by its :class:`FoldedConv`, moving the ReLU6
-    of each pair a block declares ``chained`` (producer, consumer attribute names) into the consumer."""
+    of each pair a block declares ``chained`` (producer, consumer attribute names) into the consumer;
+    an int8 producer of an int8 consumer writes the consumer's levels as bytes."""
     fused = [(a, b) for a, b in getattr(module, "chained", ())  # pairs whose ReLU6 moves into the consumer
              if isinstance(getattr(module, a, None), ConvBNAct) and isinstance(getattr(module, b, None), ConvBNAct)
              and getattr(module, a).relu is not None]
     producers, fused_into = {a for a, _ in fused}, {b for _, b in fused}
     for name, child in list(module.named_children()):
         if isinstance(child, ConvBNAct):
-            folded = FoldedConv(child, relu_in=name in fused_into)
+            folded = FoldedConv(child, relu_in=name in fused_into, int8=int8)
             if name in producers:
                 folded.relu = False
             setattr(module, name, folded)
         else:
-            _fold_children(child)
+            _fold_children(child, int8)
     for a, b in fused:
         producer, consumer = getattr(module, a), getattr(module, b)
         if consumer.inv is not None:
             producer.scale_output(consumer.inv)
             consumer.prescaled = True
+            if producer.int8 and consumer.int8:
+                producer.emits = (consumer.lo, consumer.hi)
 
 
-def fold_backbone(stem: nn.Module, blocks: nn.ModuleList, *, keep: bool = True) -> tuple[nn.Module, nn.ModuleList]:
+def fold_backbone(stem: nn.Module, blocks: nn.ModuleList, *, keep: bool = True,
+                  int8: bool | None = None) -> tuple[nn.Module, nn.ModuleList]:
     """Folded copies of an extracted network's stem and blocks (eval mode). ``keep=False`` folds the
-    modules themselves instead of copies (the caller discards the network): the copy is not made."""
+    modules themselves instead of copies (the caller discards the network): the copy is not made.
+    ``int8``: layers of at most 8 bits convolve integers (None: where :func:`int8_available`)."""
     holder = nn.Module()
     holder.stem, holder.blocks = (copy.deepcopy(stem), copy.deepcopy(blocks)) if keep else (stem, blocks)
-    _fold_children(holder)  # a ConvBNAct stem is replaced like any other child
+    # a ConvBNAct stem is replaced like any other child
+    _fold_children(holder, int8_available() if int8 is None else int8)
     return holder.stem.eval(), holder.blocks.eval()
 
 

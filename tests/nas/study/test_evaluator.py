@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
+import pytest
 import torch
 
 import nas.study.evaluator as objectives
@@ -12,11 +13,11 @@ from nas.study.evaluator import CandidateEvaluator
 from nas.supernet.calibrate import exit_outputs
 
 
-def evaluator(tiny_run, folded: bool = False) -> CandidateEvaluator:
+def evaluator(tiny_run, folded: bool = False, int8: bool = True) -> CandidateEvaluator:
     """The exact path by default (the extracted network's logits bit for bit)."""
     cfg, supernet, _study, (splits, space) = tiny_run
     return CandidateEvaluator(space, supernet, splits.val, None, cfg.constraints, batch_size=256,  # type: ignore[arg-type]
-                              calibration=splits.train.images[:256], folded=folded)
+                              calibration=splits.train.images[:256], folded=folded, int8=int8)
 
 
 def count_inferences(monkeypatch) -> list[int]:
@@ -110,12 +111,13 @@ def test_the_inference_batch_size_changes_logits_only_by_float_rounding(tiny_run
     assert torch.equal(small.predictions, large.predictions)
 
 
-def test_folded_inference_agrees_with_the_exact_path(tiny_run):
-    # folding batch norm and steps into the weights reorders float roundings only: the predictions agree
-    # but for samples whose quantisation levels sit on a rounding boundary (measured at scale in
-    # benchmarks/candidate_eval.py)
+@pytest.mark.parametrize("int8", [False, True])
+def test_folded_inference_agrees_with_the_exact_path(tiny_run, int8):
+    # folding batch norm and steps into the weights (int8: integer sums times a per-channel factor)
+    # reorders float roundings only: the predictions agree but for samples whose quantisation levels sit
+    # on a rounding boundary (measured at scale in benchmarks/candidate_eval.py)
     _cfg, _supernet, _study, (_splits, space) = tiny_run
     for g in (space.uniform(exits=(1, 5), depth=2), space.sample(random.Random(3))):
-        exact, folded = evaluator(tiny_run).outputs(g), evaluator(tiny_run, folded=True).outputs(g)
+        exact, folded = evaluator(tiny_run).outputs(g), evaluator(tiny_run, folded=True, int8=int8).outputs(g)
         agree = (exact.predictions == folded.predictions).float().mean(dim=1)
         assert (agree >= 0.95).all(), agree
