@@ -473,9 +473,10 @@ def candidate_section(data: dict) -> list[str]:
                   "random candidates:", ""]
         for key, why in (("default", "folding and integer sums alone: float sums in another order flip a "
                                      "quantisation level here and there, and a flipped 4-bit level moves what follows"),
-                         ("fast", "plus batch norm estimated on fewer images"),
-                         ("fast_float", "the same in float convolutions: what int8 changes is the gap between these two"),
-                         ("fewer_bn", "fewer batch-norm images still")):
+                         ("more_bn", "plus batch norm estimated on fewer images"),
+                         ("fast", "fewer batch-norm images still"),
+                         ("fast_float", "the fast path in float convolutions: what int8 changes is the gap between "
+                                        "this line and the one before")):
             lines.append(f"- {data[key]}: {fidelity(data[f'{key}_vs_exact'])} ({why}).")
         return lines
     if "default_vs_exact" in data:  # folded inference (a level at a rounding boundary may flip)
