@@ -457,53 +457,24 @@ def candidate_section(data: dict) -> list[str]:
                 f"{f['exit_accuracy_mean_abs_diff'] * 100:.2f} points")
 
     f = data["fast_vs_exact"]
-    if "fast_float_vs_exact" in data:  # int8 folded inference beside the float one
-        rows = {r["variant"]: r["median_s"] for r in data["variants"]}
-        before = next(m for v, m in rows.items() if "before folding" in v)
-        now, fast, flt = rows[data["default"]], rows[data["fast"]], rows[data["fast_float"]]
-        lines += ["", f"Side by side in this run: the fast path ({data['fast']}) takes {fast['total']:.2f} s per candidate "
-                  f"(goal: 1.0 s)"
-                  + (f", {rows[data['alone']]['total']:.2f} s with its candidates back to back" if "alone" in data else "")
-                  + f"; the same path in float convolutions {flt['total']:.2f} s, so int8 is "
-                  f"{flt['total'] / fast['total']:.2f}x faster (backbone inference {flt['backbone'] / fast['backbone']:.2f}x, "
-                  f"batch-norm re-estimation {flt['batchnorm'] / fast['batchnorm']:.2f}x). The default path (2000 "
-                  f"batch-norm images) is {before['total'] / now['total']:.2f}x faster than the extracted network's "
-                  f"path in the same batches.",
-                  "", f"Fidelity against the exact path (the extracted network, as exported), on {f['candidates']} "
-                  "random candidates:", ""]
-        for key, why in (("default", "folding and integer sums alone: float sums in another order flip a "
-                                     "quantisation level here and there, and a flipped 4-bit level moves what follows"),
-                         ("more_bn", "plus batch norm estimated on fewer images"),
-                         ("fast", "fewer batch-norm images still"),
-                         ("fast_float", "the fast path in float convolutions: what int8 changes is the gap between "
-                                        "this line and the one before")):
-            lines.append(f"- {data[key]}: {fidelity(data[f'{key}_vs_exact'])} ({why}).")
-        return lines
-    if "default_vs_exact" in data:  # folded inference (a level at a rounding boundary may flip)
-        d = data["default_vs_exact"]
-        rows = {r["variant"]: r["median_s"] for r in data["variants"]}
-        before = next(m for v, m in rows.items() if "before folding" in v)
-        now, fast = rows[data["default"]], rows[data["fast"]]
-        lines += ["", f"Folding, side by side in this run: the default path {before['total'] / now['total']:.2f}x "
-                  f"faster than before folding (backbone inference {before['backbone'] / now['backbone']:.2f}x, "
-                  f"batch-norm re-estimation on the folded layers {before['batchnorm'] / now['batchnorm']:.2f}x); the fast path "
-                  f"{fast['total']:.2f} s per candidate (goal: 1.0 s)"
-                  + (f"; the same candidates back to back, nothing between them: {rows[data['alone']]['total']:.2f} s."
-                     if "alone" in data else "."),
-                  "", f"Fidelity against the exact path (the extracted network, as exported), on {f['candidates']} "
-                  f"random candidates. Default path, {data['default']}: {fidelity(d)}; these differences come "
-                  "from folding alone (float sums in another order flip a quantisation level here and there, and a "
-                  f"flipped 4-bit level moves what follows). Fast path, {data['fast']}: {fidelity(f)}; its "
-                  "further differences come from estimating batch norm on fewer images."]
-        return lines
-    reference = data.get("default", "the exact one")
-    lines += ["", f"Fidelity of the fast path ({data['fast']}) against {reference} on {f['candidates']} random "
-              f"candidates: {fidelity(f)}. "
-              + ("Inference in batches of 100 (activations that stay in cache) and in channels_last order changes "
-                 "the logits only by the order of float sums (the rows' differences from the first row)"
-                 if "default" in data else
-                 "channels_last inference alone gives the same logits bit for bit")
-              + "; the differences come from estimating batch norm on fewer images."]
+    rows = {r["variant"]: r["median_s"] for r in data["variants"]}
+    before = next(m for v, m in rows.items() if "before folding" in v)
+    now, fast, flt = rows[data["default"]], rows[data["fast"]], rows[data["fast_float"]]
+    lines += ["", f"Side by side in this run: the fast path takes {fast['total']:.2f} s per candidate "
+              f"(goal: 1.0 s), {rows[data['alone']]['total']:.2f} s with its candidates back to back; the same path "
+              f"in float convolutions {flt['total']:.2f} s, so int8 is {flt['total'] / fast['total']:.2f}x faster "
+              f"(backbone inference {flt['backbone'] / fast['backbone']:.2f}x, batch-norm re-estimation "
+              f"{flt['batchnorm'] / fast['batchnorm']:.2f}x). The default path (2000 batch-norm images) is "
+              f"{before['total'] / now['total']:.2f}x faster than the extracted network's path in the same batches.",
+              "", f"Fidelity against the exact path (the extracted network, as exported), on {f['candidates']} "
+              "random candidates:", ""]
+    for key, why in (("default", "folding and integer sums alone: float sums in another order flip a "
+                                 "quantisation level here and there, and a flipped 4-bit level moves what follows"),
+                     ("more_bn", "plus batch norm estimated on fewer images"),
+                     ("fast", "fewer batch-norm images still"),
+                     ("fast_float", "the fast path in float convolutions: what int8 changes is the gap between "
+                                    "this line and the one before")):
+        lines.append(f"- {data[key]}: {fidelity(data[f'{key}_vs_exact'])} ({why}).")
     return lines
 
 
