@@ -482,7 +482,7 @@ def freed_memory_section(data: dict) -> list[str]:
     lines = header("Evaluating one candidate: keeping freed memory", data)
     rows = {r["setting"]: r for r in data["settings"]}
     kept, default = rows["kept"], rows["glibc default"]
-    lines += [f"The fast path of the section above ({data['variant']}), in child processes that alternate "
+    lines += [f"The fast path at the time of this run ({data['variant']}; the section above has the current one), in child processes that alternate "
               f"`EENAS_KEEP_FREED_MEMORY=1` (the evaluator asks glibc's malloc to serve every block from its heap and "
               f"never trim it: `nas.study.memory`) and `=0` (glibc's default: blocks above its mmap threshold, at most 32 MB, are fresh "
               f"mmap pages, faulted in and zeroed on first touch). {data['rounds']} children per setting, "
