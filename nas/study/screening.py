@@ -225,15 +225,15 @@ class Screener:
         study.set_user_attr(SCREENED, int(study.user_attrs.get(SCREENED, 0)) + self.candidates)
         return picks
 
-    def _screening_study(self, study: optuna.Study, rounds: int, space: dict[str, BaseDistribution]
+    def _screening_study(self, study: optuna.Study, rounds: int, distributions: dict[str, BaseDistribution]
                          ) -> optuna.Study:
-        """An in-memory study with ``study``'s directions: NSGA-II told the distributions ``space``, with the
-        constraints recorded as each trial's ``constraints`` user attribute, the pinned parameters fixed."""
+        """An in-memory study with ``study``'s directions: NSGA-II told the space's ``distributions``, with
+        the constraints recorded as each trial's ``constraints`` user attribute, the pinned parameters fixed."""
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*constraints_func.*", category=FutureWarning)
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             sampler: optuna.samplers.BaseSampler = KnownSpaceNSGAII(
-                space,
+                distributions,
                 population_size=self.population_size, seed=self.seed + rounds,
                 constraints_func=lambda t: list(t.user_attrs.get("constraints", {}).values()))
             if self.fixed:

@@ -49,7 +49,7 @@ from torch.nn import functional as F
 
 from search_spaces.genotype import FLOAT_BITS
 from search_spaces.modules.blocks import ConvBNAct
-from search_spaces.modules.lsq import qrange
+from search_spaces.modules.lsq import levels, qrange
 
 RELU6_MAX = 6.0
 CANCELLATION = 16.0  # mean^2 / variance above which batch_stats sums a second time, centred
@@ -138,32 +138,35 @@ class FoldedConv(nn.Module):
             raise ValueError("fold a network in eval mode (batch norm with its running statistics)")
         self.int8 = (int8 and conv.w_bits <= INT8_BITS and conv.act.bits <= INT8_BITS
                      and conv.weight.device.type == "cpu")
-        with torch.no_grad():
-            w = conv.wq(conv.weight, conv.w_bits) if conv.w_bits < FLOAT_BITS else conv.weight
-            self.inv: torch.Tensor | None = None
-            self.lo = self.hi = 0.0
-            if conv.act.bits < FLOAT_BITS:
-                step = conv.act.steps[str(conv.act.bits)].detach().reshape([])
-                qn, qp = qrange(conv.act.bits, conv.act.signed)
-                self.inv = torch.reciprocal(step)
-                self.lo, self.hi = float(qn), float(qp)
-                if relu_in:
-                    self.lo = max(self.lo, 0.0)
-                    self.hi = min(self.hi, float(torch.round(torch.tensor(RELU6_MAX) * self.inv)))
-                w = w * step
+        self.inv: torch.Tensor | None = None
+        self.lo = self.hi = 0.0
+        step = torch.ones(())  # the input's step (its levels times step are its values; 1 for a float input)
+        if conv.act.bits < FLOAT_BITS:
+            step = conv.act.steps[str(conv.act.bits)].detach().reshape([])
+            qn, qp = qrange(conv.act.bits, conv.act.signed)
+            self.inv = torch.reciprocal(step)
+            self.lo, self.hi = float(qn), float(qp)
+            if relu_in:
+                self.lo = max(self.lo, 0.0)
+                self.hi = min(self.hi, float(torch.round(torch.tensor(RELU6_MAX) * self.inv)))
         self.stride, self.padding = conv.stride, conv.active_kernel // 2
         self.groups = int(conv.weight.shape[0]) if conv.depthwise else 1
         self.zero = 0 if self.lo >= 0 else SIGNED_ZERO  # the byte of level 0 (int8 inputs)
-        if self.int8:  # integer weight levels (wq's own), packed once; the factors go in per call
-            w_step = conv.wq.steps[str(conv.w_bits)].detach()[: conv.weight.shape[0]]
-            levels = torch.mul(conv.weight.detach(), torch.reciprocal(w_step).reshape(-1, 1, 1, 1))
-            levels = levels.round_().clamp_(*qrange(conv.w_bits, True)).to(torch.int8).contiguous()
-            self.unit = (w_step * step).contiguous()  # per output channel: one weight level x one input level
-            self.packed = torch.ops.onednn.qconv_prepack(levels, self.unit, 1.0, self.zero, [self.stride] * 2,
-                                                         [self.padding] * 2, [1, 1], self.groups, None)
-            self.zeros = torch.zeros(len(self.unit), dtype=torch.int64)
-        self.register_buffer("raw", None if self.int8 else w.detach().contiguous())
-        self.register_buffer("post", torch.ones((), device=w.device))
+        with torch.no_grad():
+            if self.int8:  # integer weight levels (wq's own), packed once; the factors go in per call
+                w_step = conv.wq.steps[str(conv.w_bits)].detach()[: conv.weight.shape[0]]
+                w_levels = levels(conv.weight, w_step, *qrange(conv.w_bits, True)).to(torch.int8).contiguous()
+                self.unit = (w_step * step).contiguous()  # per output channel: one weight level x one input level
+                self.packed = torch.ops.onednn.qconv_prepack(w_levels, self.unit, 1.0, self.zero,
+                                                             [self.stride] * 2, [self.padding] * 2, [1, 1],
+                                                             self.groups, None)
+                self.zeros = torch.zeros(len(self.unit), dtype=torch.int64)
+                raw = None
+            else:
+                w = conv.wq(conv.weight, conv.w_bits) if conv.w_bits < FLOAT_BITS else conv.weight
+                raw = (w * step).detach().contiguous()
+        self.register_buffer("raw", raw)
+        self.register_buffer("post", torch.ones((), device=conv.weight.device))
         self.register_buffer("weight", None)  # set by :meth:`fold`
         self.register_buffer("bias", None)
         self.bn = bn  # eval mode: its running statistics are folded in (:meth:`fold`)
@@ -207,14 +210,18 @@ class FoldedConv(nn.Module):
         scale = bn.weight * torch.rsqrt(var + bn.eps) * self.post
         return scale, bn.bias * self.post - mean * scale
 
+    def _levels(self, x: torch.Tensor) -> torch.Tensor:
+        """A float input's integer levels, as floats in ``x``'s memory order (in place when the layer
+        before prescaled ``x``: only this layer reads it)."""
+        levels = x.round_() if self.prescaled else torch.mul(x, self.inv, out=torch.empty_like(x)).round_()
+        return levels.clamp_(self.lo, self.hi)
+
     def _bytes(self, x: torch.Tensor) -> torch.Tensor:
         """A float input's integer levels as bytes (plus :attr:`zero`), in ``x``'s memory order."""
-        levels = x.round_() if self.prescaled else torch.mul(x, self.inv, out=torch.empty_like(x)).round_()
-        levels = levels.clamp_(self.lo, self.hi)
         if not self.zero:
-            return levels.to(torch.uint8)
+            return self._levels(x).to(torch.uint8)
         # signed levels: their int8 bytes with the top bit flipped are the levels plus 128
-        return levels.to(torch.int8).view(torch.uint8).bitwise_xor_(SIGNED_ZERO)
+        return self._levels(x).to(torch.int8).view(torch.uint8).bitwise_xor_(SIGNED_ZERO)
 
     def _int8(self, x: torch.Tensor, factor: torch.Tensor, bias: torch.Tensor | None, raw: bool = False
               ) -> torch.Tensor:
@@ -240,10 +247,8 @@ class FoldedConv(nn.Module):
             # them folded in (cheaper than normalising, clamping and rounding in separate passes)
             scale, shift = self._batch_affine(self._int8(x, self.unit, None, raw=True))
             return self._int8(x, (self.unit * scale).contiguous(), shift)
-        if self.prescaled:  # x is the layer before's output, already times 1/s, read by this layer only
-            x = x.round_().clamp_(self.lo, self.hi)
-        elif self.inv is not None:  # integer levels; the step is in the weights
-            x = torch.mul(x, self.inv, out=torch.empty_like(x)).round_().clamp_(self.lo, self.hi)
+        if self.inv is not None:  # integer levels; the step is in the weights
+            x = self._levels(x)
         elif self.relu_in:
             x = x.clamp(0.0, RELU6_MAX)
         if self.calibrating:

@@ -59,11 +59,16 @@ def _broadcast_step(step: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return step.reshape(-1, *([1] * (x.dim() - 1))) if step.numel() > 1 else step.reshape([])
 
 
+def levels(x: torch.Tensor, step: torch.Tensor, qn: int, qp: int) -> torch.Tensor:
+    """The integer levels clamp(round(x * (1/s)), qn, qp), as floats, in a new tensor with ``x``'s
+    memory layout (``step``: a scalar, or one per index of dim 0)."""
+    s = _broadcast_step(step, x)
+    return torch.mul(x, torch.reciprocal(s), out=torch.empty_like(x)).round_().clamp_(qn, qp)
+
+
 def _quantise(x: torch.Tensor, step: torch.Tensor, qn: int, qp: int) -> torch.Tensor:
     """clamp(round(x * (1/s)), qn, qp) * s into a new tensor with ``x``'s memory layout."""
-    s = _broadcast_step(step, x)
-    out = torch.empty_like(x)
-    return torch.mul(x, torch.reciprocal(s), out=out).round_().clamp_(qn, qp).mul_(s)
+    return levels(x, step, qn, qp).mul_(_broadcast_step(step, x))
 
 
 class _LSQFunction(torch.autograd.Function):
