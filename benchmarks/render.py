@@ -9,12 +9,18 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 START, END = "<!-- figures:start -->", "<!-- figures:end -->"
+ZOO_NAME = "fmnist_mbv2_w025"
+# the benchmarks that score networks with the zoo supernet (their sections say when it was an earlier one)
+ZOO_BENCHMARKS = {"candidate_eval", "freed_memory", "onnx_fidelity", "predictors", "readme_commands", "recipe_probe",
+                  "reference_search", "reference_studies", "screening_round", "search_wall_time", "study_overhead"}
 
 
 def load(name: str) -> dict | None:
@@ -29,9 +35,33 @@ def machine_line(data: dict) -> str:
     return f"measured {m['date']} on {m['cpu_count']} CPU cores{busy}, Python {m['python']}, torch {m['torch']}"
 
 
+@cache
+def zoo_record(commit: str | None = None) -> dict | None:
+    """The zoo entry's record (``nas/zoo/<ZOO_NAME>.json``) as of ``commit`` (None: the working tree); None where
+    that commit has none or git cannot tell."""
+    rel = f"nas/zoo/{ZOO_NAME}.json"
+    if commit is None:
+        path = ROOT / rel
+        return json.loads(path.read_text()) if path.is_file() else None
+    shown = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:{rel}"], capture_output=True, text=True)
+    return json.loads(shown.stdout) if shown.returncode == 0 else None
+
+
+def zoo_note(data: dict) -> str:
+    """For a benchmark that scores with the zoo supernet: a sentence if its commit shipped another one."""
+    if data.get("benchmark") not in ZOO_BENCHMARKS or not data.get("commit"):
+        return ""
+    then, now = zoo_record(data["commit"]), zoo_record()
+    if then is None or now is None or then["sha256"] == now["sha256"]:
+        return ""
+    return (f" Scored with the zoo supernet of that commit (`{ZOO_NAME}`, its first {then['description'].count('configs/')} "
+            f"recipe stages, sha256 {then['sha256'][:12]}...), not the one shipped now.")
+
+
 def header(title: str, data: dict) -> list[str]:
     dirty = " plus uncommitted changes" if data.get("uncommitted_changes") else ""
-    return [f"### {title}", "", f"`{data['command']}` (commit {data['commit'][:8]}{dirty}) - {machine_line(data)}.", ""]
+    return [f"### {title}", "", f"`{data['command']}` (commit {data['commit'][:8]}{dirty}) - {machine_line(data)}."
+            + zoo_note(data), ""]
 
 
 def speed_section(data: dict) -> list[str]:
@@ -328,15 +358,32 @@ def gpu_section(data: dict) -> list[str]:
                     "search uses."]
 
 
-def zoo_line(name: str = "fmnist_mbv2_w025") -> str:
+def zoo_line() -> str:
     """Which stages of the recipe the shipped zoo entry holds (from its record)."""
-    path = ROOT / "nas" / "zoo" / f"{name}.json"
-    if not path.is_file():
+    record = zoo_record()
+    if record is None:
         return ""
-    record = json.loads(path.read_text())
     stages = record["description"].count("configs/")
-    return (f" The zoo entry `{name}` (the supernet the quickstart and the other benchmarks use) holds the first "
+    return (f" The zoo entry `{ZOO_NAME}` (the supernet the quickstart and the other benchmarks use) holds the first "
             f"{stages} stages (sha256 {record['sha256'][:12]}...).")
+
+
+def stage_table(data: dict, logs: dict) -> list[str]:
+    """Test accuracy after each stage of the recipe (its epochs and training hours), stage by stage."""
+    stages = data.get("stages", {})
+    if not stages:
+        return []
+    cols = [("largest", "W8A8"), ("reference", "W8A8"), ("smallest", "W8A8"), ("largest", "W4A4"),
+            ("reference", "W4A4")]
+    lines = ["", "Stage by stage (final-exit test accuracy after each stage, weights as that stage left them):", "",
+             "| stage | epochs | training | " + " | ".join(f"{a} {b}" for a, b in cols) + " |",
+             "|---|---|---|" + "---|" * len(cols)]
+    for stage, rows in stages.items():
+        acc = {(r["subnet"], r["bits"]): r["final_exit_accuracy"] for r in rows}
+        log = logs.get(stage, [])
+        lines.append(f"| `{stage}` | {len(log)} | {sum(r.get('seconds', 0.0) for r in log) / 3600:.2f} h | "
+                     + " | ".join(f"{100 * acc[c]:.2f} %" if c in acc else "" for c in cols) + " |")
+    return lines
 
 
 def fashion_section(data: dict) -> list[str]:
@@ -366,11 +413,7 @@ def fashion_section(data: dict) -> list[str]:
                      f"{r['cost_points']:+.2f} |")
     for arch in data.get("alone_pending", []):
         lines.append(f"| {arch} | | not trained alone yet (`--only alone_{arch}`) | |")
-    for stage, rows in data.get("stages", {}).items():
-        ref = next((r for r in rows if r["subnet"] == "reference" and r["bits"] == "W8A8"), None)
-        if ref and stage != list(data["stages"])[-1]:
-            lines.append(f"\nAfter `{stage}` alone the reference backbone was at "
-                         f"{100 * ref['final_exit_accuracy']:.2f} % (W8A8).")
+    lines += stage_table(data, logs)
     labels = data["per_exit"][0]["exit_labels"]
     lines += ["", "Per-exit test accuracy of the reference backbone (W8A8), every mounting point:", "",
               "| branch | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]

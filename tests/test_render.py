@@ -35,3 +35,20 @@ def test_every_figure_is_drawn_from_the_json_alone(tmp_path):
     shown = {line.split("](benchmarks/results/", 1)[1].split(")", 1)[0]
              for line in (ROOT / "BENCHMARKS.md").read_text().splitlines() if "](benchmarks/results/" in line}
     assert {p.name for p in drawn} <= shown  # each drawn figure is one the documents show
+
+
+def test_a_section_says_when_it_was_scored_with_an_earlier_zoo_supernet():
+    import subprocess
+
+    import pytest
+
+    if subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", "33e5c73"], capture_output=True).returncode:
+        pytest.skip("needs the repository's history (commit 33e5c73 published stage 5 to the zoo)")
+    spec = importlib.util.spec_from_file_location("render", ROOT / "benchmarks" / "render.py")
+    render = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render)
+    then = {"benchmark": "reference_studies", "commit": "33e5c73"}
+    assert "its first 5 recipe stages, sha256 dc67b2969468" in render.zoo_note(then)
+    assert render.zoo_note({**then, "benchmark": "hwmodel_speed"}) == ""  # scores no network
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert render.zoo_note({**then, "commit": head}) == "" or render.zoo_record() != render.zoo_record(head)
