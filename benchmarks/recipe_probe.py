@@ -10,7 +10,7 @@ and settings (``--images``, ``--lr``) not run this time are kept from earlier ru
 A probe, not a recipe: it says which lever is worth an hour of training (e.g. does a student learn
 more from the labels than from the largest subnet's predictions?). The recorded rows
 (``results/recipe_probe.json``) started from the stage-5 zoo file (commit 33e5c73); the zoo now holds
-stage 7, so a rerun starts from there and its rows are not comparable with the recorded ones.
+a later stage, so a rerun starts from there and its rows are not comparable with the recorded ones.
 
 Usage: python benchmarks/recipe_probe.py [--images 38400] [--lr 0.01] [--variants NAME ...] [--run-dir DIR]
 """
