@@ -47,6 +47,11 @@ def zoo_record(commit: str | None = None) -> dict | None:
     return json.loads(shown.stdout) if shown.returncode == 0 else None
 
 
+def recipe_stages(record: dict) -> int:
+    """How many stages of the recipe a zoo record's supernet was trained with (its description names their configs)."""
+    return record["description"].count("configs/")
+
+
 def zoo_note(data: dict) -> str:
     """For a benchmark that scores with the zoo supernet: a sentence if its commit shipped another one."""
     if data.get("benchmark") not in ZOO_BENCHMARKS or not data.get("commit"):
@@ -54,7 +59,7 @@ def zoo_note(data: dict) -> str:
     then, now = zoo_record(data["commit"]), zoo_record()
     if then is None or now is None or then["sha256"] == now["sha256"]:
         return ""
-    return (f" Scored with the zoo supernet of that commit (`{ZOO_NAME}`, its first {then['description'].count('configs/')} "
+    return (f" Scored with the zoo supernet of that commit (`{ZOO_NAME}`, its first {recipe_stages(then)} "
             f"recipe stages, sha256 {then['sha256'][:12]}...), not the one shipped now.")
 
 
@@ -363,9 +368,8 @@ def zoo_line() -> str:
     record = zoo_record()
     if record is None:
         return ""
-    stages = record["description"].count("configs/")
     return (f" The zoo entry `{ZOO_NAME}` (the supernet the quickstart and the other benchmarks use) holds the first "
-            f"{stages} stages (sha256 {record['sha256'][:12]}...).")
+            f"{recipe_stages(record)} stages (sha256 {record['sha256'][:12]}...).")
 
 
 def stage_table(data: dict, logs: dict) -> list[str]:

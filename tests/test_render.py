@@ -8,10 +8,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_documents_equal_what_render_writes():
+def _render():
+    """benchmarks/render.py as a module (benchmarks/ is not a package)."""
     spec = importlib.util.spec_from_file_location("render", ROOT / "benchmarks" / "render.py")
     render = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(render)
+    return render
+
+
+def test_documents_equal_what_render_writes():
+    render = _render()
     documents = render.documents()
     assert set(documents) == {ROOT / "BENCHMARKS.md", ROOT / "README.md"}
     for path, text in documents.items():
@@ -44,9 +50,7 @@ def test_a_section_says_when_it_was_scored_with_an_earlier_zoo_supernet():
 
     if subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", "33e5c73"], capture_output=True).returncode:
         pytest.skip("needs the repository's history (commit 33e5c73 published stage 5 to the zoo)")
-    spec = importlib.util.spec_from_file_location("render", ROOT / "benchmarks" / "render.py")
-    render = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(render)
+    render = _render()
     then = {"benchmark": "reference_studies", "commit": "33e5c73"}
     assert "its first 5 recipe stages, sha256 dc67b2969468" in render.zoo_note(then)
     assert render.zoo_note({**then, "benchmark": "hwmodel_speed"}) == ""  # scores no network
