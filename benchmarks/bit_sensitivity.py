@@ -7,7 +7,9 @@ layer, and the exit branches (weights and inputs). For each group: the final-exi
 that group at W8/A8 and everything else at 4 bits, i.e. the points the group costs inside W4A4; and
 with only the input image at 4 bits inside W8A8. Test split (10000 images unless ``--images``),
 weights inherited from the zoo supernet, batch-norm statistics re-estimated on 2000 training images
-for every configuration (as in ``fashion_mnist_supernet.py``).
+for every configuration (as in ``fashion_mnist_supernet.py``). Beside each accuracy, the energy-delay
+product of the static network (final exit only) in that configuration on the zoo config's accelerator,
+layer by layer, precision-aware MAC energy: what keeping the group at 8 bits costs.
 
 Usage: python benchmarks/bit_sensitivity.py [--images N] [--subnets largest,reference]
 """
@@ -24,12 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import write_result
 
+from hwmodel import CostModel, load_system
+from hwmodel.scheduling import ScheduleSettings
 from nas import api, zoo
 from nas.data import Split
 from nas.study.evaluator import candidate_network
 from nas.supernet.calibrate import exit_outputs, exit_stats
 from nas.supernet.training import at_bits
-from search_spaces import Genotype, Supernet
+from search_spaces import Genotype, SearchSpace, Supernet
 
 ZOO_NAME = "fmnist_mbv2_w025"
 CALIBRATION = 2000  # training images for the batch-norm re-estimate, as the supernet benchmark
@@ -65,6 +69,12 @@ def accuracy(supernet: Supernet, genotype: Genotype, test: Split, calibration) -
     return float(exit_stats(exit_outputs(net, test, 500), 1.01).exit_accuracy_all[-1])
 
 
+def static_edp(model: CostModel, space: SearchSpace, genotype: Genotype) -> float:
+    """EDP of ``genotype``'s static network (final exit only), layer by layer (J x cycles)."""
+    graph = space.layer_graph(space.static_genotype(genotype))
+    return model.evaluate(graph, ScheduleSettings(mode="layer_by_layer", tile_rows=None)).edp
+
+
 def main() -> None:
     args = sys.argv[1:]
     n_test = int(args[args.index("--images") + 1]) if "--images" in args else None
@@ -75,6 +85,7 @@ def main() -> None:
     calibration = splits.train.images[:CALIBRATION]
     test = splits.test if n_test is None else Split(splits.test.images[:n_test], splits.test.labels[:n_test])
     names = space.backbone_layer_names()
+    model = CostModel(load_system(cfg.cost.accelerator), workers=2)
     rows = []
     t0 = time.time()
     for subnet in subnets:
@@ -82,15 +93,19 @@ def main() -> None:
         g8 = at_bits(g4, 8)
         w8a8, w4a4 = accuracy(supernet, g8, test, calibration), accuracy(supernet, g4, test, calibration)
         print(f"{subnet}: W8A8 {w8a8:.4f}  W4A4 {w4a4:.4f}", flush=True)
-        groups = {}
-        for group in GROUPS:
-            groups[group] = accuracy(supernet, with_group(g4, names, group, 8), test, calibration)
-            print(f"  {group:26s} at 8 bits: {groups[group]:.4f} ({100 * (groups[group] - w4a4):+.2f})", flush=True)
-        groups["exit branches"] = accuracy(supernet, with_exits(g4, 8), test, calibration)
-        input4 = accuracy(supernet, with_group(g8, names, "input image (stem input)", 4), test, calibration)
+        configs = {group: with_group(g4, names, group, 8) for group in GROUPS} | {"exit branches": with_exits(g4, 8)}
+        groups, edp = {}, {name: static_edp(model, space, g) for name, g in configs.items()}
+        for name, g in configs.items():
+            groups[name] = accuracy(supernet, g, test, calibration)
+            print(f"  {name:26s} at 8 bits: {groups[name]:.4f} ({100 * (groups[name] - w4a4):+.2f}), "
+                  f"EDP x{edp[name] / static_edp(model, space, g4):.3f}", flush=True)
+        input4 = with_group(g8, names, "input image (stem input)", 4)
         rows.append({"subnet": subnet, "w8a8": w8a8, "w4a4": w4a4, "group_at_8": groups,
-                     "w8a8_input_at_4": input4})
+                     "w8a8_input_at_4": accuracy(supernet, input4, test, calibration),
+                     "edp_j_cycles": {"w8a8": static_edp(model, space, g8), "w4a4": static_edp(model, space, g4),
+                                      "w8a8_input_at_4": static_edp(model, space, input4), "group_at_8": edp}})
     write_result("bit_sensitivity", {"zoo": ZOO_NAME, "zoo_sha256": zoo.entry(ZOO_NAME).sha256,
+                                     "accelerator": cfg.cost.accelerator, "schedule": "layer_by_layer",
                                      "test_images": len(test), "bn_recalibration_samples": CALIBRATION,
                                      "seconds": time.time() - t0, "rows": rows})
 
