@@ -94,6 +94,8 @@ def main() -> None:
         w8a8, w4a4 = accuracy(supernet, g8, test, calibration), accuracy(supernet, g4, test, calibration)
         print(f"{subnet}: W8A8 {w8a8:.4f}  W4A4 {w4a4:.4f}", flush=True)
         configs = {group: with_group(g4, names, group, 8) for group in GROUPS} | {"exit branches": with_exits(g4, 8)}
+        configs["stem (weights and input)"] = with_group(configs["input image (stem input)"], names, "stem weights", 8)
+        configs["stem and exit branches (LSQ's convention)"] = with_exits(configs["stem (weights and input)"], 8)
         groups, edp = {}, {name: static_edp(model, space, g) for name, g in configs.items()}
         for name, g in configs.items():
             groups[name] = accuracy(supernet, g, test, calibration)
