@@ -11,6 +11,7 @@ import math
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -19,7 +20,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 START, END = "<!-- figures:start -->", "<!-- figures:end -->"
 ZOO_NAME = "fmnist_mbv2_w025"
 # the benchmarks that score networks with the zoo supernet (their sections say when it was an earlier one)
-ZOO_BENCHMARKS = {"candidate_eval", "freed_memory", "onnx_fidelity", "predictors", "readme_commands", "recipe_probe",
+ZOO_BENCHMARKS = {"bit_sensitivity", "candidate_eval", "freed_memory", "onnx_fidelity", "predictors", "readme_commands", "recipe_probe",
                   "reference_search", "reference_studies", "screening_round", "search_wall_time", "study_overhead"}
 
 
@@ -424,6 +425,33 @@ def fashion_section(data: dict) -> list[str]:
     for r in data["per_exit"]:
         lines.append(f"| {r['branch_depth']}-FC | " + " | ".join(f"{100 * a:.1f}" for a in r["exit_accuracy"]) + " |")
     lines += ["", f"![per-exit accuracy](benchmarks/results/{data['per_exit_plot']})"]
+    return lines
+
+
+def bit_sensitivity_section(data: dict) -> list[str]:
+    lines = header("Where W4A4 loses its accuracy: one group of layers at a time at 8 bits", data)
+    rows = data["rows"]
+    lines += [f"Zoo supernet `{data['zoo']}`, final-exit test accuracy ({data['test_images']} images), batch norm "
+              f"re-estimated on {data['bn_recalibration_samples']} training images for every configuration. Each row "
+              "raises one group of layers to 8 bits (weights or input activations, as named) and keeps every other "
+              "layer at 4 bits: in brackets, the points that group costs inside W4A4; beside it, the static network's "
+              f"energy-delay product against W4A4 ({data['accelerator']}, {data['schedule'].replace('_', ' ')}, "
+              "precision-aware MAC energy).", "",
+              "| at 8 bits | " + " | ".join(f"{r['subnet']} | EDP" for r in rows) + " |",
+              "|---|" + "---|---|" * len(rows)]
+
+    def cells(acc: Callable[[dict], float], edp: Callable[[dict], float]) -> str:
+        return " | ".join(f"{100 * acc(r):.2f} % ({100 * (acc(r) - r['w4a4']):+.2f}) | "
+                          f"x{edp(r) / r['edp_j_cycles']['w4a4']:.3f}" for r in rows)
+
+    lines.append("| nothing (W4A4) | " + cells(lambda r: r["w4a4"], lambda r: r["edp_j_cycles"]["w4a4"]) + " |")
+    for group in rows[0]["group_at_8"]:
+        lines.append(f"| {group} | " + cells(lambda r, g=group: r["group_at_8"][g],
+                                             lambda r, g=group: r["edp_j_cycles"]["group_at_8"][g]) + " |")
+    lines.append("| everything (W8A8) | " + cells(lambda r: r["w8a8"], lambda r: r["edp_j_cycles"]["w8a8"]) + " |")
+    lines += ["", "W8A8 with only the input image at 4 bits: " + ", ".join(
+        f"{r['subnet']} {100 * r['w8a8_input_at_4']:.2f} % ({100 * (r['w8a8_input_at_4'] - r['w8a8']):+.2f} points, "
+        f"EDP x{r['edp_j_cycles']['w8a8_input_at_4'] / r['edp_j_cycles']['w8a8']:.4f} of W8A8)" for r in rows) + "."]
     return lines
 
 
@@ -892,7 +920,7 @@ def documents() -> dict[Path, str]:
     for name, render in (("reference_search", headline_section), ("readme_commands", readme_section), ("hwmodel_speed", speed_section),
                          ("hwmodel_fidelity", fidelity_section), ("exit_branch_costs", exit_branch_section), ("zigzag_settings", settings_section),
                          ("scheduling", scheduling_section), ("training_throughput", throughput_section),
-                         ("fashion_mnist_supernet", fashion_section), ("recipe_probe", probe_section), ("gpu_supernet", gpu_section), ("onnx_fidelity", onnx_section), ("candidate_eval", candidate_section), ("freed_memory", freed_memory_section), ("study_overhead", study_overhead_section), ("predictors", predictors_section), ("search_samplers", samplers_section), ("search_wall_time", wall_time_section),
+                         ("fashion_mnist_supernet", fashion_section), ("bit_sensitivity", bit_sensitivity_section), ("recipe_probe", probe_section), ("gpu_supernet", gpu_section), ("onnx_fidelity", onnx_section), ("candidate_eval", candidate_section), ("freed_memory", freed_memory_section), ("study_overhead", study_overhead_section), ("predictors", predictors_section), ("search_samplers", samplers_section), ("search_wall_time", wall_time_section),
                          ("reference_studies", reference_section), ("reference_search", search_section),
                          ("stream_crosscheck", stream_section)):
         data = load(name)
