@@ -6,11 +6,12 @@ weights, then the weights and the input activations of every depthwise, expansio
 layer, and the exit branches (weights and inputs); then the whole stem, and the stem with the exit
 branches (the first and last layers, which LSQ (Esser et al., 2020) keeps at 8 bits in its W4A4). For
 each: the final-exit test accuracy with that group at W8/A8 and everything else at 4 bits, i.e. the
-points the group costs inside W4A4; and with only the input image at 4 bits inside W8A8. Test split (10000 images unless ``--images``),
-weights inherited from the zoo supernet, batch-norm statistics re-estimated on 2000 training images
-for every configuration (as in ``fashion_mnist_supernet.py``). Beside each accuracy, the energy-delay
-product of the static network (final exit only) in that configuration on the zoo config's accelerator,
-layer by layer, precision-aware MAC energy: what keeping the group at 8 bits costs.
+points the group costs inside W4A4; and with only the input image at 4 bits inside W8A8. Test split
+(10000 images unless ``--images``), weights inherited from the zoo supernet, batch-norm statistics
+re-estimated on 2000 training images for every configuration (as in ``fashion_mnist_supernet.py``).
+Beside each accuracy, the energy-delay product of the static network (final exit only) in that
+configuration on the zoo config's accelerator, layer by layer, precision-aware MAC energy: what
+keeping the group at 8 bits costs.
 
 Usage: python benchmarks/bit_sensitivity.py [--images N] [--subnets largest,reference]
 """
