@@ -200,7 +200,12 @@ def main(argv: list[str] | None = None) -> None:
         for name, fid in fidelity.items():
             print(f"{name} vs exact on {fid['candidates']} candidates: " + ", ".join(
                 f"{k} {v:.4f}" for k, v in fid.items() if k != "candidates"))
-    write_result("candidate_eval", {"zoo": ZOO_NAME, "val_images": VAL_IMAGES, "heads": "candidate",
+    from nas import zoo
+
+    # the supernet that scored the records (--timing-only keeps the last file's records, and so its supernet)
+    records_sha = kept.get("records_zoo_sha256") if kept else zoo.entry(ZOO_NAME).sha256
+    write_result("candidate_eval", {"zoo": ZOO_NAME, "records_zoo_sha256": records_sha,
+                                    "val_images": VAL_IMAGES, "heads": "candidate",
                                     "threads": torch.get_num_threads(), "int8_available": int8_available(),
                                     "candidates": args.candidates, "variants": rows, "exact": EXACT.name,
                                     **{name: v.name for name, v in FIDELITY.items()},

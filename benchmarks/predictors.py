@@ -12,7 +12,9 @@ and listed.
 ``--collect N`` first evaluates random candidates until ``results/predictor_records.jsonl`` holds N
 (exact path: the zoo config's 2000 batch-norm images, channels_last inference; candidate i is drawn
 from seed 10000 + i, one JSON line each, written as it is measured), so a stopped collection resumes
-where it stopped; those records join the ones of ``candidate_eval.json``.
+where it stopped; those records join the ones of ``candidate_eval.json``. Each record names the zoo
+supernet (sha256) that scored it, and records of another supernet than the shipped one stop the
+script with a message instead of being mixed in.
 
 Usage: python benchmarks/predictors.py [--collect N] [--splits S] [--held-out H]
 """
@@ -23,6 +25,7 @@ import argparse
 import json
 import random
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,12 +41,35 @@ SIZES = (50, 100, 200, 500)
 RECORDS = RESULTS / "predictor_records.jsonl"
 
 
+def zoo_sha_of(source: dict) -> str | None:
+    """sha256 of the zoo supernet that scored the records of ``candidate_eval.json`` (as it says, or, in a file
+    written before it said, the zoo entry at its commit, from git); None when neither tells."""
+    if "records_zoo_sha256" in source:
+        return source["records_zoo_sha256"]
+    shown = subprocess.run(["git", "-C", str(RESULTS), "show", f"{source['commit']}:nas/zoo/{source['zoo']}.json"],
+                           capture_output=True, text=True)
+    return json.loads(shown.stdout)["sha256"] if shown.returncode == 0 else None
+
+
+def collected_records(zoo_sha: str) -> list[dict]:
+    """The records of RECORDS; stops with a message if any was scored by another supernet than ``zoo_sha``."""
+    lines = RECORDS.read_text().splitlines() if RECORDS.exists() else []
+    records = [json.loads(line) for line in lines if line.strip()]
+    other = [r for r in records if r.get("zoo_sha256") != zoo_sha]
+    if other:
+        raise SystemExit(f"{RECORDS}: {len(other)} of {len(records)} records were scored by another zoo supernet "
+                         f"than the shipped one (sha256 {zoo_sha[:12]}...); move the file away and collect again "
+                         "(--collect N)")
+    return records
+
+
 def collect(cfg: Any, splits: Any, space: Any, zoo_name: str, wanted: int) -> None:
     """Append exact-path evaluations of seeded random candidates to RECORDS until it holds ``wanted``."""
     from nas import api, zoo
     from nas.study.evaluator import CandidateEvaluator
 
-    have = len(RECORDS.read_text().splitlines()) if RECORDS.exists() else 0
+    zoo_sha = zoo.entry(zoo_name).sha256
+    have = len(collected_records(zoo_sha))
     if have >= wanted:
         return
     supernet = zoo.load_supernet(zoo_name, space)
@@ -55,7 +81,7 @@ def collect(cfg: Any, splits: Any, space: Any, zoo_name: str, wanted: int) -> No
             g = space.sample(random.Random(10000 + i))
             start = time.perf_counter()
             r = ev(g)
-            out.write(json.dumps({"genotype": g.to_dict(), "exact": {
+            out.write(json.dumps({"genotype": g.to_dict(), "zoo_sha256": zoo_sha, "exact": {
                 "accuracy": r.stats.accuracy, "ratios": list(r.stats.ratios),
                 "exit_accuracy_all": list(r.stats.exit_accuracy_all)}}) + "\n")
             out.flush()
@@ -78,10 +104,13 @@ def main(argv: list[str] | None = None) -> None:
     source = json.loads((RESULTS / "candidate_eval.json").read_text())
     cfg = zoo.config(source["zoo"], {"search": {"val_samples": source["val_images"]}})
     splits, space = api.data_and_space(cfg)  # the space sized for the zoo's data
+    zoo_sha = zoo.entry(source["zoo"]).sha256
+    if zoo_sha_of(source) != zoo_sha:
+        raise SystemExit(f"results/candidate_eval.json: scored by another zoo supernet than the shipped one (sha256 "
+                         f"{zoo_sha[:12]}...); run python benchmarks/candidate_eval.py first")
     if args.collect:
         collect(cfg, splits, space, source["zoo"], args.collect)
-    collected = ([json.loads(line) for line in RECORDS.read_text().splitlines() if line.strip()]
-                 if RECORDS.exists() else [])
+    collected = collected_records(zoo_sha)
     records = source["records"] + collected
     params = [space.encode(Genotype.from_dict(r["genotype"])) for r in records]
     y = np.array([[r["exact"]["accuracy"], 1.0 - r["exact"]["ratios"][-1]] for r in records])
