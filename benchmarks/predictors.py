@@ -25,7 +25,6 @@ import argparse
 import json
 import random
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
 from benchmarks._common import RESULTS, write_result
+from benchmarks.render import ZOO_NAME, zoo_record
 
 SIZES = (50, 100, 200, 500)
 RECORDS = RESULTS / "predictor_records.jsonl"
@@ -46,9 +46,8 @@ def zoo_sha_of(source: dict) -> str | None:
     written before it said, the zoo entry at its commit, from git); None when neither tells."""
     if "records_zoo_sha256" in source:
         return source["records_zoo_sha256"]
-    shown = subprocess.run(["git", "-C", str(RESULTS), "show", f"{source['commit']}:nas/zoo/{source['zoo']}.json"],
-                           capture_output=True, text=True)
-    return json.loads(shown.stdout)["sha256"] if shown.returncode == 0 else None
+    record = zoo_record(source["commit"]) if source["zoo"] == ZOO_NAME else None
+    return record["sha256"] if record else None
 
 
 def collected_records(zoo_sha: str) -> list[dict]:
