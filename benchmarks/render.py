@@ -459,6 +459,27 @@ def bit_sensitivity_section(data: dict) -> list[str]:
     return lines
 
 
+def input_steps_section(data: dict) -> list[str]:
+    lines = header("The input image's quantiser step: LSQ's initial rule against the image's range", data)
+    rows, steps, used, lo_hi = data["rows"], data["steps"], data["levels_in_use"], data["image_range"]
+    lines += [f"The zoo supernet `{data['zoo']}` as commit {data['weights_commit']} shipped it (recipe stage 8, "
+              f"sha256 {data['weights_sha256'][:12]}...), no training. Its stem's input steps came from LSQ's initial "
+              "rule (2 mean|x| / sqrt(Qp)); re-fitted, they are the image's range over Qp (max|x| / Qp, the first "
+              "128 training images), as `LSQAct.range_init` starts them now and `train.refit_input_steps` re-fits "
+              f"them. The standardised image spans [{lo_hi[0]:.2f}, {lo_hi[1]:.2f}].", "",
+              "| input step | 8 bits: step | levels in use (of 255) | 4 bits: step | levels in use (of 15) |",
+              "|---|---|---|---|---|"]
+    for name, label in (("trained", "as trained (LSQ's rule)"), ("refit", "re-fitted to the range")):
+        lines.append(f"| {label} | {steps[name]['8']:.4f} | {used[name]['8']} | {steps[name]['4']:.4f} | "
+                     f"{used[name]['4']} |")
+    lines += ["", f"Final-exit test accuracy ({data['test_images']} images, batch norm re-estimated on "
+              f"{data['bn_recalibration_samples']} training images per configuration), the same weights:", "",
+              "| subnet | bits | as trained | image steps re-fitted |", "|---|---|---|---|"]
+    lines += [f"| {r['subnet']} | {r['bits']} | {100 * r['trained']:.2f} % | {100 * r['refit']:.2f} % "
+              f"({100 * (r['refit'] - r['trained']):+.2f}) |" for r in rows]
+    return lines
+
+
 def probe_section(data: dict) -> list[str]:
     lines = header("Recipe probe: short fine-tunes of the zoo supernet, side by side", data)
     rows = [r for r in data["rows"] if "failed" not in r]
@@ -924,7 +945,7 @@ def documents() -> dict[Path, str]:
     for name, render in (("reference_search", headline_section), ("readme_commands", readme_section), ("hwmodel_speed", speed_section),
                          ("hwmodel_fidelity", fidelity_section), ("exit_branch_costs", exit_branch_section), ("zigzag_settings", settings_section),
                          ("scheduling", scheduling_section), ("training_throughput", throughput_section),
-                         ("fashion_mnist_supernet", fashion_section), ("bit_sensitivity", bit_sensitivity_section), ("recipe_probe", probe_section), ("gpu_supernet", gpu_section), ("onnx_fidelity", onnx_section), ("candidate_eval", candidate_section), ("freed_memory", freed_memory_section), ("study_overhead", study_overhead_section), ("predictors", predictors_section), ("search_samplers", samplers_section), ("search_wall_time", wall_time_section),
+                         ("fashion_mnist_supernet", fashion_section), ("bit_sensitivity", bit_sensitivity_section), ("input_steps", input_steps_section), ("recipe_probe", probe_section), ("gpu_supernet", gpu_section), ("onnx_fidelity", onnx_section), ("candidate_eval", candidate_section), ("freed_memory", freed_memory_section), ("study_overhead", study_overhead_section), ("predictors", predictors_section), ("search_samplers", samplers_section), ("search_wall_time", wall_time_section),
                          ("reference_studies", reference_section), ("reference_search", search_section),
                          ("stream_crosscheck", stream_section)):
         data = load(name)

@@ -93,6 +93,9 @@ class TrainConfig:
     # a supernet checkpoint whose weights start this training (a later stage of a recipe: fresh
     # optimiser and schedule); ignored once this run has its own checkpoint
     init_from: str | None = None
+    # with init_from: re-fit the input image's quantiser steps (max|x| / Qp, nas.supernet.training) on the
+    # first batch instead of keeping init_from's; for a checkpoint whose steps came from LSQ's rule
+    refit_input_steps: bool = False
     # activation quantisers with kernels fused by torch.compile (needs a C++ compiler; about 2 minutes
     # of compiling on first use, cached by torch; falls back to the eager kernels with a warning)
     compile_quantisers: bool = False

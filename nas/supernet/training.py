@@ -49,7 +49,7 @@ from nas.runtime import tune_cpu_allocator
 from search_spaces import Genotype, SearchSpace, Supernet, same_space
 from search_spaces.genotype import FLOAT_BITS, HeadKey
 from search_spaces.modules.folded import nhwc
-from search_spaces.modules.lsq import compiled_quantisers
+from search_spaces.modules.lsq import LSQAct, compiled_quantisers
 
 CHECKPOINT_VERSION = 2
 
@@ -178,6 +178,14 @@ def subnets_for_step(space: SearchSpace, cfg: TrainConfig, epoch: int, step: int
         return [teacher, _companion(space, cfg.companions[step % len(cfg.companions)], rng)]
     picks = [space.extreme(True), space.extreme(False)] if cfg.sandwich else []
     return picks + [space.sample(rng) for _ in range(cfg.random_subnets)]
+
+
+def refit_input_steps(net: Supernet) -> None:
+    """Forget the steps of every range-initialised activation quantiser (the input image's): each
+    bit-width starts again from its next batch's max|x| / Qp (``LSQAct.range_init``)."""
+    for module in net.modules():
+        if isinstance(module, LSQAct) and module.range_init:
+            module.reset()
 
 
 def _distills(cfg: TrainConfig) -> bool:
@@ -312,6 +320,8 @@ def train_supernet(
             raise CheckpointError(f"{cfg.init_from}: space: expected {space.config} (train.init_from), "
                                   f"found {start['space']}")
         net.load_state_dict(start["state_dict"])
+        if cfg.refit_input_steps:
+            refit_input_steps(net)
     if checkpoint.is_file():
         ckpt = load_checkpoint(checkpoint)
         if not same_space(ckpt["space"], space.config):

@@ -136,7 +136,8 @@ class QConv2d(_Switchable, nn.Module):
         dst = QConv2d(in_channels, out, self.active_kernel, self.stride, self.depthwise, bits, self.act.signed)
         dst.weight.data.copy_(self.active_weight(in_channels).data)
         dst.wq = LSQWeight(out, [self.w_bits] if self.w_bits < FLOAT_BITS else [])
-        dst.act = LSQAct([self.act.bits] if self.act.bits < FLOAT_BITS else [], self.act.signed)
+        dst.act = LSQAct([self.act.bits] if self.act.bits < FLOAT_BITS else [], self.act.signed,
+                         self.act.range_init)
         self._copy_quantisers(dst, out)
         return dst
 

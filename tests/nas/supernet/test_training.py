@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -329,3 +330,24 @@ def test_student_loss_mixes_the_teachers_predictions_and_the_labels():
         assert float(_loss(outputs, y, None, weights, cfg)) == pytest.approx(float(ce))
     with pytest.raises(ValueError, match="distill_label_weight"):
         TrainConfig(distill_label_weight=1.5)
+
+
+def test_refit_input_steps_fits_the_image_steps_of_an_init_from_checkpoint(elastic, tmp_path):
+    """A stage with ``refit_input_steps`` re-fits the stem's input steps to the images' range; without
+    it, the stage keeps its checkpoint's steps."""
+    space, splits = elastic
+    train_supernet(space, splits, _recipe(epochs=1), tmp_path / "one.pt", progress=False)
+    ckpt = load_checkpoint(tmp_path / "one.pt")
+    for bits in (4, 8):  # steps far too wide, as LSQ's rule left them on Fashion-MNIST
+        ckpt["state_dict"][f"stem.conv.act.steps.{bits}"] = torch.tensor(5.0)
+        ckpt["state_dict"]["stem.conv.act.ready"] = torch.ones(2, dtype=torch.bool)
+    torch.save(ckpt, tmp_path / "wide.pt")
+    stage = _recipe(epochs=1, fp32_epochs=0, lr=1e-4, companions=("largest_low_bits",),
+                    init_from=str(tmp_path / "wide.pt"))
+    kept = train_supernet(space, splits, stage, tmp_path / "kept.pt", progress=False)
+    refit = train_supernet(space, splits, replace(stage, refit_input_steps=True), tmp_path / "refit.pt",
+                           progress=False)
+    top = float(splits.train.images.abs().max())
+    for bits, qp in ((4, 7), (8, 127)):
+        assert float(kept.stem.conv.act.steps[str(bits)]) == pytest.approx(5.0, rel=0.05)
+        assert float(refit.stem.conv.act.steps[str(bits)]) * qp == pytest.approx(top, rel=0.2)

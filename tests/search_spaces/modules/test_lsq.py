@@ -131,3 +131,34 @@ def test_compiled_quantisers_fall_back_to_eager_when_compiling_fails(monkeypatch
         fallback = _lsq_pass(x, step, 4, True, True)
     eager = _lsq_pass(x, step, 4, True, False)
     assert all(torch.equal(a, b) for a, b in zip(fallback, eager))
+
+
+def test_range_init_fits_the_input_range_and_reset_refits():
+    """An image (most values at its background) gets max|x| / Qp, not LSQ's 2 mean|x| / sqrt(Qp)."""
+    image = torch.cat([torch.full((200,), -0.66), torch.linspace(0.0, 2.35, 200)]).reshape(1, 1, 20, 20)
+    lsq_rule, fitted = LSQAct((4, 8), signed=True), LSQAct((4, 8), signed=True, range_init=True)
+    for bits in (4, 8):
+        lsq_rule.bits = fitted.bits = bits
+        lsq_rule(image), fitted(image)
+        _, qp = qrange(bits, True)
+        assert float(fitted.steps[str(bits)].detach()) == pytest.approx(2.35 / qp)
+        wide = float(lsq_rule.steps[str(bits)].detach())
+        assert wide > 1.5 * float(fitted.steps[str(bits)].detach())  # the waste range_init fixes
+        assert len(torch.unique(fitted(image))) > len(torch.unique(lsq_rule(image)))
+    fitted.reset()
+    assert not bool(fitted.ready.any())
+    fitted(image * 2)  # each bit-width starts afresh from its next batch
+    assert float(fitted.steps["8"].detach()) == pytest.approx(4.70 / 127) and not bool(fitted.ready[0])
+    assert "range_init=True" in repr(fitted)
+
+
+def test_the_stem_input_quantiser_is_range_initialised_and_extracted_so():
+    from search_spaces import create_space
+
+    for name in ("mobilenetv2_cifar", "resnet_cifar"):
+        space = create_space(name, width_mult=0.25, bits_choices=(4, 8))
+        net = space.build_supernet()
+        acts = [(n, m) for n, m in net.named_modules() if isinstance(m, LSQAct)]
+        assert [n for n, m in acts if m.range_init] == ["stem.conv.act"], name
+        static = net.extract(space.uniform(bits=4))
+        assert static.stem.conv.act.range_init, name
