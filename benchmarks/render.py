@@ -462,7 +462,9 @@ def bit_sensitivity_section(data: dict) -> list[str]:
 def input_steps_section(data: dict) -> list[str]:
     lines = header("The input image's quantiser step: LSQ's initial rule against the image's range", data)
     rows, steps, used, lo_hi = data["rows"], data["steps"], data["levels_in_use"], data["image_range"]
-    lines += [f"The zoo supernet `{data['zoo']}` as commit {data['weights_commit']} shipped it (recipe stage 8, "
+    record = zoo_record(data["weights_commit"])
+    stages = f"its first {recipe_stages(record)} recipe stages, " if record else ""
+    lines += [f"The zoo supernet `{data['zoo']}` as commit {data['weights_commit']} shipped it ({stages}"
               f"sha256 {data['weights_sha256'][:12]}...), no training. Its stem's input steps came from LSQ's initial "
               "rule (2 mean|x| / sqrt(Qp)); re-fitted, they are the image's range over Qp (max|x| / Qp, the first "
               "128 training images), as `LSQAct.range_init` starts them now and `train.refit_input_steps` re-fits "

@@ -11,7 +11,7 @@ forward passes switches steps. Steps start at 2 * mean|x| / sqrt(Qp) on first us
 ``torch.distributed`` is initialised, so every rank starts from the same step). An activation
 quantiser with ``range_init`` (the network's input image) starts at max|x| / Qp instead, the largest
 over processes: the image's own range in Qp levels. LSQ's rule suits bell-shaped values; on a
-Fashion-MNIST image (most pixels at the background) it gave a step 7x too wide at 8 bits (22 of
+Fashion-MNIST image (most pixels at the background) it gave a step 7x too wide at 8 bits (23 of
 255 levels used) and 1.6x at 4 bits (6 of 15 levels), and the step's scaled-down gradient never
 moved it far (``benchmarks/input_steps.py``).
 
