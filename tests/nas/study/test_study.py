@@ -111,17 +111,19 @@ def test_onnx_export_matches_the_network_and_carries_precisions(tiny_run, export
     assert json.loads(meta["eenas.layer_bits"]) == trial.user_attrs["bits"]
     assert json.loads(meta["eenas.exit_labels"]) == trial.user_attrs["exit_labels"]
     assert [o.name for o in model.graph.output] == [f"exit_{e}" for e in trial.user_attrs["exit_labels"]]
-    images = splits.val.images[:4]
+    images = splits.val.images[:32]
     got = ReferenceEvaluator(model).run(None, {"input": images.numpy()})
     with torch.no_grad():
         want = api.load(path).network(images)
     for g, w in zip(got, want):
         assert g.shape == tuple(w.shape)
         # same formula, other summation order: equal to float precision, except that a value lying on
-        # a rounding boundary may land in the neighbouring quantisation bin (rare)
-        close = abs(g - w.numpy()) < 1e-4 * (1 + abs(w).max().item())
-        assert close.mean() >= 0.9, f"{(~close).sum()} of {close.size} logits differ"
-        assert (g.argmax(1) == w.argmax(1).numpy()).sum() >= len(images) - 1
+        # a rounding boundary may land in the neighbouring quantisation bin, which moves every logit of
+        # that image. On this barely trained network that is a few images in 32 (on the zoo supernet,
+        # benchmarks/onnx_fidelity.py: the predicted class of at least 999 in 1000 test images agrees)
+        close = (abs(g - w.numpy()) < 1e-4 * (1 + abs(w).max().item())).all(axis=1)
+        assert close.mean() >= 0.8, f"{(~close).sum()} of {len(images)} images differ"
+        assert (g.argmax(1) == w.argmax(1).numpy()).mean() >= 0.9
 
 
 def test_trials_and_exports_appear_as_artifacts(tiny_run, exported):
