@@ -20,6 +20,7 @@ Usage: python benchmarks/input_steps.py [--commit COMMIT] [--images N]
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 import tempfile
@@ -90,7 +91,7 @@ def main() -> None:
     t0 = time.time()
     with tempfile.TemporaryDirectory() as folder:
         trained, sha = stage_supernet(commit, Path(folder))
-        fitted, _ = stage_supernet(commit, Path(folder))
+    fitted = copy.deepcopy(trained)
     refit(fitted, splits.train.images[:FIRST_BATCH])
     steps = {name: {str(b): float(image_quantiser(net).steps[str(b)].detach()) for b in (4, 8)}
              for name, net in (("trained", trained), ("refit", fitted))}
