@@ -285,7 +285,8 @@ class MobileNetV2Space(SearchSpace):
         stem_out = scale_channels(STEM_CHANNELS, o.width_mult)
         stem = ConvBNAct(o.in_channels, stem_out, SPEC.stem.kernel, SPEC.stem.stride, bits_choices=bits,
                          act_signed=True)
-        stem.conv.act.range_init = True  # the input image: its steps start from its range
+        # the input image: asymmetric levels (zero point), fitted to its range
+        stem.conv.act.range_init = stem.conv.act.zero_point = True
         blocks = []
         cin = stem_out
         for i, ((_t, _c, _k, s, res), (cout, _hw)) in enumerate(zip(BLOCKS, self.block_outputs())):

@@ -159,7 +159,8 @@ class ResNetSpace(SearchSpace):
         stem_out = scale_channels(SPEC.stem.channels, o.width_mult)
         stem = ConvBNAct(o.in_channels, stem_out, SPEC.stem.kernel, SPEC.stem.stride, bits_choices=o.bits_choices,
                          act_signed=True)
-        stem.conv.act.range_init = True  # the input image: its steps start from its range
+        # the input image: asymmetric levels (zero point), fitted to its range
+        stem.conv.act.range_init = stem.conv.act.zero_point = True
         blocks = [BasicBlock(cin, cout, s, o.bits_choices) for _g, cin, cout, s, _e in self.blocks()]
         hw = self.block_hw()
         heads = {HeadKey(m, d).name: ExitHead(self.blocks()[m][2], hw[m], o.num_classes, d, SPEC.pool_to,

@@ -17,7 +17,8 @@ memory. Each conv -> batch-norm -> ReLU6 becomes one :class:`FoldedConv`:
 
 Where oneDNN's int8 convolution is available (:func:`int8_available`: x86 CPUs) and a layer's
 weights and input run at 8 bits or fewer, the folded layer convolves integers (``int8=True``): its
-input travels as unsigned bytes (the integer levels, plus 128 where they may be negative), its
+input travels as unsigned bytes (the integer levels, plus 128 where they may be negative, plus the
+zero point for the image's asymmetric levels), its
 weights as their int8 levels, and oneDNN accumulates exactly in int32, then applies the per-channel
 factor (steps and batch norm), the bias and the clamp; a layer feeding a chained consumer writes
 that consumer's levels as bytes directly (rounding and clamping in the convolution's epilogue), so
@@ -143,7 +144,7 @@ class FoldedConv(nn.Module):
         step = torch.ones(())  # the input's step (its levels times step are its values; 1 for a float input)
         if conv.act.bits < FLOAT_BITS:
             step = conv.act.steps[str(conv.act.bits)].detach().reshape([])
-            qn, qp = qrange(conv.act.bits, conv.act.signed)
+            qn, qp = conv.act.qrange(conv.act.bits)
             self.inv = torch.reciprocal(step)
             self.lo, self.hi = float(qn), float(qp)
             if relu_in:
@@ -151,7 +152,8 @@ class FoldedConv(nn.Module):
                 self.hi = min(self.hi, float(torch.round(torch.tensor(RELU6_MAX) * self.inv)))
         self.stride, self.padding = conv.stride, conv.active_kernel // 2
         self.groups = int(conv.weight.shape[0]) if conv.depthwise else 1
-        self.zero = 0 if self.lo >= 0 else SIGNED_ZERO  # the byte of level 0 (int8 inputs)
+        # the byte of level 0 (int8 inputs): 128 for symmetric signed levels, -Qn for a zero point's
+        self.zero = 0 if self.lo >= 0 else SIGNED_ZERO if self.lo == -self.hi else int(-self.lo)
         with torch.no_grad():
             if self.int8:  # integer weight levels (wq's own), packed once; the factors go in per call
                 w_step = conv.wq.steps[str(conv.w_bits)].detach()[: conv.weight.shape[0]]
@@ -218,8 +220,9 @@ class FoldedConv(nn.Module):
 
     def _bytes(self, x: torch.Tensor) -> torch.Tensor:
         """A float input's integer levels as bytes (plus :attr:`zero`), in ``x``'s memory order."""
-        if not self.zero:
-            return self._levels(x).to(torch.uint8)
+        if self.zero != SIGNED_ZERO:
+            levels = self._levels(x)
+            return (levels.sub_(self.lo) if self.zero else levels).to(torch.uint8)
         # signed levels: their int8 bytes with the top bit flipped are the levels plus 128
         return self._levels(x).to(torch.int8).view(torch.uint8).bitwise_xor_(SIGNED_ZERO)
 

@@ -13,7 +13,10 @@ quantiser with ``range_init`` (the network's input image) starts at max|x| / Qp 
 over processes: the image's own range in Qp levels. LSQ's rule suits bell-shaped values; on a
 Fashion-MNIST image (most pixels at the background) it gave a step 7x too wide at 8 bits (23 of
 255 levels used) and 1.6x at 4 bits (6 of 15 levels), and the step's scaled-down gradient never
-moved it far (``benchmarks/input_steps.py``).
+moved it far (``benchmarks/input_steps.py``). With ``zero_point`` as well (the image's quantiser in
+both spaces) the levels are asymmetric, -z .. 2^bits - 1 - z with an integer zero point z fitted to
+the batch's [min, max]: a mostly positive image uses all 2^bits levels instead of the half of a
+symmetric range its values reach.
 
 In eval mode the step is used as is (no gradient-scaling arithmetic), so a static network that
 copies the step gives bit-identical outputs.
@@ -168,17 +171,20 @@ def _fused(body: Callable[..., Any], *args: object) -> object:
 
 
 def lsq(x: torch.Tensor, step: torch.Tensor, bits: int, signed: bool, training: bool = True) -> torch.Tensor:
-    """Quantise-dequantise ``x`` with ``step`` (a scalar, or one per output channel along dim 0).
+    """Quantise-dequantise ``x`` with ``step`` (a scalar, or one per output channel along dim 0) on the
+    symmetric (signed) or unsigned levels of ``bits`` (:func:`quantise` on :func:`qrange`)."""
+    return quantise(x, step, *qrange(bits, signed), training=training)
 
-    Straight-through gradient for ``x`` inside the range, the LSQ gradient for the step, scaled by
-    1 / sqrt(N * Qp) in training (``_LSQFunction``; PyTorch's learnable fake-quantisation formula).
-    """
-    qn, qp = qrange(bits, signed)
+
+def quantise(x: torch.Tensor, step: torch.Tensor, qn: int, qp: int, training: bool = True) -> torch.Tensor:
+    """clamp(round(x / step), qn, qp) * step with a straight-through gradient for ``x`` inside the
+    range and the LSQ gradient for the step, scaled by 1 / sqrt(N * max(Qp, -Qn)) in training
+    (``_LSQFunction``; PyTorch's learnable fake-quantisation formula)."""
     if _EXPLICIT[0]:
         s = _broadcast_step(step, x)
         return torch.clamp(torch.round(x * torch.reciprocal(s)), qn, qp) * s
     per = max(1, x.numel() // max(1, step.numel()))
-    grad_factor = 1.0 / math.sqrt(per * qp) if training else 1.0
+    grad_factor = 1.0 / math.sqrt(per * max(qp, -qn)) if training else 1.0
     if not torch.is_grad_enabled() or not (x.requires_grad or step.requires_grad):
         with torch.no_grad():
             return _quantise(x, step, qn, qp)
@@ -220,17 +226,33 @@ class LSQAct(nn.Module):
     """Per-tensor LSQ for activations at a switchable bit-width (``self.bits``; 32 = float).
 
     ``range_init``: steps start at the first batch's max|x| / Qp (for a bounded input such as the
-    image) instead of LSQ's 2 * mean|x| / sqrt(Qp)."""
+    image) instead of LSQ's 2 * mean|x| / sqrt(Qp). ``zero_point`` (with ``range_init``): asymmetric
+    levels, the 2^bits integers ``-z .. 2^bits - 1 - z`` with an integer zero point ``z`` per
+    bit-width, both fitted to the first batch's [min, max] (zero included); the step is learned, the
+    zero point stays. Level ``l`` stands for ``l * step`` either way, so a consumer of the levels
+    sees the same arithmetic; an int8 layer stores ``l + z`` as an unsigned byte."""
 
-    def __init__(self, bits_choices: Sequence[int], signed: bool, range_init: bool = False) -> None:
+    zeros: torch.Tensor  # the zero point z of each bit-width (0 unless ``zero_point``)
+
+    def __init__(self, bits_choices: Sequence[int], signed: bool, range_init: bool = False,
+                 zero_point: bool = False) -> None:
         super().__init__()
         bits = sorted({int(b) for b in bits_choices if b < FLOAT_BITS})
         self.signed = signed
         self.range_init = range_init
+        self.zero_point = zero_point
         self.bits = FLOAT_BITS
         self.steps = nn.ParameterDict({str(b): nn.Parameter(torch.ones(())) for b in bits})
         self.register_buffer("ready", torch.zeros(len(bits), dtype=torch.bool))
+        self.register_buffer("zeros", torch.zeros(len(bits), dtype=torch.int64))
         self._index = {b: i for i, b in enumerate(bits)}
+
+    def qrange(self, bits: int) -> tuple[int, int]:
+        """(Qn, Qp) integer range of the levels at ``bits`` (after the zero point is fitted)."""
+        if not self.zero_point:
+            return qrange(bits, self.signed)
+        z = int(self.zeros[self._index[bits]])
+        return -z, 2**bits - 1 - z
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bits = self.bits
@@ -244,17 +266,24 @@ class LSQAct(nn.Module):
             with torch.no_grad():
                 step.copy_(self._first_step(x, bits))
                 self.ready[i] = True
-        return lsq(x, step, bits, self.signed, self.training)
+        return quantise(x, step, *self.qrange(bits), training=self.training)
 
     def _first_step(self, x: torch.Tensor, bits: int) -> torch.Tensor:
-        """The initial step of ``bits`` from the batch ``x`` (the same on every process)."""
+        """The initial step of ``bits`` from the batch ``x`` (the same on every process); sets the
+        zero point of a ``zero_point`` quantiser."""
         _, qp = qrange(bits, self.signed)
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
         if self.range_init:
-            init = (x.detach().abs().amax() / qp).clamp_min(1e-8)
+            x = x.detach()
+            # the largest value and the largest negated value (zero included), the largest over processes
+            bounds = torch.stack([x.amax(), -x.amin()]).clamp_min(0.0) if self.zero_point else x.abs().amax()
             if distributed:
-                torch.distributed.all_reduce(init, op=torch.distributed.ReduceOp.MAX)
-            return init
+                torch.distributed.all_reduce(bounds, op=torch.distributed.ReduceOp.MAX)
+            if not self.zero_point:
+                return (bounds / qp).clamp_min(1e-8)
+            step = (bounds.sum() / (2**bits - 1)).clamp_min(1e-8)
+            self.zeros[self._index[bits]] = int(torch.round(bounds[1] / step).clamp(0, 2**bits - 1))
+            return step
         init = (2 * x.detach().abs().mean() / math.sqrt(qp)).clamp_min(1e-8)
         if distributed:
             torch.distributed.all_reduce(init)
@@ -262,9 +291,20 @@ class LSQAct(nn.Module):
         return init
 
     def reset(self) -> None:
-        """Forget every step: each bit-width starts afresh from its next batch."""
+        """Forget every step (and zero point): each bit-width starts afresh from its next batch."""
         self.ready.zero_()
+        self.zeros.zero_()
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+        """A checkpoint from before the zero points (all its quantisers symmetric) loads as it was
+        trained, except that a ``zero_point`` quantiser starts its steps afresh from its next batch."""
+        if prefix + "ready" in state_dict and prefix + "zeros" not in state_dict:
+            state_dict[prefix + "zeros"] = torch.zeros_like(self.zeros)
+            if self.zero_point:
+                state_dict[prefix + "ready"] = torch.zeros_like(self.ready)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         init = ", range_init=True" if self.range_init else ""
+        init += ", zero_point=True" if self.zero_point else ""
         return f"bits={self.bits}, signed={self.signed}{init}, steps={sorted(self._index)}"

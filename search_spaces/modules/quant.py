@@ -66,6 +66,7 @@ class _Switchable:
             i = self.act._index[self.act.bits]
             dst.act.steps[str(self.act.bits)].data.copy_(self.act.steps[str(self.act.bits)].data)
             dst.act.ready[0] = self.act.ready[i]
+            dst.act.zeros[0] = self.act.zeros[i]
 
 
 def _centre(w: torch.Tensor, k: int) -> torch.Tensor:
@@ -137,7 +138,7 @@ class QConv2d(_Switchable, nn.Module):
         dst.weight.data.copy_(self.active_weight(in_channels).data)
         dst.wq = LSQWeight(out, [self.w_bits] if self.w_bits < FLOAT_BITS else [])
         dst.act = LSQAct([self.act.bits] if self.act.bits < FLOAT_BITS else [], self.act.signed,
-                         self.act.range_init)
+                         self.act.range_init, self.act.zero_point)
         self._copy_quantisers(dst, out)
         return dst
 

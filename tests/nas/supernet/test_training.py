@@ -347,7 +347,13 @@ def test_refit_input_steps_fits_the_image_steps_of_an_init_from_checkpoint(elast
     kept = train_supernet(space, splits, stage, tmp_path / "kept.pt", progress=False)
     refit = train_supernet(space, splits, replace(stage, refit_input_steps=True), tmp_path / "refit.pt",
                            progress=False)
-    top = float(splits.train.images.abs().max())
-    for bits, qp in ((4, 7), (8, 127)):
+    low, high = float(splits.train.images.min()), float(splits.train.images.max())
+    act = refit.stem.conv.act
+    for bits in (4, 8):
         assert float(kept.stem.conv.act.steps[str(bits)].detach()) == pytest.approx(5.0, rel=0.05)
-        assert float(refit.stem.conv.act.steps[str(bits)].detach()) * qp == pytest.approx(top, rel=0.2)
+        step = float(act.steps[str(bits)].detach())
+        qn, qp = act.qrange(bits)  # asymmetric: all 2^bits levels span the images' [min, max]
+        assert (qn, qp) != (-(2 ** (bits - 1)) + 1, 2 ** (bits - 1) - 1)
+        # fitted to the first batch's [min, max]: most of the whole split's range on either side
+        assert step * (2**bits - 1) == pytest.approx(high - low, rel=0.3)
+        assert qn * step <= 0.7 * low and qp * step >= 0.7 * high

@@ -90,6 +90,28 @@ def test_an_int8_layer_computes_the_layer_to_float_precision(int8):
                 torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("int8", INT8)
+def test_a_layer_whose_input_has_a_zero_point_folds_exactly(int8):
+    """The image's asymmetric levels (zero point z): an int8 layer stores them as bytes l + z and pads
+    its borders with z, which stands for 0.0, as the network pads."""
+    for bits in (8, 4):
+        torch.manual_seed(bits)
+        layer = ConvBNAct(1, 6, 3, 2, bits_choices=(4, 8))
+        layer.conv.act.range_init = layer.conv.act.zero_point = True
+        layer = _trained_like(layer, bits, 1)
+        x = torch.rand(5, 1, 12, 12) * 3.0 - 0.66  # mostly positive, as a standardised image
+        with torch.no_grad():
+            layer.train()(x)  # fit the step and zero point to this range
+        layer.eval()
+        qn, qp = layer.conv.act.qrange(bits)
+        assert qp - qn == 2**bits - 1 and qn < 0 < qp
+        folded = FoldedConv(layer, int8=int8)
+        assert folded.zero == (-qn if folded.int8 else folded.zero)
+        with torch.no_grad():
+            want, got = layer(x), folded(nhwc(x))
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("bits", [8, 4])
 def test_an_int8_producer_writes_its_consumers_levels_as_bytes(bits):
     if not int8_available():

@@ -152,6 +152,36 @@ def test_range_init_fits_the_input_range_and_reset_refits():
     assert "range_init=True" in repr(fitted)
 
 
+def test_a_zero_point_fits_all_levels_to_the_range_and_old_checkpoints_refit():
+    """Asymmetric levels: all 2^bits of them span [min, max] of the first batch (zero included), the
+    quantiser computes clamp(round(x / s), -z, 2^bits - 1 - z) * s, and a checkpoint without zero
+    points loads with its steps forgotten (they were fitted to symmetric levels)."""
+    image = torch.cat([torch.full((200,), -0.66), torch.linspace(0.0, 2.35, 200)]).reshape(1, 1, 20, 20)
+    symmetric = LSQAct((4, 8), signed=True, range_init=True)
+    asymmetric = LSQAct((4, 8), signed=True, range_init=True, zero_point=True)
+    for bits in (4, 8):
+        symmetric.bits = asymmetric.bits = bits
+        symmetric(image)
+        out = asymmetric(image)
+        step = float(asymmetric.steps[str(bits)].detach())
+        qn, qp = asymmetric.qrange(bits)
+        assert step == pytest.approx(3.01 / (2**bits - 1)) and (qn, qp) == (-round(0.66 / step), 2**bits - 1 + qn)
+        want = torch.clamp(torch.round(image / step), qn, qp) * step
+        torch.testing.assert_close(out, want)
+        assert len(torch.unique(out)) > len(torch.unique(symmetric(image)))  # more of the levels used
+        assert len(torch.unique(asymmetric(torch.linspace(-0.66, 2.35, 1000)))) == 2**bits
+    state = asymmetric.state_dict()
+    restored = LSQAct((4, 8), signed=True, range_init=True, zero_point=True)
+    restored.load_state_dict(state)
+    assert torch.equal(restored.zeros, asymmetric.zeros) and bool(restored.ready.all())
+    old = {k: v for k, v in symmetric.state_dict().items() if k != "zeros"}  # written before zero points
+    restored.load_state_dict(old)
+    assert not bool(restored.ready.any())  # refit on the next batch
+    plain = LSQAct((4, 8), signed=True)
+    plain.load_state_dict({k: v for k, v in plain.state_dict().items() if k != "zeros"})
+    assert "zero_point=True" in repr(asymmetric)
+
+
 def test_the_stem_input_quantiser_is_range_initialised_and_extracted_so():
     from search_spaces import create_space
 
@@ -160,5 +190,11 @@ def test_the_stem_input_quantiser_is_range_initialised_and_extracted_so():
         net = space.build_supernet()
         acts = [(n, m) for n, m in net.named_modules() if isinstance(m, LSQAct)]
         assert [n for n, m in acts if m.range_init] == ["stem.conv.act"], name
-        static = net.extract(space.uniform(bits=4))
-        assert static.stem.conv.act.range_init, name
+        assert [n for n, m in acts if m.zero_point] == ["stem.conv.act"], name
+        genotype = space.uniform(bits=4)
+        net.configure(genotype)
+        net.train()(torch.rand(2, 3, 32, 32) - 0.3)  # fits the 4-bit steps, the stem's zero point included
+        static = net.extract(genotype)
+        act = static.stem.conv.act
+        assert act.range_init and act.zero_point, name
+        assert act.qrange(4) == net.stem.conv.act.qrange(4) != (-7, 7), name
