@@ -52,7 +52,8 @@ STAGES = {"supernet": CONFIG, "supernet_stage2": CONFIGS_DIR / "fashion_mnist_su
           "supernet_stage6": CONFIGS_DIR / "fashion_mnist_supernet_stage6.yaml",
           "supernet_stage7": CONFIGS_DIR / "fashion_mnist_supernet_stage7.yaml",
           "supernet_stage8": CONFIGS_DIR / "fashion_mnist_supernet_stage8.yaml",
-          "supernet_stage9": CONFIGS_DIR / "fashion_mnist_supernet_stage9.yaml"}
+          "supernet_stage9": CONFIGS_DIR / "fashion_mnist_supernet_stage9.yaml",
+          "supernet_stage10": CONFIGS_DIR / "fashion_mnist_supernet_stage10.yaml"}
 ZOO_NAME = "fmnist_mbv2_w025"
 ALONE = ("largest", "reference", "smallest")
 CHECK_IMAGES = 1000  # the zoo test reproduces the reference backbone's accuracy on this test slice

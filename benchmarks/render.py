@@ -459,26 +459,45 @@ def bit_sensitivity_section(data: dict) -> list[str]:
     return lines
 
 
+INPUT_VARIANTS = {"trained": "as trained", "refit": "symmetric, re-fitted", "symmetric": "symmetric, re-fitted",
+                  "zero_point": "zero point, re-fitted"}
+
+
 def input_steps_section(data: dict) -> list[str]:
-    lines = header("The input image's quantiser step: LSQ's initial rule against the image's range", data)
+    variants = data.get("variants", ["trained", "refit"])  # the first runs had two, the second named "refit"
     rows, steps, used, lo_hi = data["rows"], data["steps"], data["levels_in_use"], data["image_range"]
+    ranges = data.get("level_ranges", {})
     record = zoo_record(data["weights_commit"])
-    stages = f"its first {recipe_stages(record)} recipe stages, " if record else ""
-    lines += [f"The zoo supernet `{data['zoo']}` as commit {data['weights_commit']} shipped it ({stages}"
-              f"sha256 {data['weights_sha256'][:12]}...), no training. Its stem's input steps came from LSQ's initial "
-              "rule (2 mean|x| / sqrt(Qp)); re-fitted, they are the image's range over Qp (max|x| / Qp, the first "
-              "128 training images), as `LSQAct.range_init` starts them now and `train.refit_input_steps` re-fits "
-              f"them. The standardised image spans [{lo_hi[0]:.2f}, {lo_hi[1]:.2f}].", "",
-              "| input step | 8 bits: step | levels in use (of 255) | 4 bits: step | levels in use (of 15) |",
-              "|---|---|---|---|---|"]
-    for name, label in (("trained", "as trained (LSQ's rule)"), ("refit", "re-fitted to the range")):
-        lines.append(f"| {label} | {steps[name]['8']:.4f} | {used[name]['8']} | {steps[name]['4']:.4f} | "
-                     f"{used[name]['4']} |")
+    stages = recipe_stages(record) if record else None
+    lines = header("The input image's quantiser: steps as trained against steps fitted to its range"
+                   + (f" (stage {stages}'s weights)" if stages else ""), data)
+    lines += [f"The zoo supernet `{data['zoo']}` as commit {data['weights_commit']} shipped it"
+              + (f" (its first {stages} recipe stages" if stages else " (") + f", sha256 {data['weights_sha256'][:12]}"
+              "...), no training; only the stem's input quantiser changes. As trained: the steps the checkpoint "
+              "holds, on symmetric signed levels (stages 1-8 kept LSQ's initial rule, 2 mean|x| / sqrt(Qp); stage 9 "
+              "re-fitted them). Symmetric, re-fitted: max|x| / Qp over the first 128 training images "
+              "(`LSQAct.range_init`, `train.refit_input_steps`). Zero point, re-fitted: asymmetric levels, "
+              "(max - min) / (2^bits - 1) and an integer zero point from the same images (`LSQAct.zero_point`). "
+              f"The standardised image spans [{lo_hi[0]:.2f}, {lo_hi[1]:.2f}].", "",
+              "| image quantiser | 8 bits: step | levels | in use (test split) | 4 bits: step | levels | in use |",
+              "|---|---|---|---|---|---|---|"]
+
+    def span(name: str, bits: str) -> str:
+        qn, qp = ranges[name][bits] if name in ranges else (-(2 ** (int(bits) - 1)) + 1, 2 ** (int(bits) - 1) - 1)
+        return f"{qn}..{qp}"
+
+    for name in variants:
+        lines.append(f"| {INPUT_VARIANTS[name]} | {steps[name]['8']:.4f} | {span(name, '8')} | {used[name]['8']} | "
+                     f"{steps[name]['4']:.4f} | {span(name, '4')} | {used[name]['4']} |")
     lines += ["", f"Final-exit test accuracy ({data['test_images']} images, batch norm re-estimated on "
-              f"{data['bn_recalibration_samples']} training images per configuration), the same weights:", "",
-              "| subnet | bits | as trained | image steps re-fitted |", "|---|---|---|---|"]
-    lines += [f"| {r['subnet']} | {r['bits']} | {100 * r['trained']:.2f} % | {100 * r['refit']:.2f} % "
-              f"({100 * (r['refit'] - r['trained']):+.2f}) |" for r in rows]
+              f"{data['bn_recalibration_samples']} training images per configuration), the same weights; the "
+              "change against the first column in brackets:", "",
+              "| subnet | bits | " + " | ".join(INPUT_VARIANTS[n] for n in variants) + " |",
+              "|---|---|" + "---|" * len(variants)]
+    for r in rows:
+        first = r[variants[0]]
+        cells = [f"{100 * first:.2f} %"] + [f"{100 * r[n]:.2f} % ({100 * (r[n] - first):+.2f})" for n in variants[1:]]
+        lines.append(f"| {r['subnet']} | {r['bits']} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -947,7 +966,7 @@ def documents() -> dict[Path, str]:
     for name, render in (("reference_search", headline_section), ("readme_commands", readme_section), ("hwmodel_speed", speed_section),
                          ("hwmodel_fidelity", fidelity_section), ("exit_branch_costs", exit_branch_section), ("zigzag_settings", settings_section),
                          ("scheduling", scheduling_section), ("training_throughput", throughput_section),
-                         ("fashion_mnist_supernet", fashion_section), ("bit_sensitivity", bit_sensitivity_section), ("input_steps", input_steps_section), ("recipe_probe", probe_section), ("gpu_supernet", gpu_section), ("onnx_fidelity", onnx_section), ("candidate_eval", candidate_section), ("freed_memory", freed_memory_section), ("study_overhead", study_overhead_section), ("predictors", predictors_section), ("search_samplers", samplers_section), ("search_wall_time", wall_time_section),
+                         ("fashion_mnist_supernet", fashion_section), ("bit_sensitivity", bit_sensitivity_section), ("input_steps", input_steps_section), ("input_steps_stage9", input_steps_section), ("recipe_probe", probe_section), ("gpu_supernet", gpu_section), ("onnx_fidelity", onnx_section), ("candidate_eval", candidate_section), ("freed_memory", freed_memory_section), ("study_overhead", study_overhead_section), ("predictors", predictors_section), ("search_samplers", samplers_section), ("search_wall_time", wall_time_section),
                          ("reference_studies", reference_section), ("reference_search", search_section),
                          ("stream_crosscheck", stream_section)):
         data = load(name)

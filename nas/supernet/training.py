@@ -182,7 +182,8 @@ def subnets_for_step(space: SearchSpace, cfg: TrainConfig, epoch: int, step: int
 
 def refit_input_steps(net: Supernet) -> None:
     """Forget the steps of every range-initialised activation quantiser (the input image's): each
-    bit-width starts again from its next batch's max|x| / Qp (``LSQAct.range_init``)."""
+    bit-width starts again from its next batch's range (``LSQAct.range_init``: max|x| / Qp, or
+    [min, max] with a zero point, ``LSQAct.zero_point``)."""
     for module in net.modules():
         if isinstance(module, LSQAct) and module.range_init:
             module.reset()
