@@ -40,7 +40,7 @@ from fashion_mnist_supernet import evaluate
 
 from nas import api, zoo
 from nas.data import Split
-from nas.supernet.training import at_bits, load_checkpoint, refit_input_steps
+from nas.supernet.training import at_bits, refit_input_steps
 from search_spaces import Supernet
 from search_spaces.modules.lsq import LSQAct
 
@@ -54,16 +54,14 @@ SUBNETS = ("largest", "reference", "smallest")
 VARIANTS = ("trained", "symmetric", "zero_point")
 
 
-def stage_supernet(commit: str, folder: Path) -> tuple[Supernet, dict, str]:
-    """The zoo supernet as ``commit`` shipped it (hash checked against that commit's record), its
-    state dict and the file's sha256."""
+def stage_supernet(commit: str, folder: Path) -> tuple[Supernet, str]:
+    """The zoo supernet as ``commit`` shipped it (hash checked against that commit's record) and the
+    file's sha256."""
     for suffix in (".json", ".pt"):
         blob = subprocess.run(["git", "show", f"{commit}:nas/zoo/{ZOO_NAME}{suffix}"], capture_output=True,
                               check=True, cwd=Path(__file__).resolve().parents[1]).stdout
         (folder / f"{ZOO_NAME}{suffix}").write_bytes(blob)
-    record = zoo.entry(ZOO_NAME, zoo_dir=folder)
-    net = zoo.load_supernet(ZOO_NAME, zoo_dir=folder)
-    return net, load_checkpoint(folder / record.file)["state_dict"], record.sha256
+    return zoo.load_supernet(ZOO_NAME, zoo_dir=folder), zoo.entry(ZOO_NAME, zoo_dir=folder).sha256
 
 
 def image_quantiser(supernet: Supernet) -> LSQAct:
@@ -73,15 +71,15 @@ def image_quantiser(supernet: Supernet) -> LSQAct:
     return acts[0]
 
 
-def variant(base: Supernet, state: dict, name: str, images: torch.Tensor) -> Supernet:
-    """A copy of ``base`` whose image quantiser is the variant ``name``, the steps of every bit-width
-    as stored (``trained``) or re-fitted from ``images`` (``train.refit_input_steps``)."""
+def variant(base: Supernet, name: str, images: torch.Tensor) -> Supernet:
+    """A copy of ``base`` whose image quantiser is the variant ``name``: as loaded (``trained``; a
+    checkpoint from before zero points loads on symmetric levels), or re-fitted from ``images``
+    (``train.refit_input_steps``) with or without a zero point."""
     net = copy.deepcopy(base)
-    act = image_quantiser(net)
-    act.zero_point = name == "zero_point"
-    net.load_state_dict(state)  # the stored steps (a checkpoint without zero points: forgotten by a zero_point)
     if name == "trained":
         return net
+    act = image_quantiser(net)
+    act.zero_point = name == "zero_point"
     refit_input_steps(net)
     before = act.bits
     with torch.no_grad():
@@ -113,8 +111,8 @@ def main() -> None:
     test = splits.test if n_test is None else Split(splits.test.images[:n_test], splits.test.labels[:n_test])
     t0 = time.time()
     with tempfile.TemporaryDirectory() as folder:
-        base, state, sha = stage_supernet(commit, Path(folder))
-    nets = {name: variant(base, state, name, splits.train.images[:FIRST_BATCH]) for name in names}
+        base, sha = stage_supernet(commit, Path(folder))
+    nets = {name: variant(base, name, splits.train.images[:FIRST_BATCH]) for name in names}
     acts = {name: image_quantiser(net) for name, net in nets.items()}
     steps = {name: {str(b): float(act.steps[str(b)].detach()) for b in (4, 8)} for name, act in acts.items()}
     ranges = {name: {str(b): list(act.qrange(b)) for b in (4, 8)} for name, act in acts.items()}

@@ -474,8 +474,8 @@ def input_steps_section(data: dict) -> list[str]:
     lines += [f"The zoo supernet `{data['zoo']}` as commit {data['weights_commit']} shipped it"
               + (f" (its first {stages} recipe stages" if stages else " (") + f", sha256 {data['weights_sha256'][:12]}"
               "...), no training; only the stem's input quantiser changes. As trained: the steps the checkpoint "
-              "holds, on symmetric signed levels (stages 1-8 kept LSQ's initial rule, 2 mean|x| / sqrt(Qp); stage 9 "
-              "re-fitted them). Symmetric, re-fitted: max|x| / Qp over the first 128 training images "
+              "holds, on the levels it was trained with (symmetric signed ones up to stage 9; stages 1-8 kept LSQ's "
+              "initial rule, 2 mean|x| / sqrt(Qp), stage 9 re-fitted them). Symmetric, re-fitted: max|x| / Qp over the first 128 training images "
               "(`LSQAct.range_init`, `train.refit_input_steps`). Zero point, re-fitted: asymmetric levels, "
               "(max - min) / (2^bits - 1) and an integer zero point from the same images (`LSQAct.zero_point`). "
               f"The standardised image spans [{lo_hi[0]:.2f}, {lo_hi[1]:.2f}].", "",

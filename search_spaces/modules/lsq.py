@@ -230,9 +230,14 @@ class LSQAct(nn.Module):
     levels, the 2^bits integers ``-z .. 2^bits - 1 - z`` with an integer zero point ``z`` per
     bit-width, both fitted to the first batch's [min, max] (zero included); the step is learned, the
     zero point stays. Level ``l`` stands for ``l * step`` either way, so a consumer of the levels
-    sees the same arithmetic; an int8 layer stores ``l + z`` as an unsigned byte."""
+    sees the same arithmetic; an int8 layer stores ``l + z`` as an unsigned byte.
 
-    zeros: torch.Tensor  # the zero point z of each bit-width (0 unless ``zero_point``)
+    A state dict holds ``zeros`` exactly when the quantiser ran with zero points. One without them
+    (written before zero points existed) loads as it was trained, on symmetric levels, until
+    :meth:`reset` re-fits the steps with the zero point ``zero_point`` asks for: an older checkpoint
+    or export computes what it computed when it was written."""
+
+    zeros: torch.Tensor  # the zero point z of each bit-width (used while :attr:`asymmetric`)
 
     def __init__(self, bits_choices: Sequence[int], signed: bool, range_init: bool = False,
                  zero_point: bool = False) -> None:
@@ -240,16 +245,26 @@ class LSQAct(nn.Module):
         bits = sorted({int(b) for b in bits_choices if b < FLOAT_BITS})
         self.signed = signed
         self.range_init = range_init
-        self.zero_point = zero_point
         self.bits = FLOAT_BITS
         self.steps = nn.ParameterDict({str(b): nn.Parameter(torch.ones(())) for b in bits})
         self.register_buffer("ready", torch.zeros(len(bits), dtype=torch.bool))
-        self.register_buffer("zeros", torch.zeros(len(bits), dtype=torch.int64))
+        self.register_buffer("zeros", torch.zeros(len(bits), dtype=torch.int64), persistent=False)
         self._index = {b: i for i, b in enumerate(bits)}
+        self.zero_point = zero_point
+
+    @property
+    def zero_point(self) -> bool:
+        """Whether the steps are fitted with a zero point (the design; :attr:`asymmetric`: whether the
+        loaded steps use one)."""
+        return self._zero_point
+
+    @zero_point.setter
+    def zero_point(self, on: bool) -> None:
+        self._zero_point = self.asymmetric = bool(on)
 
     def qrange(self, bits: int) -> tuple[int, int]:
         """(Qn, Qp) integer range of the levels at ``bits`` (after the zero point is fitted)."""
-        if not self.zero_point:
+        if not self.asymmetric:
             return qrange(bits, self.signed)
         z = int(self.zeros[self._index[bits]])
         return -z, 2**bits - 1 - z
@@ -270,16 +285,16 @@ class LSQAct(nn.Module):
 
     def _first_step(self, x: torch.Tensor, bits: int) -> torch.Tensor:
         """The initial step of ``bits`` from the batch ``x`` (the same on every process); sets the
-        zero point of a ``zero_point`` quantiser."""
+        zero point of an asymmetric quantiser."""
         _, qp = qrange(bits, self.signed)
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
         if self.range_init:
             x = x.detach()
             # the largest value and the largest negated value (zero included), the largest over processes
-            bounds = torch.stack([x.amax(), -x.amin()]).clamp_min(0.0) if self.zero_point else x.abs().amax()
+            bounds = torch.stack([x.amax(), -x.amin()]).clamp_min(0.0) if self.asymmetric else x.abs().amax()
             if distributed:
                 torch.distributed.all_reduce(bounds, op=torch.distributed.ReduceOp.MAX)
-            if not self.zero_point:
+            if not self.asymmetric:
                 return (bounds / qp).clamp_min(1e-8)
             step = (bounds.sum() / (2**bits - 1)).clamp_min(1e-8)
             self.zeros[self._index[bits]] = int(torch.round(bounds[1] / step).clamp(0, 2**bits - 1))
@@ -291,20 +306,29 @@ class LSQAct(nn.Module):
         return init
 
     def reset(self) -> None:
-        """Forget every step (and zero point): each bit-width starts afresh from its next batch."""
+        """Forget every step (and zero point): each bit-width starts afresh from its next batch, with
+        a zero point if :attr:`zero_point` asks for one."""
         self.ready.zero_()
         self.zeros.zero_()
+        self.asymmetric = self.zero_point
+
+    def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self.asymmetric:
+            destination[prefix + "zeros"] = self.zeros if keep_vars else self.zeros.detach()
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
-        """A checkpoint from before the zero points (all its quantisers symmetric) loads as it was
-        trained, except that a ``zero_point`` quantiser starts its steps afresh from its next batch."""
-        if prefix + "ready" in state_dict and prefix + "zeros" not in state_dict:
-            state_dict[prefix + "zeros"] = torch.zeros_like(self.zeros)
-            if self.zero_point:
-                state_dict[prefix + "ready"] = torch.zeros_like(self.ready)
+        """Zero points where the state dict has them (and :attr:`zero_point` asks for them); symmetric
+        levels, as trained, where it has none."""
+        zeros = state_dict.pop(prefix + "zeros", None)
+        if prefix + "ready" in state_dict:
+            self.asymmetric = zeros is not None and self.zero_point
+            if self.asymmetric:
+                self.zeros.copy_(torch.as_tensor(zeros))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         init = ", range_init=True" if self.range_init else ""
         init += ", zero_point=True" if self.zero_point else ""
+        init += " (symmetric as loaded)" if self.zero_point and not self.asymmetric else ""
         return f"bits={self.bits}, signed={self.signed}{init}, steps={sorted(self._index)}"

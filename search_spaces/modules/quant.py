@@ -67,6 +67,7 @@ class _Switchable:
             dst.act.steps[str(self.act.bits)].data.copy_(self.act.steps[str(self.act.bits)].data)
             dst.act.ready[0] = self.act.ready[i]
             dst.act.zeros[0] = self.act.zeros[i]
+            dst.act.asymmetric = self.act.asymmetric
 
 
 def _centre(w: torch.Tensor, k: int) -> torch.Tensor:

@@ -171,14 +171,24 @@ def test_a_zero_point_fits_all_levels_to_the_range_and_old_checkpoints_refit():
         assert len(torch.unique(out)) > len(torch.unique(symmetric(image)))  # more of the levels used
         assert len(torch.unique(asymmetric(torch.linspace(-0.66, 2.35, 1000)))) == 2**bits
     state = asymmetric.state_dict()
+    assert "zeros" in state and "zeros" not in symmetric.state_dict()  # saved only where they are used
     restored = LSQAct((4, 8), signed=True, range_init=True, zero_point=True)
     restored.load_state_dict(state)
+    restored.bits = 8  # as the others, last run at 8 bits
     assert torch.equal(restored.zeros, asymmetric.zeros) and bool(restored.ready.all())
-    old = {k: v for k, v in symmetric.state_dict().items() if k != "zeros"}  # written before zero points
-    restored.load_state_dict(old)
-    assert not bool(restored.ready.any())  # refit on the next batch
+    torch.testing.assert_close(restored(image), asymmetric(image), rtol=0, atol=0)
+    # a checkpoint from before zero points computes what it computed: its symmetric steps, as trained
+    restored.load_state_dict(symmetric.state_dict())
+    assert not restored.asymmetric and bool(restored.ready.all()) and "symmetric as loaded" in repr(restored)
+    torch.testing.assert_close(restored(image), symmetric(image), rtol=0, atol=0)
+    restored.reset()  # re-fitting brings the zero point back
+    restored(image)
+    assert restored.asymmetric and restored.qrange(8) == asymmetric.qrange(8)
+    # a quantiser without zero points ignores them in a state dict (as an older checkpoint wrote them)
     plain = LSQAct((4, 8), signed=True)
-    plain.load_state_dict({k: v for k, v in plain.state_dict().items() if k != "zeros"})
+    plain.bits = 8
+    plain.load_state_dict(state)
+    assert not plain.asymmetric and plain.qrange(8) == (-127, 127)
     assert "zero_point=True" in repr(asymmetric)
 
 
