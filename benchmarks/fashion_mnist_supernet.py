@@ -13,8 +13,10 @@ weights inherited from the supernet, batch-norm statistics re-estimated on 2000 
 
 Each training resumes from its checkpoint (``runs/fashion_mnist_*``), so the script can be run in
 several sittings; ``--only supernet`` or ``--only alone_largest`` (etc.) trains and evaluates one part,
-a plain run trains what is missing and writes the JSON. ``--publish`` then writes the zoo entry
-(``nas/zoo/fmnist_mbv2_w025.*``) with this accuracy table. ``--quick``: no training, a smoke run.
+a plain run trains what is missing and writes the JSON. A stage tried and not adopted (``TRIED``)
+runs only with ``--only`` and is reported beside the last stage, never published. ``--publish``
+then writes the zoo entry (``nas/zoo/fmnist_mbv2_w025.*``) with this accuracy table. ``--quick``:
+no training, a smoke run.
 
 ``--report``: no training or evaluation, the JSON from the parts measured so far.
 
@@ -52,8 +54,10 @@ STAGES = {"supernet": CONFIG, "supernet_stage2": CONFIGS_DIR / "fashion_mnist_su
           "supernet_stage6": CONFIGS_DIR / "fashion_mnist_supernet_stage6.yaml",
           "supernet_stage7": CONFIGS_DIR / "fashion_mnist_supernet_stage7.yaml",
           "supernet_stage8": CONFIGS_DIR / "fashion_mnist_supernet_stage8.yaml",
-          "supernet_stage9": CONFIGS_DIR / "fashion_mnist_supernet_stage9.yaml",
-          "supernet_stage10": CONFIGS_DIR / "fashion_mnist_supernet_stage10.yaml"}
+          "supernet_stage9": CONFIGS_DIR / "fashion_mnist_supernet_stage9.yaml"}
+# stages tried on top of the recipe and not adopted (trained and evaluated like a stage, reported beside
+# the last one, never published): part -> config
+TRIED = {"supernet_stage10": CONFIGS_DIR / "fashion_mnist_supernet_stage10.yaml"}
 ZOO_NAME = "fmnist_mbv2_w025"
 ALONE = ("largest", "reference", "smallest")
 CHECK_IMAGES = 1000  # the zoo test reproduces the reference backbone's accuracy on this test slice
@@ -74,9 +78,10 @@ def evaluate(supernet: Supernet, genotype: Genotype, images, labels, calibration
 
 
 def part_config(cfg: RunConfig, part: str) -> RunConfig:
-    if part in STAGES:
-        return cfg if part == "supernet" else load_config(STAGES[part], {"run_dir": str(Path(cfg.run_dir).parent / Path(
-            load_config(STAGES[part]).run_dir).name)} if "fmnist_quick" in cfg.run_dir else None)
+    if part in STAGES or part in TRIED:
+        path = {**STAGES, **TRIED}[part]
+        return cfg if part == "supernet" else load_config(path, {"run_dir": str(Path(cfg.run_dir).parent / Path(
+            load_config(path).run_dir).name)} if "fmnist_quick" in cfg.run_dir else None)
     subnet = part.removeprefix("alone_")
     return replace(cfg, run_dir=str(Path(cfg.run_dir).parent / f"fashion_mnist_{subnet}_alone"),
                    train=replace(cfg.train, subnet=subnet, companions=(), distill=False))
@@ -101,12 +106,14 @@ def main() -> None:
     parts = [*STAGES, *(f"alone_{a}" for a in ALONE)]
     results_path = RESULTS / "fashion_mnist_supernet_parts.json"  # per-part rows, kept between sittings
     done = json.loads(results_path.read_text()) if results_path.is_file() and not quick else {}
+    if only is not None and only not in [*parts, *TRIED]:
+        raise SystemExit(f"--only: expected one of {[*parts, *TRIED]}, got {only!r}")
     for part in [] if "--report" in args else parts if only is None else [only]:
         pcfg = part_config(cfg, part)
         t0 = time.time()
         net = api.train(pcfg, data=data)
         rows = []
-        if part in STAGES:
+        if part in STAGES or part in TRIED:
             for label, g in archs.items():
                 for bits in (8, 4):
                     rows.append({"subnet": label, "bits": f"W{bits}A{bits}", "macs": total_macs(space.layer_graph(g)),
@@ -168,7 +175,7 @@ def write_report(cfg: RunConfig, done: dict, n_train: int, n_test: int) -> None:
         sharing.append({"architecture": arch, "supernet": shared["final_exit_accuracy"],
                         "alone": alone["final_exit_accuracy"],
                         "cost_points": 100 * (alone["final_exit_accuracy"] - shared["final_exit_accuracy"])})
-    seconds = {p: sum(r.get("seconds", 0.0) for r in d["train_log"]) for p, d in done.items()}
+    seconds = {p: sum(r.get("seconds", 0.0) for r in d["train_log"]) for p, d in done.items() if p not in TRIED}
     stages = [p for p in STAGES if p in done]
     write_result("fashion_mnist_supernet", {
         "config": ", ".join(str(STAGES[p].relative_to(CONFIGS_DIR.parent)) for p in stages),
@@ -177,11 +184,14 @@ def write_report(cfg: RunConfig, done: dict, n_train: int, n_test: int) -> None:
         "test_images": n_test, "alone_pending": [a for a in ALONE if f"alone_{a}" not in done],
         "training_s": seconds,
         "rows": [r for r in final["rows"] if "check" not in r and "branch_depth" not in r]
-        + [d["rows"][0] for p, d in done.items() if p not in STAGES],
+        + [d["rows"][0] for p, d in done.items() if p not in STAGES and p not in TRIED],
         "stages": {p: [r for r in done[p]["rows"] if "check" not in r and "branch_depth" not in r]
                    for p in STAGES if p in done},
         "per_exit": per_exit, "weight_sharing": sharing, "per_exit_plot": figures.PER_EXIT_PLOT,
-        "train_logs": {p: d["train_log"] for p, d in done.items()}})
+        "train_logs": {p: d["train_log"] for p, d in done.items() if p not in TRIED},
+        "tried": {p: {"config": str(TRIED[p].relative_to(CONFIGS_DIR.parent)), "train_log": done[p]["train_log"],
+                      "rows": [r for r in done[p]["rows"] if "check" not in r and "branch_depth" not in r]}
+                  for p in TRIED if p in done}})
 
 
 if __name__ == "__main__":

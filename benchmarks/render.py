@@ -391,6 +391,27 @@ def stage_table(data: dict, logs: dict) -> list[str]:
     return lines
 
 
+def tried_table(data: dict) -> list[str]:
+    """Stages tried on top of the recipe and not adopted, against the last stage (in brackets)."""
+    tried, stages = data.get("tried", {}), data.get("stages", {})
+    if not tried or not stages:
+        return []
+    last, base_rows = list(stages.items())[-1]
+    base = {(r["subnet"], r["bits"]): r["final_exit_accuracy"] for r in base_rows}
+    lines = ["", f"Tried from `{last}` and not adopted (not in the zoo, not in the recipe's epochs or hours); the "
+             f"change against `{last}` in brackets:", "",
+             "| stage | epochs | training | subnet | W8A8 | W4A4 |", "|---|---|---|---|---|---|"]
+    for part, t in tried.items():
+        acc = {(r["subnet"], r["bits"]): r["final_exit_accuracy"] for r in t["rows"]}
+        hours = sum(r.get("seconds", 0.0) for r in t["train_log"]) / 3600
+        for subnet in ("largest", "reference", "smallest"):
+            cells = [f"{100 * acc[(subnet, b)]:.2f} % ({100 * (acc[(subnet, b)] - base[(subnet, b)]):+.2f})"
+                     for b in ("W8A8", "W4A4")]
+            lines.append(f"| `{part}` (`{t['config']}`) | {len(t['train_log'])} | {hours:.2f} h | {subnet} | "
+                         + " | ".join(cells) + " |")
+    return lines
+
+
 def fashion_section(data: dict) -> list[str]:
     lines = header("The Fashion-MNIST supernet: accuracy and what weight sharing costs", data)
     if "weight_sharing" not in data:
@@ -418,7 +439,7 @@ def fashion_section(data: dict) -> list[str]:
                      f"{r['cost_points']:+.2f} |")
     for arch in data.get("alone_pending", []):
         lines.append(f"| {arch} | | not trained alone yet (`--only alone_{arch}`) | |")
-    lines += stage_table(data, logs)
+    lines += stage_table(data, logs) + tried_table(data)
     labels = data["per_exit"][0]["exit_labels"]
     lines += ["", "Per-exit test accuracy of the reference backbone (W8A8), every mounting point:", "",
               "| branch | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
