@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.artifacts import upload_artifact
+from optuna.artifacts import download_artifact, get_all_artifact_meta, upload_artifact
 from optuna.artifacts._protocol import ArtifactStore
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
@@ -162,6 +162,21 @@ def attach_ribbon(trial: optuna.Trial, ev: Evaluation, bits: dict[str, str], sto
         upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)
 
 
+def copy_ribbon(trial: optuna.Trial, earlier: FrozenTrial, store: ArtifactStore) -> None:
+    """Give a trial whose candidate ``earlier`` evaluated (proposed again) a copy of that trial's
+    ribbon plot, named after this trial, so optuna-dashboard shows it on either."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        metas = get_all_artifact_meta(earlier, storage=trial.study._storage)
+        ribbon = next((m for m in metas if m.filename == f"ribbon_trial_{earlier.number}.png"), None)
+        if ribbon is None:  # the earlier trial has none (no artifact store then, or its plot failed)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"ribbon_trial_{trial.number}.png"
+            download_artifact(artifact_store=store, file_path=str(path), artifact_id=ribbon.artifact_id)
+            upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)
+
+
 def evaluated_twin(study: optuna.Study, genotype: dict[str, Any], number: int) -> FrozenTrial | None:
     """The first complete trial other than ``number`` that evaluated this genotype (as stored), if any."""
     stored = json.loads(json.dumps(genotype))
@@ -212,6 +227,11 @@ def make_objective(space: SearchSpace, evaluator: CandidateEvaluator,
                 if key not in ("worker", "baseline", "genotype"):
                     trial.set_user_attr(key, value)
             trial.set_user_attr("duplicate_of", earlier.number)
+            if artifacts is not None:
+                try:
+                    copy_ribbon(trial, earlier, artifacts)
+                except Exception as exc:  # noqa: BLE001 - a plot must never cost the trial its result
+                    trial.set_user_attr("artifact_error", f"{type(exc).__name__}: {exc}")
             record = TrialRecord.from_attributes(earlier.number, earlier.user_attrs)
             return tuple(record.metric(m) for m in metrics)
         if prescreen is not None and "baseline" not in trial.user_attrs:

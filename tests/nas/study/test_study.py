@@ -134,8 +134,8 @@ def test_trials_and_exports_appear_as_artifacts(tiny_run, exported):
     trial, path = exported
     for t in study.get_trials(states=(TrialState.COMPLETE,)):
         names = [m.filename for m in get_all_artifact_meta(t, storage=study._storage)]
-        # a candidate proposed again is not evaluated again: its trial points to the one that has the ribbon
-        assert names == ([] if "duplicate_of" in t.user_attrs else [f"ribbon_trial_{t.number}.png"])
+        # a candidate proposed again is not evaluated again: its trial gets a copy of the earlier trial's plot
+        assert names == [f"ribbon_trial_{t.number}.png"]
         assert "artifact_error" not in t.user_attrs
     names = {m.filename for m in get_all_artifact_meta(study)}
     assert {f"trial_{trial.number}-{p.name}" for p in path.iterdir()} <= names
@@ -336,3 +336,30 @@ def test_pareto_front_of_the_feasible_trials_in_either_objective_order(order):
                                                                                               feasible=feasible)))
     assert [t.user_attrs["accuracy"] for t in pareto_trials(study)] == [0.85, 0.90]  # by expected EDP
     assert [t.user_attrs["accuracy"] for t in pareto_trials(study, feasible_only=False)] == [0.95]
+
+
+def test_a_trial_whose_candidate_was_evaluated_before_gets_a_copy_of_its_ribbon(tmp_path):
+    from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all_artifact_meta, upload_artifact
+
+    from nas.study.study import copy_ribbon
+
+    store = FileSystemArtifactStore(str(tmp_path / "artifacts"))
+    (tmp_path / "artifacts").mkdir()
+    study = optuna.create_study()
+    first = study.ask()
+    plot = tmp_path / "ribbon_trial_0.png"
+    plot.write_bytes(b"\x89PNG ribbon of trial 0")
+    upload_artifact(artifact_store=store, file_path=str(plot), study_or_trial=first)
+    study.tell(first, 1.0)
+    again = study.ask()
+    copy_ribbon(again, study.trials[0], store)
+    metas = get_all_artifact_meta(again)
+    assert [m.filename for m in metas] == ["ribbon_trial_1.png"]
+    download_artifact(artifact_store=store, file_path=str(tmp_path / "copy.png"), artifact_id=metas[0].artifact_id)
+    assert (tmp_path / "copy.png").read_bytes() == plot.read_bytes()
+    study.tell(again, 1.0)
+    plain = study.ask()  # a trial without a ribbon (its plot failed): nothing to copy from it
+    study.tell(plain, 2.0)
+    bare = study.ask()
+    copy_ribbon(bare, study.trials[plain.number], store)
+    assert get_all_artifact_meta(bare) == []
