@@ -58,6 +58,7 @@ STAGES = {"supernet": CONFIG, "supernet_stage2": CONFIGS_DIR / "fashion_mnist_su
 # stages tried on top of the recipe and not adopted (trained and evaluated like a stage, reported beside
 # the last one, never published): part -> config
 TRIED = {"supernet_stage10": CONFIGS_DIR / "fashion_mnist_supernet_stage10.yaml"}
+SUPERNETS = {**STAGES, **TRIED}  # every supernet training: part -> config
 ZOO_NAME = "fmnist_mbv2_w025"
 ALONE = ("largest", "reference", "smallest")
 CHECK_IMAGES = 1000  # the zoo test reproduces the reference backbone's accuracy on this test slice
@@ -78,8 +79,8 @@ def evaluate(supernet: Supernet, genotype: Genotype, images, labels, calibration
 
 
 def part_config(cfg: RunConfig, part: str) -> RunConfig:
-    if part in STAGES or part in TRIED:
-        path = {**STAGES, **TRIED}[part]
+    if part in SUPERNETS:
+        path = SUPERNETS[part]
         return cfg if part == "supernet" else load_config(path, {"run_dir": str(Path(cfg.run_dir).parent / Path(
             load_config(path).run_dir).name)} if "fmnist_quick" in cfg.run_dir else None)
     subnet = part.removeprefix("alone_")
@@ -113,7 +114,7 @@ def main() -> None:
         t0 = time.time()
         net = api.train(pcfg, data=data)
         rows = []
-        if part in STAGES or part in TRIED:
+        if part in SUPERNETS:
             for label, g in archs.items():
                 for bits in (8, 4):
                     rows.append({"subnet": label, "bits": f"W{bits}A{bits}", "macs": total_macs(space.layer_graph(g)),
@@ -151,9 +152,14 @@ def last_stage(done: dict) -> str | None:
     return next((p for p in reversed(STAGES) if p in done), None)
 
 
+def subnet_rows(rows: list[dict]) -> list[dict]:
+    """A supernet part's rows of subnet accuracy (without its zoo check and per-exit rows)."""
+    return [r for r in rows if "check" not in r and "branch_depth" not in r]
+
+
 def publish(cfg: RunConfig, done: dict, final: str) -> None:
     part = done[final]
-    table = [r for r in part["rows"] if "check" not in r and "branch_depth" not in r]
+    table = subnet_rows(part["rows"])
     check = next(r["check"] for r in part["rows"] if "check" in r)
     log = [{**r, "stage": p} for p in STAGES if p in done for r in done[p]["train_log"]]
     stage_configs = ", ".join(str(STAGES[p].relative_to(CONFIGS_DIR.parent)) for p in STAGES if p in done)
@@ -183,14 +189,12 @@ def write_report(cfg: RunConfig, done: dict, n_train: int, n_test: int) -> None:
         "fp32_epochs": sum(part_config(cfg, p).train.fp32_epochs for p in stages), "train_images": n_train,
         "test_images": n_test, "alone_pending": [a for a in ALONE if f"alone_{a}" not in done],
         "training_s": seconds,
-        "rows": [r for r in final["rows"] if "check" not in r and "branch_depth" not in r]
-        + [d["rows"][0] for p, d in done.items() if p not in STAGES and p not in TRIED],
-        "stages": {p: [r for r in done[p]["rows"] if "check" not in r and "branch_depth" not in r]
-                   for p in STAGES if p in done},
+        "rows": subnet_rows(final["rows"]) + [d["rows"][0] for p, d in done.items() if p not in SUPERNETS],
+        "stages": {p: subnet_rows(done[p]["rows"]) for p in STAGES if p in done},
         "per_exit": per_exit, "weight_sharing": sharing, "per_exit_plot": figures.PER_EXIT_PLOT,
         "train_logs": {p: d["train_log"] for p, d in done.items() if p not in TRIED},
         "tried": {p: {"config": str(TRIED[p].relative_to(CONFIGS_DIR.parent)), "train_log": done[p]["train_log"],
-                      "rows": [r for r in done[p]["rows"] if "check" not in r and "branch_depth" not in r]}
+                      "rows": subnet_rows(done[p]["rows"])}
                   for p in TRIED if p in done}})
 
 

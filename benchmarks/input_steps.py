@@ -49,8 +49,6 @@ STAGE8 = "a05e397"  # the commit that published stage 8 (its steps came from LSQ
 CALIBRATION = 2000  # training images for the batch-norm re-estimate, as the supernet benchmark
 FIRST_BATCH = 128  # training's batch size: the images a refit step is taken from
 SUBNETS = ("largest", "reference", "smallest")
-
-
 VARIANTS = ("trained", "symmetric", "zero_point")
 
 

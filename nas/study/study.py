@@ -153,11 +153,16 @@ def enqueue_baselines(study: optuna.Study, space: SearchSpace, names: Sequence[s
     return list(names)
 
 
+def ribbon_file(number: int) -> str:
+    """The file name of trial ``number``'s ribbon plot among its artifacts."""
+    return f"ribbon_trial_{number}.png"
+
+
 def attach_ribbon(trial: optuna.Trial, ev: Evaluation, bits: dict[str, str], store: ArtifactStore) -> None:
     """Upload the candidate's architecture ribbon to its trial (shown by optuna-dashboard)."""
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        path = plot_ribbon(ev.network, bits, Path(tmp) / f"ribbon_trial_{trial.number}.png",
+        path = plot_ribbon(ev.network, bits, Path(tmp) / ribbon_file(trial.number),
                            f"trial {trial.number}: architecture ribbon")
         upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)
 
@@ -168,11 +173,11 @@ def copy_ribbon(trial: optuna.Trial, earlier: FrozenTrial, store: ArtifactStore)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         metas = get_all_artifact_meta(earlier, storage=trial.study._storage)
-        ribbon = next((m for m in metas if m.filename == f"ribbon_trial_{earlier.number}.png"), None)
+        ribbon = next((m for m in metas if m.filename == ribbon_file(earlier.number)), None)
         if ribbon is None:  # the earlier trial has none (no artifact store then, or its plot failed)
             return
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / f"ribbon_trial_{trial.number}.png"
+            path = Path(tmp) / ribbon_file(trial.number)
             download_artifact(artifact_store=store, file_path=str(path), artifact_id=ribbon.artifact_id)
             upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)
 

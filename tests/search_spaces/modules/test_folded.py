@@ -106,7 +106,7 @@ def test_a_layer_whose_input_has_a_zero_point_folds_exactly(int8):
         qn, qp = layer.conv.act.qrange(bits)
         assert qp - qn == 2**bits - 1 and qn < 0 < qp
         folded = FoldedConv(layer, int8=int8)
-        assert folded.zero == (-qn if folded.int8 else folded.zero)
+        assert folded.zero == -qn  # the byte of level 0
         with torch.no_grad():
             want, got = layer(x), folded(nhwc(x))
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

@@ -152,10 +152,10 @@ def test_range_init_fits_the_input_range_and_reset_refits():
     assert "range_init=True" in repr(fitted)
 
 
-def test_a_zero_point_fits_all_levels_to_the_range_and_old_checkpoints_refit():
+def test_a_zero_point_fits_all_levels_to_the_range_and_old_checkpoints_load_as_trained():
     """Asymmetric levels: all 2^bits of them span [min, max] of the first batch (zero included), the
     quantiser computes clamp(round(x / s), -z, 2^bits - 1 - z) * s, and a checkpoint without zero
-    points loads with its steps forgotten (they were fitted to symmetric levels)."""
+    points loads on its trained symmetric steps until a reset re-fits them with the zero point."""
     image = torch.cat([torch.full((200,), -0.66), torch.linspace(0.0, 2.35, 200)]).reshape(1, 1, 20, 20)
     symmetric = LSQAct((4, 8), signed=True, range_init=True)
     asymmetric = LSQAct((4, 8), signed=True, range_init=True, zero_point=True)
