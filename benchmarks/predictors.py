@@ -6,7 +6,9 @@ validation images, batch norm on 2000 images). Targets: the candidate's accuracy
 its early-exit share (the fraction of samples leaving before the final exit, which drives its
 expected EDP). For each training-set size, ``--splits`` random splits train on that many candidates
 and score the rest (at least ``--held-out``): Kendall tau-b and mean absolute error, mean and
-standard deviation over splits. Sizes the records cannot support with a held-out set are skipped
+standard deviation over splits. Models: the training candidates' mean (the baseline, which ignores
+the genotype), ridge regression at the fixed strength 1.0 and with each target's strength picked by
+its leave-one-out error (``RIDGE_GRID``), and an MLP ensemble. Sizes the records cannot support with a held-out set are skipped
 and listed.
 
 ``--collect N`` first evaluates random candidates until ``results/predictor_records.jsonl`` holds N
@@ -87,6 +89,18 @@ def collect(cfg: Any, splits: Any, space: Any, zoo_name: str, wanted: int) -> No
             print(f"collected {i + 1}/{wanted} in {time.perf_counter() - start:.1f} s", flush=True)
 
 TARGETS = ("accuracy", "early_exit_share")
+LOO_RIDGE = "ridge, strength per target by leave-one-out"
+MEAN = "training mean (ignores the genotype)"
+
+
+class TrainingMean:
+    """The baseline every predictor must beat: each candidate gets the training candidates' mean."""
+
+    def __init__(self, params: list[dict], targets: np.ndarray) -> None:
+        self.mean = np.asarray(targets, dtype=float).mean(0)
+
+    def predict(self, params: list[dict]) -> np.ndarray:
+        return np.tile(self.mean, (len(params), 1))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -97,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from nas import api, zoo
-    from nas.study.predictors import EnsemblePredictor, RidgePredictor, kendall_tau
+    from nas.study.predictors import RIDGE_GRID, EnsemblePredictor, RidgePredictor, kendall_tau
     from search_spaces.genotype import Genotype
 
     source = json.loads((RESULTS / "candidate_eval.json").read_text())
@@ -113,13 +127,15 @@ def main(argv: list[str] | None = None) -> None:
     records = source["records"] + collected
     params = [space.encode(Genotype.from_dict(r["genotype"])) for r in records]
     y = np.array([[r["exact"]["accuracy"], 1.0 - r["exact"]["ratios"][-1]] for r in records])
-    models = {"ridge (one-hot, closed form)": lambda p, t: RidgePredictor(p, t, ridge=1.0),
+    models = {MEAN: TrainingMean,
+              "ridge (one-hot, closed form)": lambda p, t: RidgePredictor(p, t, ridge=1.0),
+              LOO_RIDGE: lambda p, t: RidgePredictor(p, t, ridge=RIDGE_GRID),
               "MLP ensemble (5 members)": lambda p, t: EnsemblePredictor(p, t, members=5)}
     rows, skipped = [], [n for n in SIZES if n > len(records) - args.held_out]
     for n in (n for n in SIZES if n not in skipped):
         for name, fit in models.items():
             scores: dict[str, list[float]] = {f"{t}_{m}": [] for t in TARGETS for m in ("tau", "mae")}
-            seconds = []
+            seconds, strengths = [], []
             for split in range(args.splits):
                 order = list(range(len(records)))
                 random.Random(split).shuffle(order)
@@ -127,17 +143,22 @@ def main(argv: list[str] | None = None) -> None:
                 start = time.perf_counter()
                 model = fit([params[i] for i in train], y[train])
                 seconds.append(time.perf_counter() - start)
+                if name == LOO_RIDGE:
+                    strengths.append(model.ridge)
                 pred = model.predict([params[i] for i in test])
                 for j, target in enumerate(TARGETS):
                     scores[f"{target}_tau"].append(kendall_tau(pred[:, j], y[test, j]))
                     scores[f"{target}_mae"].append(float(np.abs(pred[:, j] - y[test, j]).mean()))
             row: dict[str, Any] = {"model": name, "train": n, "held_out": len(records) - n,
-                                   "fit_s_median": statistics.median(seconds)}
+                                   "fit_s_median": statistics.median(seconds), "ranks": name != MEAN}
+            if strengths:  # the strength each target took, median over splits
+                row["ridge_median"] = dict(zip(TARGETS, map(float, np.median(strengths, axis=0))))
             for key, vals in scores.items():
                 row[key] = {"mean": statistics.fmean(vals), "std": statistics.stdev(vals)}
             rows.append(row)
             print(f"{name}, {n} training candidates: " + ", ".join(
-                f"{k} {v['mean']:.3f}±{v['std']:.3f}" for k, v in row.items() if isinstance(v, dict)), flush=True)
+                f"{k} {v['mean']:.3f}±{v['std']:.3f}" for k, v in row.items() if isinstance(v, dict) and "mean" in v),
+                flush=True)
     write_result("predictors", {"records": len(records), "source": "results/candidate_eval.json and "
                                 f"{RECORDS.name} (exact path; {len(collected)} collected)",
                                 "zoo": source["zoo"], "splits": args.splits, "targets": list(TARGETS),

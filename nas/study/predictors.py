@@ -4,7 +4,8 @@ Trained on really evaluated candidates, they answer in microseconds what the eva
 seconds. A genotype is encoded as the search space's own parameters (``space.encode``: one column
 per ``name=value``, so any registered space works without hand-made features). Two models:
 
-- :class:`RidgePredictor`: ridge regression, closed form, with leave-one-out errors;
+- :class:`RidgePredictor`: ridge regression, closed form, with leave-one-out errors; given a grid of
+  strengths (e.g. :data:`RIDGE_GRID`) it picks each target's by its leave-one-out error;
 - :class:`EnsemblePredictor`: an ensemble of small MLPs (torch), whose spread is the uncertainty.
 
 Targets are a matrix (candidates x outputs), e.g. accuracy and each exit's share of samples.
@@ -40,18 +41,39 @@ class OneHot:
         return np.stack([self(p) for p in params]) if params else np.zeros((0, len(self.columns)))
 
 
-class RidgePredictor:
-    """Ridge regression of every target column on one-hot parameters."""
+RIDGE_GRID = tuple(float(10.0**k) for k in np.arange(-2.0, 4.01, 0.5))  # 0.01 .. 10000, half decades
 
-    def __init__(self, params: Sequence[Mapping[str, Any]], targets: np.ndarray, ridge: float = 1.0) -> None:
+
+class RidgePredictor:
+    """Ridge regression of every target column on one-hot parameters.
+
+    ``ridge``: one strength for every target, or several, of which each target column takes the one
+    with the least leave-one-out error (closed form, from the leverages). A target the parameters do
+    not explain then gets a strong penalty and predicts close to its mean instead of overfitting.
+    ``self.ridge`` holds the strength of each column, ``self.loo_std`` its leave-one-out error
+    (root mean square, target units)."""
+
+    def __init__(self, params: Sequence[Mapping[str, Any]], targets: np.ndarray,
+                 ridge: float | Sequence[float] = 1.0) -> None:
         self.encode = OneHot(params)
         x, y = self.encode.matrix(params), np.asarray(targets, dtype=float).reshape(len(params), -1)
         self.mean = y.mean(0)
-        a = x.T @ x + ridge * np.eye(x.shape[1])
-        self.weights = np.linalg.solve(a, x.T @ (y - self.mean))
-        hat = np.einsum("ij,ji->i", x, np.linalg.solve(a, x.T))  # leverages, for leave-one-out residuals
-        loo = (y - self.mean - x @ self.weights) / np.clip(1.0 - hat, 1e-6, None)[:, None]
-        self.loo_std = np.sqrt((loo**2).mean(0))  # per target column
+        u, s, vt = np.linalg.svd(x, full_matrices=False)  # x = u diag(s) vt
+        uy = u.T @ (y - self.mean)
+        strengths = [float(ridge)] if isinstance(ridge, (int, float)) else [float(a) for a in ridge]
+        if not strengths or min(strengths) <= 0:
+            raise ValueError(f"ridge strengths must be positive, got {ridge!r}")
+        best = np.full(y.shape[1], np.inf)
+        self.ridge = np.full(y.shape[1], strengths[0])  # kept where no error is finite
+        for a in strengths:
+            shrink = s**2 / (s**2 + a)
+            hat = (u**2) @ shrink  # leverages, for leave-one-out residuals
+            loo = (y - self.mean - u @ (shrink[:, None] * uy)) / np.clip(1.0 - hat, 1e-6, None)[:, None]
+            mse = (loo**2).mean(0)
+            better = mse < best
+            best[better], self.ridge[better] = mse[better], a
+        self.loo_std = np.sqrt(best)  # per target column
+        self.weights = vt.T @ ((s / (s**2 + self.ridge[:, None])).T * uy)
 
     def predict(self, params: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """(len(params), targets) predictions."""

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from nas.study.predictors import EnsemblePredictor, OneHot, RidgePredictor, kendall_tau
+from nas.study.predictors import RIDGE_GRID, EnsemblePredictor, OneHot, RidgePredictor, kendall_tau
 
 
 def test_kendall_tau_on_known_rankings():
@@ -51,3 +51,20 @@ def test_ensemble_uncertainty_and_ridge_leave_one_out_error():
     assert mean.shape == std.shape == (5, 2) and (std >= 0).all() and std.max() > 0
     ridge = RidgePredictor(params, y, ridge=1e-3)
     assert ridge.loo_std.shape == (2,) and (ridge.loo_std < 0.05).all()
+
+
+def test_ridge_grid_picks_each_targets_strength_by_leave_one_out_error():
+    params, y, truth = additive_data(120, seed=3)
+    noise = np.random.default_rng(3).normal(0, 0.1, (120, 1))  # a target the parameters do not explain
+    targets = np.hstack([y[:, :1], noise])
+    grid = RidgePredictor(params[:80], targets[:80], ridge=RIDGE_GRID)
+    assert grid.ridge[0] < 1.0 and grid.ridge[1] == max(RIDGE_GRID)
+    for a, column in zip(grid.ridge, range(2)):  # each column's error is the one its strength alone gives
+        alone = RidgePredictor(params[:80], targets[:80, column], ridge=float(a))
+        assert grid.loo_std[column] == pytest.approx(alone.loo_std[0])
+    pred = grid.predict(params[80:])
+    assert kendall_tau(pred[:, 0], truth[80:, 0]) > 0.85
+    fixed = RidgePredictor(params[:80], targets[:80], ridge=1e-3).predict(params[80:])
+    assert pred[:, 1].std() < 0.2 * fixed[:, 1].std()  # the noise column stays near its mean instead of fitting
+    with pytest.raises(ValueError, match="positive"):
+        RidgePredictor(params, y, ridge=[0.0, 1.0])
