@@ -8,8 +8,8 @@ expected EDP). For each training-set size, ``--splits`` random splits train on t
 and score the rest (at least ``--held-out``): Kendall tau-b and mean absolute error, mean and
 standard deviation over splits. Models: the training candidates' mean (the baseline, which ignores
 the genotype), ridge regression at the fixed strength 1.0 and with each target's strength picked by
-its leave-one-out error (``RIDGE_GRID``), and an MLP ensemble. Sizes the records cannot support with a held-out set are skipped
-and listed.
+its leave-one-out error (``RIDGE_GRID``), and an MLP ensemble. Sizes the records cannot support with
+a held-out set are skipped and listed.
 
 ``--collect N`` first evaluates random candidates until ``results/predictor_records.jsonl`` holds N
 (exact path: the zoo config's 2000 batch-norm images, channels_last inference; candidate i is drawn

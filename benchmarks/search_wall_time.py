@@ -34,7 +34,9 @@ ZOO_NAME = "fmnist_mbv2_w025"
 T0 = "wall_time_t0"  # study user attribute: the arm's start (seconds since the epoch)
 ARMS = {"random": {"sampler": "random"}, "nsga2": {"sampler": "nsga2"},
         "nsga2 + screening, 4 picks": {"sampler": "nsga2", "screening": True, "screening_picks": 4},
-        "nsga2 + screening, 8 picks": {"sampler": "nsga2", "screening": True, "screening_picks": 8}}
+        "nsga2 + screening, 8 picks": {"sampler": "nsga2", "screening": True, "screening_picks": 8},
+        "nsga2 + screening, 8 picks, ridge by leave-one-out": {"sampler": "nsga2", "screening": True,
+                                                               "screening_picks": 8, "surrogate_ridge": "loo"}}
 
 
 @dataclass(frozen=True)

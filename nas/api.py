@@ -38,6 +38,7 @@ from nas.report.pareto import choose_trial, write_report
 from nas.report.plots import plot_exit_costs, plot_ribbon
 from nas.study.evaluator import CandidateEvaluator, candidate_network
 from nas.study.modes import GRID, mode_table, named_modes
+from nas.study.predictors import ridge_strengths
 from nas.study.prescreen import Prescreener
 from nas.study.record import TrialRecord
 from nas.study.screening import Screener
@@ -163,8 +164,8 @@ def screener(cfg: RunConfig, space: SearchSpace) -> Screener | None:
     if not cfg.search.screening:
         return None
     s = cfg.search
-    return Screener(s.screening_candidates, s.screening_picks, s.screening_min_trials, seed=s.seed,
-                    fixed=space.fixed_params(s.fixed))
+    return Screener(s.screening_candidates, s.screening_picks, s.screening_min_trials,
+                    ridge=ridge_strengths(s.surrogate_ridge), seed=s.seed, fixed=space.fixed_params(s.fixed))
 
 
 def install_zoo_supernet(cfg: RunConfig, name: str, space: SearchSpace) -> Supernet:
@@ -211,7 +212,8 @@ def search(cfg: RunConfig, supernet: Supernet | str | None = None, *, storage: s
             ready()
         run_study(study, space, evaluator, cfg.search.n_trials, progress=progress, objectives=cfg.search.objectives,
                   artifacts=artifact_store(cfg) if cfg.search.trial_plots else None,
-                  prescreen=Prescreener(cfg.search.prescreen_min_trials, cfg.search.prescreen_margin)
+                  prescreen=Prescreener(cfg.search.prescreen_min_trials, cfg.search.prescreen_margin,
+                                        ridge_strengths(cfg.search.surrogate_ridge))
                   if cfg.search.prescreen else None, screener=screener(cfg, space))
     return study
 

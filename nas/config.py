@@ -173,6 +173,8 @@ class SearchConfig:
     screening_candidates: int = 1000  # predicted candidates per screening round (milliseconds each)
     screening_picks: int = 8  # candidates of a round's predicted front really evaluated (4: more time screening)
     screening_min_trials: int = 10  # complete trials before the first round
+    surrogate_ridge: float | Literal["loo"] = 1.0  # pre-screening's and screening's ridge strength; "loo": each
+    # objective's (and constraint's) strength picked by its leave-one-out error (nas.study.predictors.RIDGE_GRID)
     heartbeat_s: int = 30  # RDB storages: a trial silent for 3 heartbeats is failed and retried once
     population_size: int = 20
     seed: int = 0
@@ -199,6 +201,8 @@ class SearchConfig:
                              f"got {self.bn_recalibration_samples}")
         if self.max_accuracy_loss < 0:
             raise ValueError(f"max_accuracy_loss: expected a non-negative fraction, got {self.max_accuracy_loss}")
+        if self.surrogate_ridge != "loo" and not self.surrogate_ridge > 0:
+            raise ValueError(f"surrogate_ridge: expected a positive number or 'loo', got {self.surrogate_ridge}")
         for key in ("screening_candidates", "screening_picks", "screening_min_trials"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}: expected a positive integer, got {getattr(self, key)}")

@@ -44,6 +44,11 @@ class OneHot:
 RIDGE_GRID = tuple(float(10.0**k) for k in np.arange(-2.0, 4.01, 0.5))  # 0.01 .. 10000, half decades
 
 
+def ridge_strengths(setting: float | str) -> float | tuple[float, ...]:
+    """A config's ridge setting as :class:`RidgePredictor` takes it: a strength, or ``"loo"``: :data:`RIDGE_GRID`."""
+    return RIDGE_GRID if setting == "loo" else float(setting)
+
+
 class RidgePredictor:
     """Ridge regression of every target column on one-hot parameters.
 

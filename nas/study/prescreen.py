@@ -37,7 +37,7 @@ class Surrogate:
     objectives in log space)."""
 
     def __init__(self, trials: Sequence[FrozenTrial], directions: Sequence[optuna.study.StudyDirection],
-                 ridge: float = 1.0) -> None:
+                 ridge: float | Sequence[float] = 1.0) -> None:
         values = np.array([t.values for t in trials], dtype=float)
         minimise = [d == optuna.study.StudyDirection.MINIMIZE for d in directions]
         self.logged = [m and bool((values[:, i] > 0).all()) for i, m in enumerate(minimise)]
@@ -56,7 +56,7 @@ class Prescreener:
 
     min_trials: int = 10
     margin: float = 1.0
-    ridge: float = 1.0
+    ridge: float | tuple[float, ...] = 1.0  # one strength, or several to pick from (RidgePredictor)
 
     def verdict(self, study: optuna.Study, params: dict[str, Any]) -> dict[str, Any] | None:
         """None to evaluate the candidate, or the record of why it is skipped."""

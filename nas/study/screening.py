@@ -167,7 +167,7 @@ class Screener:
     picks: int = 8  # candidates enqueued per round (the real evaluations it buys)
     min_trials: int = 10  # complete trials before the first round
     population_size: int = 50  # NSGA-II population of the screening study
-    ridge: float = 1.0
+    ridge: float | tuple[float, ...] = 1.0  # one strength, or several to pick from (RidgePredictor)
     seed: int = 0
     fixed: dict[str, Any] = field(default_factory=dict)  # parameters pinned in the study (never sampled)
 

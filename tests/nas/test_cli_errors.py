@@ -91,6 +91,8 @@ CONFIG_CASES: dict[str, tuple[dict, str]] = {
     "enqueue bogus": ({"search": {"enqueue": ["bogus"]}}, "search.enqueue: expected baselines of space"),
     "eval_batch_size 0": ({"search": {"eval_batch_size": 0}}, "eval_batch_size: expected a positive number"),
     "screening_picks 0": ({"search": {"screening_picks": 0}}, "screening_picks: expected a positive integer"),
+    "surrogate_ridge 0": ({"search": {"surrogate_ridge": 0}}, "surrogate_ridge: expected a positive number or 'loo'"),
+    "surrogate_ridge bogus": ({"search": {"surrogate_ridge": "cv"}}, "search.surrogate_ridge: expected"),
     "fixed bogus": ({"search": {"fixed": {"nonsense": 1}}}, "search.fixed: nonsense: not a parameter"),
 }
 

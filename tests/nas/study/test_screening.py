@@ -9,6 +9,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
+from nas.study.predictors import RIDGE_GRID
 from nas.study.screening import ROUNDS, SCREENED, Screener, params_key, trial_params
 from search_spaces.registry import space_from_config
 from tests.helpers import record_attributes
@@ -98,7 +99,8 @@ def test_a_screened_search_holds_evaluated_trials_only(tiny_run, tmp_path):
     cfg, supernet, _study, data = tiny_run
     cfg = replace(cfg, run_dir=str(tmp_path), search=replace(
         cfg.search, n_trials=9, study_name="screened", screening=True, screening_candidates=300, screening_picks=2,
-        screening_min_trials=4, trial_plots=False))
+        screening_min_trials=4, trial_plots=False, surrogate_ridge="loo"))
+    assert api.screener(cfg, data[1]).ridge == RIDGE_GRID  # each objective's strength by leave-one-out
     study = api.search(cfg, supernet, progress=False, data=data)
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(complete) >= 9 - len(study.get_trials(states=(TrialState.FAIL,)))
