@@ -654,6 +654,11 @@ def study_overhead_section(data: dict) -> list[str]:
     return lines
 
 
+def mean_std(stat: dict, digits: int, scale: float = 1.0) -> str:
+    """``{"mean": m, "std": s}`` as "m ± s", both times ``scale``, with ``digits`` decimals."""
+    return f"{stat['mean'] * scale:.{digits}f} ± {stat['std'] * scale:.{digits}f}"
+
+
 def predictors_section(data: dict) -> list[str]:
     lines = header("Predictors: ranking unseen candidates from their genotype", data)
     lines += [f"{data['records']} really evaluated random candidates of the zoo supernet `{data['zoo']}` "
@@ -664,15 +669,10 @@ def predictors_section(data: dict) -> list[str]:
               "|---|---|---|---|---|---|---|---|"]
     for r in data["rows"]:
         ranks = r.get("ranks", True)  # a constant prediction ranks nothing
-
-        def tau(target: str, r: dict = r, ranks: bool = ranks) -> str:
-            return f"{r[target]['mean']:.2f} ± {r[target]['std']:.2f}" if ranks else "-"
-
-        lines.append(f"| {r['model']} | {r['train']} | {r['held_out']} | {tau('accuracy_tau')} | "
-                     f"{r['accuracy_mae']['mean'] * 100:.2f} ± {r['accuracy_mae']['std'] * 100:.2f} | "
-                     f"{tau('early_exit_share_tau')} | "
-                     f"{r['early_exit_share_mae']['mean']:.3f} ± {r['early_exit_share_mae']['std']:.3f} | "
-                     f"{r['fit_s_median'] * 1000:.0f} ms |")
+        lines.append(f"| {r['model']} | {r['train']} | {r['held_out']} | "
+                     f"{mean_std(r['accuracy_tau'], 2) if ranks else '-'} | {mean_std(r['accuracy_mae'], 2, 100)} | "
+                     f"{mean_std(r['early_exit_share_tau'], 2) if ranks else '-'} | "
+                     f"{mean_std(r['early_exit_share_mae'], 3)} | {r['fit_s_median'] * 1000:.0f} ms |")
     chosen = [r for r in data["rows"] if "ridge_median" in r]
     if chosen:
         lines += ["", f"`{chosen[0]['model']}`: `RidgePredictor(..., ridge=RIDGE_GRID)`, each target's strength "
