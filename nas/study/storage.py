@@ -7,7 +7,9 @@ the evaluator (``benchmarks/study_overhead.py`` measures it). :class:`BatchedRDB
 user-attribute writes and sends them in one transaction as soon as anything else touches the
 storage (a read, a state change, a heartbeat), so every reader, in this process or another, sees
 them as before; only a process killed within those milliseconds loses them, and its trial is
-failed and retried like any trial whose worker died. SQLite study files are opened in WAL mode with
+failed and retried like any trial whose worker died. A trial is stamped with its ``worker`` (host and
+process id) in the transaction that starts it, so a restart can tell a dead worker's trial from a
+live one however early the kill came. SQLite study files are opened in WAL mode with
 ``synchronous=NORMAL``: a crashed process loses nothing committed; a power cut may lose the last
 commits but never corrupts the file.
 """
@@ -19,9 +21,12 @@ import fcntl
 import importlib.util
 import inspect
 import json
+import os
+import socket
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +36,25 @@ from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrial
 from optuna.storages._rdb import models
 from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy import exc as sqlalchemy_exc
+from sqlalchemy import orm as sqlalchemy_orm
 
 
 class StorageError(ValueError):
     """A storage URL that Optuna cannot open (names the URL and what was expected)."""
 
 
+def worker_id() -> str:
+    """This process as a trial's ``worker`` user attribute names it: ``host:pid`` (read at each call, so a
+    forked process names itself)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 class BatchedRDBStorage(RDBStorage):
     """An :class:`~optuna.storages.RDBStorage` that holds parameter and user-attribute writes and sends
-    them together, in one transaction, before any other call (see the module docstring)."""
+    them together, in one transaction, before any other call, and stamps every trial it starts with
+    its ``worker`` in the starting transaction (see the module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._held: list[tuple[str, tuple[Any, ...]]] = []
@@ -72,6 +87,35 @@ class BatchedRDBStorage(RDBStorage):
         json.dumps(value)  # a value that cannot be stored fails here, where it was set
         with self._held_lock:
             self._held.append(("user_attr", (trial_id, key, value)))
+
+    def _get_prepared_new_trial(self, study_id: int, template_trial: FrozenTrial | None,
+                                session: sqlalchemy_orm.Session) -> models.TrialModel:
+        trial = super()._get_prepared_new_trial(study_id, template_trial, session)
+        if trial.state == TrialState.RUNNING:  # asked for (not a queued or finished one): this process runs it
+            self._stamp_worker(session, trial.trial_id)
+        return trial
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState,
+                               values: Sequence[float] | None = None) -> bool:
+        self.flush()
+        if state != TrialState.RUNNING or values is not None:
+            return super().set_trial_state_values(trial_id, state, values)
+        try:  # a queued trial taken by this process: started and stamped in one transaction
+            with _create_scoped_session(self.scoped_session) as session:
+                trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
+                self.check_trial_is_updatable(trial_id, trial.state)
+                if trial.state != TrialState.WAITING:
+                    return False  # another worker took it first
+                trial.state, trial.datetime_start = TrialState.RUNNING, datetime.now()
+                self._stamp_worker(session, trial_id)
+        except sqlalchemy_exc.IntegrityError:
+            return False
+        return True
+
+    def _stamp_worker(self, session: sqlalchemy_orm.Session, trial_id: int) -> None:
+        """Record this process as the trial's ``worker`` (replacing a retried trial's dead one)."""
+        self._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, trial_id, "worker",
+                                            worker_id())
 
     def flush(self) -> None:
         """Send the held writes in one transaction (nothing to do when none are held)."""

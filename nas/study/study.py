@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import socket
 import tempfile
 import warnings
@@ -34,10 +33,8 @@ from nas.study.metrics import METRIC_NAMES, OBJECTIVES, Objective  # noqa: F401 
 from nas.study.prescreen import Prescreener
 from nas.study.record import TrialRecord
 from nas.study.screening import Screener
-from nas.study.storage import StorageError, send_held_writes, storage_for
+from nas.study.storage import StorageError, send_held_writes, storage_for, worker_id
 from search_spaces import GenotypeError, SearchSpace
-
-WORKER = f"{socket.gethostname()}:{os.getpid()}"  # recorded on every trial this process runs
 
 
 class CandidateError(RuntimeError):
@@ -222,7 +219,9 @@ def make_objective(space: SearchSpace, evaluator: CandidateEvaluator,
     metrics = [OBJECTIVES[o].metric for o in objectives]
 
     def objective(trial: optuna.Trial) -> tuple[float, ...]:
-        trial.set_user_attr("worker", WORKER)  # first: a restart recovers the trial if this process dies
+        # first, and sent at once: a restart recovers the trial if this process dies (a BatchedRDBStorage
+        # stamped it when the trial started; other storages, such as a journal file, learn it here)
+        trial.set_user_attr("worker", worker_id())
         send_held_writes(trial.study)
         genotype = space.decode(trial.suggest_categorical)
         trial.set_user_attr("genotype", genotype.to_dict())

@@ -11,7 +11,8 @@ import sqlalchemy
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.storages import RDBStorage
 
-from nas.study.storage import BatchedRDBStorage, StorageError, normalise_url, send_held_writes, storage_for
+from nas.study.storage import (BatchedRDBStorage, StorageError, normalise_url, send_held_writes, storage_for,
+                               worker_id)
 
 PARAMS = 150  # about what a trial of this project's spaces suggests
 ATTRS = 40
@@ -58,13 +59,15 @@ def test_a_trial_is_written_in_a_few_transactions_and_reads_back_the_same(tmp_pa
         counts[name] = commits[0]
     assert counts["plain"] >= PARAMS + ATTRS  # one transaction per write
     assert counts["batched"] <= 8, counts
-    # a fresh reader of each file (another process would be the same) finds identical trials
-    def stored(path):
-        return [(t.number, t.state, t.values, t.params, t.distributions, t.user_attrs)
-                for t in optuna.load_study(study_name="s", storage=f"sqlite:///{path}").trials]
+    # a fresh reader of each file (another process would be the same) finds identical trials, but for the
+    # worker the batched storage stamps on every trial it starts
+    def stored(path, worker):
+        trials = optuna.load_study(study_name="s", storage=f"sqlite:///{path}").trials
+        assert [t.user_attrs.pop("worker", None) for t in trials] == [worker] * 2
+        return [(t.number, t.state, t.values, t.params, t.distributions, t.user_attrs) for t in trials]
 
-    assert stored(tmp_path / "batched.db") == stored(tmp_path / "plain.db")
-    assert stored(tmp_path / "batched.db")[1][5]["u0"] == "overwritten"
+    assert stored(tmp_path / "batched.db", worker_id()) == stored(tmp_path / "plain.db", None)
+    assert stored(tmp_path / "batched.db", worker_id())[1][5]["u0"] == "overwritten"
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
@@ -74,12 +77,12 @@ def test_held_writes_are_sent_before_anything_reads_the_storage(tmp_path):
     reader = RDBStorage(url)  # another connection: sees only what was committed
     trial = study.ask()
     trial.suggest_float("x", 0.0, 1.0)
-    trial.set_user_attr("worker", "w")
+    trial.set_user_attr("tag", "w")
     seen = reader.get_trial(trial._trial_id)
-    assert seen.params == {} and seen.user_attrs == {}  # held
+    assert seen.params == {} and seen.user_attrs == {"worker": worker_id()}  # held; the worker came with ask()
     study.get_trials()  # any read of the batched storage sends them first
     seen = reader.get_trial(trial._trial_id)
-    assert set(seen.params) == {"x"} and seen.user_attrs == {"worker": "w"}
+    assert set(seen.params) == {"x"} and seen.user_attrs == {"worker": worker_id(), "tag": "w"}
     trial.set_user_attr("later", 1)
     send_held_writes(study)  # or on demand
     assert reader.get_trial(trial._trial_id).user_attrs["later"] == 1

@@ -243,15 +243,12 @@ def test_workers_started_together_on_a_new_sqlite_file_do_not_race(tmp_path):
 def _start_trial_and_die(url: str) -> None:
     import os
 
-    from nas.study.storage import send_held_writes, storage_for
-    from nas.study.study import WORKER
+    from nas.study.storage import storage_for
 
     study = optuna.load_study(study_name="orphans", storage=storage_for(url))
-    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
-    trial.set_user_attr("worker", WORKER)  # as the objective does
-    send_held_writes(study)
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})  # the storage stamps its worker
     trial.set_user_attr("held", True)  # held, never sent: the kill must not take the worker with it
-    os.kill(os.getpid(), 9)  # kill -9 mid-trial: no cleanup of any kind
+    os.kill(os.getpid(), 9)  # kill -9 at once, before the objective could write anything: no cleanup of any kind
 
 
 def test_a_trial_whose_worker_was_killed_is_recovered_at_once(tmp_path):
@@ -276,12 +273,34 @@ def test_a_trial_whose_worker_was_killed_is_recovered_at_once(tmp_path):
 
 
 def test_a_live_workers_trial_is_left_alone(tmp_path):
-    from nas.study.study import WORKER, fail_orphaned_trials
+    from nas.study.storage import worker_id
+    from nas.study.study import fail_orphaned_trials
 
-    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")  # Optuna's own storage
     trial = study.ask()
-    trial.set_user_attr("worker", WORKER)
+    trial.set_user_attr("worker", worker_id())  # as the objective does
     assert fail_orphaned_trials(study) == []
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask() without optimize(), on purpose
+@pytest.mark.parametrize("queued", [False, True])
+def test_a_started_trial_names_its_worker_in_the_starting_transaction(tmp_path, queued):
+    import subprocess
+
+    from nas.study.storage import storage_for, worker_id
+    from nas.study.study import fail_orphaned_trials
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = f"{worker_id().rpartition(':')[0]}:{gone.pid}"
+    study = optuna.create_study(storage=storage_for(f"sqlite:///{tmp_path / 'study.db'}"), study_name="stamp")
+    if queued:  # a retry queued with the dead worker's attributes, taken by this live process
+        study.enqueue_trial({"x": 0.5}, user_attrs={"worker": dead})
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    assert optuna.load_study(study_name="stamp", storage=f"sqlite:///{tmp_path / 'study.db'}").trials[
+        trial.number].user_attrs["worker"] == worker_id()  # read by another storage: committed, not held
+    assert fail_orphaned_trials(study) == []  # a live worker's trial, however early: left alone
+    assert [t.state for t in study.trials] == [TrialState.RUNNING]
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask() without optimize(), on purpose
