@@ -7,9 +7,17 @@ its early-exit share (the fraction of samples leaving before the final exit, whi
 expected EDP). For each training-set size, ``--splits`` random splits train on that many candidates
 and score the rest (at least ``--held-out``): Kendall tau-b and mean absolute error, mean and
 standard deviation over splits. Models: the training candidates' mean (the baseline, which ignores
-the genotype), ridge regression at the fixed strength 1.0 and with each target's strength picked by
-its leave-one-out error (``RIDGE_GRID``), and an MLP ensemble. Sizes the records cannot support with
-a held-out set are skipped and listed.
+the genotype), ridge regression on one-hot parameters at the fixed strength 1.0 (the search's
+surrogate) and with each target's strength picked by its leave-one-out error (``RIDGE_GRID``), ridge
+regression on value shares (``features="shares"``: how many layers of each kind take each bit
+width, ...), ridge with each target's encoding and strength picked by leave-one-out, and an MLP
+ensemble. Sizes the records cannot support with a held-out set are skipped and listed.
+
+Forward (``--studies``, default: the NSGA-II studies ``benchmarks/search_wall_time.py`` leaves in
+``runs/search_wall_time``): what a surrogate meets in a search. The ridge models are fit on a study's
+first n complete trials and predict its next ``FORWARD_NEXT``, for n = 20, 40, ...: Kendall tau and
+mean absolute error of the accuracy and of log expected EDP (the surrogate's targets), mean ± standard
+deviation over the windows of each band of n and over the studies. Skipped when no study is there.
 
 ``--collect N`` first evaluates random candidates until ``results/predictor_records.jsonl`` holds N
 (exact path: the zoo config's 2000 batch-norm images, channels_last inference; candidate i is drawn
@@ -18,7 +26,7 @@ where it stopped; those records join the ones of ``candidate_eval.json``. Each r
 supernet (sha256) that scored it, and records of another supernet than the shipped one stop the
 script with a message instead of being mixed in.
 
-Usage: python benchmarks/predictors.py [--collect N] [--splits S] [--held-out H]
+Usage: python benchmarks/predictors.py [--collect N] [--splits S] [--held-out H] [--studies DB ...]
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import random
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +50,9 @@ from benchmarks.render import ZOO_NAME, zoo_record
 
 SIZES = (50, 100, 200, 500)
 RECORDS = RESULTS / "predictor_records.jsonl"
+STUDIES = sorted((RESULTS.parents[1] / "runs" / "search_wall_time").glob("nsga2_[0-9]*/study.db"))
+FORWARD_NEXT = 40  # trials each forward window predicts
+FORWARD_BANDS = ((20, 100), (120, 400))  # training trials of the windows reported together
 
 
 def zoo_sha_of(source: dict) -> str | None:
@@ -90,7 +102,58 @@ def collect(cfg: Any, splits: Any, space: Any, zoo_name: str, wanted: int) -> No
 
 TARGETS = ("accuracy", "early_exit_share")
 LOO_RIDGE = "ridge, strength per target by leave-one-out"
+LOO_FEATURES = "ridge, encoding and strength per target by leave-one-out"
 MEAN = "training mean (ignores the genotype)"
+
+
+def ridge_models() -> dict[str, Any]:
+    """The ridge regressions compared, by name: ``fit(params, targets)``."""
+    from nas.study.predictors import FEATURES, RIDGE_GRID, RidgePredictor
+
+    return {"ridge (one-hot, closed form)": lambda p, t: RidgePredictor(p, t, ridge=1.0),
+            LOO_RIDGE: lambda p, t: RidgePredictor(p, t, ridge=RIDGE_GRID),
+            "ridge on value shares": lambda p, t: RidgePredictor(p, t, ridge=1.0, features="shares"),
+            LOO_FEATURES: lambda p, t: RidgePredictor(p, t, ridge=RIDGE_GRID, features=tuple(FEATURES))}
+
+
+def forward(studies: list[Path]) -> dict[str, Any]:
+    """Each ridge model fit on a study's first n complete trials, scored on its next FORWARD_NEXT (see the
+    module docstring)."""
+    import math
+
+    import optuna
+    from optuna.trial import TrialState
+
+    from nas.study.predictors import kendall_tau
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    used, scores = [], {}
+    for path in studies:
+        study = optuna.load_study(study_name=None, storage=f"sqlite:///{path}")
+        if study.metric_names != ["accuracy", "expected_edp_j_cycles"]:
+            raise SystemExit(f"{path}: expected a study of (accuracy, expected_edp_j_cycles), got {study.metric_names}")
+        trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
+        params = [t.params for t in trials]
+        y = np.array([[t.values[0], math.log(t.values[1])] for t in trials])
+        used.append({"study": str(path.relative_to(RESULTS.parents[1])), "complete_trials": len(trials)})
+        for name, fit in ridge_models().items():
+            for lo, hi in FORWARD_BANDS:
+                for n in range(lo, min(hi, len(trials) - FORWARD_NEXT) + 1, 20):
+                    pred = fit(params[:n], y[:n]).predict(params[n:n + FORWARD_NEXT])
+                    truth = y[n:n + FORWARD_NEXT]
+                    row = scores.setdefault((name, lo, hi), {"accuracy_tau": [], "accuracy_mae": [],
+                                                             "log_edp_tau": [], "log_edp_mae": []})
+                    row["accuracy_tau"].append(kendall_tau(pred[:, 0], truth[:, 0]))
+                    row["accuracy_mae"].append(float(np.abs(pred[:, 0] - truth[:, 0]).mean()))
+                    row["log_edp_tau"].append(kendall_tau(pred[:, 1], truth[:, 1]))
+                    row["log_edp_mae"].append(float(np.abs(pred[:, 1] - truth[:, 1]).mean()))
+    rows = [{"model": name, "train_from": lo, "train_to": hi, "windows": len(vals["accuracy_tau"]),
+             **{k: {"mean": statistics.fmean(v), "std": statistics.stdev(v)} for k, v in vals.items()}}
+            for (name, lo, hi), vals in scores.items() if len(vals["accuracy_tau"]) > 1]
+    for r in rows:
+        print(f"forward, {r['model']}, trained on {r['train_from']}-{r['train_to']}: " + ", ".join(
+            f"{k} {v['mean']:.3f}±{v['std']:.3f}" for k, v in r.items() if isinstance(v, dict)), flush=True)
+    return {"studies": used, "next": FORWARD_NEXT, "rows": rows}
 
 
 class TrainingMean:
@@ -108,10 +171,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--splits", type=int, default=20, help="random train/held-out splits per size (default 20)")
     parser.add_argument("--held-out", type=int, default=40, help="fewest held-out candidates per split (default 40)")
     parser.add_argument("--collect", type=int, default=0, help="evaluate candidates until the records file holds N")
+    parser.add_argument("--studies", type=Path, nargs="*", default=STUDIES,
+                        help="study files for the forward scores (default: search_wall_time's NSGA-II studies)")
     args = parser.parse_args(argv)
 
     from nas import api, zoo
-    from nas.study.predictors import RIDGE_GRID, EnsemblePredictor, RidgePredictor, kendall_tau
+    from nas.study.predictors import EnsemblePredictor, kendall_tau
     from search_spaces.genotype import Genotype
 
     source = json.loads((RESULTS / "candidate_eval.json").read_text())
@@ -127,15 +192,13 @@ def main(argv: list[str] | None = None) -> None:
     records = source["records"] + collected
     params = [space.encode(Genotype.from_dict(r["genotype"])) for r in records]
     y = np.array([[r["exact"]["accuracy"], 1.0 - r["exact"]["ratios"][-1]] for r in records])
-    models = {MEAN: TrainingMean,
-              "ridge (one-hot, closed form)": lambda p, t: RidgePredictor(p, t, ridge=1.0),
-              LOO_RIDGE: lambda p, t: RidgePredictor(p, t, ridge=RIDGE_GRID),
+    models = {MEAN: TrainingMean, **ridge_models(),
               "MLP ensemble (5 members)": lambda p, t: EnsemblePredictor(p, t, members=5)}
     rows, skipped = [], [n for n in SIZES if n > len(records) - args.held_out]
     for n in (n for n in SIZES if n not in skipped):
         for name, fit in models.items():
             scores: dict[str, list[float]] = {f"{t}_{m}": [] for t in TARGETS for m in ("tau", "mae")}
-            seconds, strengths = [], []
+            seconds, strengths, encodings = [], [], []
             for split in range(args.splits):
                 order = list(range(len(records)))
                 random.Random(split).shuffle(order)
@@ -143,8 +206,10 @@ def main(argv: list[str] | None = None) -> None:
                 start = time.perf_counter()
                 model = fit([params[i] for i in train], y[train])
                 seconds.append(time.perf_counter() - start)
-                if name == LOO_RIDGE:
+                if name in (LOO_RIDGE, LOO_FEATURES):
                     strengths.append(model.ridge)
+                if name == LOO_FEATURES:
+                    encodings.append(model.features)
                 pred = model.predict([params[i] for i in test])
                 for j, target in enumerate(TARGETS):
                     scores[f"{target}_tau"].append(kendall_tau(pred[:, j], y[test, j]))
@@ -153,6 +218,8 @@ def main(argv: list[str] | None = None) -> None:
                                    "fit_s_median": statistics.median(seconds), "ranks": name != MEAN}
             if strengths:  # the strength each target took, median over splits
                 row["ridge_median"] = dict(zip(TARGETS, map(float, np.median(strengths, axis=0))))
+            if encodings:  # how often each target took each encoding
+                row["features_chosen"] = {t: dict(Counter(e[j] for e in encodings)) for j, t in enumerate(TARGETS)}
             for key, vals in scores.items():
                 row[key] = {"mean": statistics.fmean(vals), "std": statistics.stdev(vals)}
             rows.append(row)
@@ -162,7 +229,8 @@ def main(argv: list[str] | None = None) -> None:
     write_result("predictors", {"records": len(records), "source": "results/candidate_eval.json and "
                                 f"{RECORDS.name} (exact path; {len(collected)} collected)",
                                 "zoo": source["zoo"], "splits": args.splits, "targets": list(TARGETS),
-                                "rows": rows, "sizes_skipped": skipped})
+                                "rows": rows, "sizes_skipped": skipped,
+                                "forward": forward(args.studies) if args.studies else None})
 
 
 if __name__ == "__main__":

@@ -1,11 +1,20 @@
 """Predictors of a candidate's accuracy and exit behaviour from its genotype (Once-for-All style).
 
 Trained on really evaluated candidates, they answer in microseconds what the evaluator answers in
-seconds. A genotype is encoded as the search space's own parameters (``space.encode``: one column
-per ``name=value``, so any registered space works without hand-made features). Two models:
+seconds. A genotype is described by the search space's own parameters (``space.encode``), so any
+registered space works without hand-made features. Two encodings (:data:`FEATURES`):
+
+- ``one-hot`` (:class:`OneHot`): one column per ``name=value``: where each choice is made;
+- ``shares`` (:class:`ValueShares`): for each group of like parameters (:func:`parameter_group`: every
+  depthwise layer's weight bits, every block's kernel, every exit switch ...) the share of its
+  members taking each value: how many 4-bit layers of each kind, how many exits. Far fewer columns,
+  so a few dozen candidates fit them: what accuracy follows on random candidates.
+
+Two models:
 
 - :class:`RidgePredictor`: ridge regression, closed form, with leave-one-out errors; given a grid of
-  strengths (e.g. :data:`RIDGE_GRID`) it picks each target's by its leave-one-out error;
+  strengths (e.g. :data:`RIDGE_GRID`) or several encodings, it picks each target's by its
+  leave-one-out error;
 - :class:`EnsemblePredictor`: an ensemble of small MLPs (torch), whose spread is the uncertainty.
 
 Targets are a matrix (candidates x outputs), e.g. accuracy and each exit's share of samples.
@@ -41,6 +50,41 @@ class OneHot:
         return np.stack([self(p) for p in params]) if params else np.zeros((0, len(self.columns)))
 
 
+def parameter_group(name: str) -> str:
+    """The group of like parameters a parameter belongs to: its kind (the name up to the first ``_``) and,
+    where the name has one, its layer role (after the last ``.``): ``wbits_b3.dw`` -> ``wbits.dw``,
+    ``kernel_b3`` -> ``kernel``, ``exit_D`` -> ``exit``."""
+    kind = name.split("_", 1)[0]
+    return f"{kind}.{name.rsplit('.', 1)[1]}" if "." in name else kind
+
+
+class ValueShares:
+    """For each :func:`parameter_group` and value seen in ``params``, the share (0..1) of the group's
+    parameters that take the value (unseen values and groups encode as zeros)."""
+
+    def __init__(self, params: Sequence[Mapping[str, Any]]) -> None:
+        self.columns = sorted({f"{parameter_group(k)}={v!r}" for p in params for k, v in p.items()})
+        self.index = {c: i for i, c in enumerate(self.columns)}
+
+    def __call__(self, params: Mapping[str, Any]) -> np.ndarray:
+        f = np.zeros(len(self.columns))
+        sizes: dict[str, int] = {}
+        for k in params:
+            sizes[parameter_group(k)] = sizes.get(parameter_group(k), 0) + 1
+        for k, v in params.items():
+            group = parameter_group(k)
+            i = self.index.get(f"{group}={v!r}")
+            if i is not None:
+                f[i] += 1.0 / sizes[group]
+        return f
+
+    def matrix(self, params: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """(len(params), columns) features."""
+        return np.stack([self(p) for p in params]) if params else np.zeros((0, len(self.columns)))
+
+
+FEATURES = {"one-hot": OneHot, "shares": ValueShares}  # the encodings a predictor may use, by name
+
 RIDGE_GRID = tuple(float(10.0**k) for k in np.arange(-2.0, 4.01, 0.5))  # 0.01 .. 10000, half decades
 
 
@@ -50,39 +94,55 @@ def ridge_strengths(setting: float | str) -> float | tuple[float, ...]:
 
 
 class RidgePredictor:
-    """Ridge regression of every target column on one-hot parameters.
+    """Ridge regression of every target column on encoded parameters.
 
-    ``ridge``: one strength for every target, or several, of which each target column takes the one
-    with the least leave-one-out error (closed form, from the leverages). A target the parameters do
-    not explain then gets a strong penalty and predicts close to its mean instead of overfitting.
-    ``self.ridge`` holds the strength of each column, ``self.loo_std`` its leave-one-out error
-    (root mean square, target units)."""
+    ``ridge``: one strength for every target, or several; ``features``: one encoding of
+    :data:`FEATURES` or several. With several, each target column takes the encoding and strength with
+    the least leave-one-out error (closed form, from the leverages): a target the parameters do not
+    explain gets a strong penalty and predicts close to its mean instead of overfitting, and a target
+    that follows counts (accuracy: how many 4-bit layers) takes ``shares``. ``self.ridge`` and
+    ``self.features`` hold each column's choice, ``self.loo_std`` its leave-one-out error (root mean
+    square, target units)."""
 
     def __init__(self, params: Sequence[Mapping[str, Any]], targets: np.ndarray,
-                 ridge: float | Sequence[float] = 1.0) -> None:
-        self.encode = OneHot(params)
-        x, y = self.encode.matrix(params), np.asarray(targets, dtype=float).reshape(len(params), -1)
-        self.mean = y.mean(0)
-        u, s, vt = np.linalg.svd(x, full_matrices=False)  # x = u diag(s) vt
-        uy = u.T @ (y - self.mean)
+                 ridge: float | Sequence[float] = 1.0, features: str | Sequence[str] = "one-hot") -> None:
         strengths = [float(ridge)] if isinstance(ridge, (int, float)) else [float(a) for a in ridge]
         if not strengths or min(strengths) <= 0:
             raise ValueError(f"ridge strengths must be positive, got {ridge!r}")
+        names = [features] if isinstance(features, str) else list(features)
+        unknown = [n for n in names if n not in FEATURES]
+        if unknown or not names:
+            raise ValueError(f"features: expected names from {sorted(FEATURES)}, got {names}")
+        y = np.asarray(targets, dtype=float).reshape(len(params), -1)
+        self.mean = y.mean(0)
         best = np.full(y.shape[1], np.inf)
         self.ridge = np.full(y.shape[1], strengths[0])  # kept where no error is finite
-        for a in strengths:
-            shrink = s**2 / (s**2 + a)
-            hat = (u**2) @ shrink  # leverages, for leave-one-out residuals
-            loo = (y - self.mean - u @ (shrink[:, None] * uy)) / np.clip(1.0 - hat, 1e-6, None)[:, None]
-            mse = (loo**2).mean(0)
-            better = mse < best
-            best[better], self.ridge[better] = mse[better], a
+        self.features = [names[0]] * y.shape[1]
+        self._fits: dict[str, tuple[OneHot | ValueShares, np.ndarray]] = {}
+        for name in names:
+            encode = FEATURES[name](params)
+            u, s, vt = np.linalg.svd(encode.matrix(params), full_matrices=False)  # x = u diag(s) vt
+            uy = u.T @ (y - self.mean)
+            weights = np.zeros((vt.shape[1], y.shape[1]))
+            for a in strengths:
+                shrink = s**2 / (s**2 + a)
+                hat = (u**2) @ shrink  # leverages, for leave-one-out residuals
+                loo = (y - self.mean - u @ (shrink[:, None] * uy)) / np.clip(1.0 - hat, 1e-6, None)[:, None]
+                mse = (loo**2).mean(0)
+                better = (mse < best) | ((name, a) == (names[0], strengths[0])) & ~np.isfinite(best)
+                if better.any():
+                    best[better], self.ridge[better] = mse[better], a
+                    for j in np.flatnonzero(better):
+                        self.features[j] = name
+                        for other in self._fits.values():  # the column leaves an encoding chosen before
+                            other[1][:, j] = 0.0
+                    weights[:, better] = vt.T @ ((s / (s**2 + a))[:, None] * uy[:, better])
+            self._fits[name] = (encode, weights)
         self.loo_std = np.sqrt(best)  # per target column
-        self.weights = vt.T @ ((s / (s**2 + self.ridge[:, None])).T * uy)
 
     def predict(self, params: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """(len(params), targets) predictions."""
-        return self.mean + self.encode.matrix(params) @ self.weights
+        return self.mean + sum(encode.matrix(params) @ w for encode, w in self._fits.values())
 
 
 class EnsemblePredictor:
