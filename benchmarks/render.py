@@ -680,9 +680,29 @@ def predictors_section(data: dict) -> list[str]:
                   "Median strength over splits (the fixed ridge uses 1.0): " + "; ".join(
                       f"{r['train']} candidates: accuracy {r['ridge_median']['accuracy']:.3g}, early-exit share "
                       f"{r['ridge_median']['early_exit_share']:.3g}" for r in chosen) + "."]
+    encodings = [r for r in data["rows"] if "features_chosen" in r]
+    if encodings:
+        lines += ["", f"`{encodings[0]['model']}`: `RidgePredictor(..., ridge=RIDGE_GRID, features=(\"one-hot\", "
+                  "\"shares\"))`. Splits on which each target took each encoding: " + "; ".join(
+                      f"{r['train']} candidates: " + ", ".join(
+                          f"{t.replace('_', ' ')} " + " / ".join(f"{f} {k}" for f, k in sorted(chosen.items()))
+                          for t, chosen in r["features_chosen"].items()) for r in encodings) + "."]
     if data["sizes_skipped"]:
         lines += ["", "Not measured yet (too few records for a held-out set): "
                   + ", ".join(str(n) for n in data["sizes_skipped"]) + " training candidates."]
+    if data.get("forward"):
+        fwd = data["forward"]
+        lines += ["", "**Forward, on a search's own trials** (what a surrogate meets): each ridge model is fit on a "
+                  f"study's first n complete trials (n = 20, 40, ...) and predicts its next {fwd['next']}; targets "
+                  "are the surrogate's, accuracy and log expected EDP. Studies: " + ", ".join(
+                      f"`{s['study']}` ({s['complete_trials']} complete trials)" for s in fwd["studies"])
+                  + ". Mean ± standard deviation over the windows of each band and the studies.", "",
+                  "| model | fit on | windows | accuracy tau | accuracy MAE | log EDP tau | log EDP MAE |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in fwd["rows"]:
+            lines.append(f"| {r['model']} | {r['train_from']}-{r['train_to']} trials | {r['windows']} | "
+                         f"{mean_std(r['accuracy_tau'], 2)} | {mean_std(r['accuracy_mae'], 2, 100)} | "
+                         f"{mean_std(r['log_edp_tau'], 2)} | {mean_std(r['log_edp_mae'], 2)} |")
     return lines
 
 

@@ -23,8 +23,8 @@ Targets are a matrix (candidates x outputs), e.g. accuracy and each exit's share
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -83,7 +83,16 @@ class ValueShares:
         return np.stack([self(p) for p in params]) if params else np.zeros((0, len(self.columns)))
 
 
-FEATURES = {"one-hot": OneHot, "shares": ValueShares}  # the encodings a predictor may use, by name
+class Encoding(Protocol):
+    """Parameters to a fixed-width feature vector (fit on the training candidates' parameters)."""
+
+    columns: list[str]
+
+    def matrix(self, params: Sequence[Mapping[str, Any]]) -> np.ndarray: ...
+
+
+# the encodings a predictor may use, by name
+FEATURES: dict[str, Callable[[Sequence[Mapping[str, Any]]], Encoding]] = {"one-hot": OneHot, "shares": ValueShares}
 
 RIDGE_GRID = tuple(float(10.0**k) for k in np.arange(-2.0, 4.01, 0.5))  # 0.01 .. 10000, half decades
 
@@ -118,7 +127,7 @@ class RidgePredictor:
         best = np.full(y.shape[1], np.inf)
         self.ridge = np.full(y.shape[1], strengths[0])  # kept where no error is finite
         self.features = [names[0]] * y.shape[1]
-        self._fits: dict[str, tuple[OneHot | ValueShares, np.ndarray]] = {}
+        self._fits: dict[str, tuple[Encoding, np.ndarray]] = {}
         for name in names:
             encode = FEATURES[name](params)
             u, s, vt = np.linalg.svd(encode.matrix(params), full_matrices=False)  # x = u diag(s) vt

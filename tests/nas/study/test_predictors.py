@@ -7,7 +7,8 @@ import random
 import numpy as np
 import pytest
 
-from nas.study.predictors import RIDGE_GRID, EnsemblePredictor, OneHot, RidgePredictor, kendall_tau
+from nas.study.predictors import (FEATURES, RIDGE_GRID, EnsemblePredictor, OneHot, RidgePredictor, ValueShares,
+                                  kendall_tau, parameter_group)
 
 
 def test_kendall_tau_on_known_rankings():
@@ -68,3 +69,36 @@ def test_ridge_grid_picks_each_targets_strength_by_leave_one_out_error():
     assert pred[:, 1].std() < 0.2 * fixed[:, 1].std()  # the noise column stays near its mean instead of fitting
     with pytest.raises(ValueError, match="positive"):
         RidgePredictor(params, y, ridge=[0.0, 1.0])
+
+
+def test_value_shares_count_like_parameters():
+    assert [parameter_group(n) for n in ("wbits_b3.dw", "wbits_stem", "kernel_b3", "exit_D")] == [
+        "wbits.dw", "wbits", "kernel", "exit"]
+    params = [{"wbits_b0.dw": 4, "wbits_b1.dw": 8, "wbits_b2.dw": 4, "wbits_stem": 8, "exit_A": True, "exit_B": False}]
+    enc = ValueShares(params)
+    assert enc.columns == ["exit=False", "exit=True", "wbits.dw=4", "wbits.dw=8", "wbits=8"]
+    assert enc(params[0]) == pytest.approx([0.5, 0.5, 2 / 3, 1 / 3, 1.0])
+    assert enc({"wbits_b0.dw": 2, "wbits_stem": 8}) == pytest.approx([0, 0, 0, 0, 1.0])  # 2 bits never seen
+
+
+def counting_data(n: int, seed: int) -> tuple[list[dict], np.ndarray]:
+    """(params, targets): column 0 counts the 4-bit layers (whichever they are), column 1 follows one
+    layer's value alone."""
+    rng = random.Random(seed)
+    params = [{f"bits_l{i}": rng.choice((4, 8)) for i in range(12)} for _ in range(n)]
+    y = np.array([[sum(v == 4 for v in p.values()) * -0.5, (p["bits_l3"] == 4) * 1.0] for p in params])
+    return params, y + np.random.default_rng(seed).normal(0, 0.05, y.shape)
+
+
+def test_each_target_takes_the_encoding_that_explains_it():
+    params, y = counting_data(60, seed=4)
+    both = RidgePredictor(params[:30], y[:30], ridge=RIDGE_GRID, features=tuple(FEATURES))
+    assert both.features == ["shares", "one-hot"]  # a count, and one layer's own value
+    for column, name in enumerate(both.features):  # each column predicts what its encoding alone predicts
+        alone = RidgePredictor(params[:30], y[:30, column], ridge=float(both.ridge[column]), features=name)
+        assert both.loo_std[column] == pytest.approx(alone.loo_std[0])
+        assert both.predict(params[30:])[:, column] == pytest.approx(alone.predict(params[30:])[:, 0])
+    one_hot = RidgePredictor(params[:30], y[:30], ridge=RIDGE_GRID)
+    assert both.loo_std[0] < 0.8 * one_hot.loo_std[0]  # 2 share columns fit 30 candidates better than 24 one-hot
+    with pytest.raises(ValueError, match="features: expected names from"):
+        RidgePredictor(params, y, features="bits")
