@@ -673,20 +673,23 @@ def predictors_section(data: dict) -> list[str]:
                      f"{mean_std(r['accuracy_tau'], 2) if ranks else '-'} | {mean_std(r['accuracy_mae'], 2, 100)} | "
                      f"{mean_std(r['early_exit_share_tau'], 2) if ranks else '-'} | "
                      f"{mean_std(r['early_exit_share_mae'], 3)} | {r['fit_s_median'] * 1000:.0f} ms |")
-    chosen = [r for r in data["rows"] if "ridge_median" in r]
-    if chosen:
-        lines += ["", f"`{chosen[0]['model']}`: `RidgePredictor(..., ridge=RIDGE_GRID)`, each target's strength "
-                  "picked from 0.01 .. 10000 (half decades) by its leave-one-out error on the training candidates. "
-                  "Median strength over splits (the fixed ridge uses 1.0): " + "; ".join(
-                      f"{r['train']} candidates: accuracy {r['ridge_median']['accuracy']:.3g}, early-exit share "
-                      f"{r['ridge_median']['early_exit_share']:.3g}" for r in chosen) + "."]
-    encodings = [r for r in data["rows"] if "features_chosen" in r]
-    if encodings:
-        lines += ["", f"`{encodings[0]['model']}`: `RidgePredictor(..., ridge=RIDGE_GRID, features=(\"one-hot\", "
-                  "\"shares\"))`. Splits on which each target took each encoding: " + "; ".join(
-                      f"{r['train']} candidates: " + ", ".join(
-                          f"{t.replace('_', ' ')} " + " / ".join(f"{f} {k}" for f, k in sorted(chosen.items()))
-                          for t, chosen in r["features_chosen"].items()) for r in encodings) + "."]
+    label = {"accuracy": "accuracy", "early_exit_share": "early-exit share"}
+    calls = {"ridge_median": "`RidgePredictor(..., ridge=RIDGE_GRID)`, each target's strength picked from 0.01 .. "
+             "10000 (half decades) by its leave-one-out error on the training candidates",
+             "features_chosen": "`RidgePredictor(..., ridge=RIDGE_GRID, features=(\"one-hot\", \"shares\"))`, each "
+             "target's encoding and strength picked by leave-one-out"}
+    for model in dict.fromkeys(r["model"] for r in data["rows"] if "ridge_median" in r):
+        rows = [r for r in data["rows"] if r["model"] == model]
+        key = "features_chosen" if "features_chosen" in rows[0] else "ridge_median"
+        text = f"`{model}`: {calls[key]}. Median strength over splits (the fixed ridge uses 1.0): " + "; ".join(
+            f"{r['train']} candidates: " + ", ".join(f"{label[t]} {a:.3g}" for t, a in r["ridge_median"].items())
+            for r in rows) + "."
+        if key == "features_chosen":
+            text += " Splits on which each target took each encoding: " + "; ".join(
+                f"{r['train']} candidates: " + ", ".join(
+                    f"{label[t]} " + " / ".join(f"{f} {k}" for f, k in sorted(chosen.items()))
+                    for t, chosen in r["features_chosen"].items()) for r in rows) + "."
+        lines += ["", text]
     if data["sizes_skipped"]:
         lines += ["", "Not measured yet (too few records for a held-out set): "
                   + ", ".join(str(n) for n in data["sizes_skipped"]) + " training candidates."]
