@@ -8,8 +8,9 @@ user-attribute writes and sends them in one transaction as soon as anything else
 storage (a read, a state change, a heartbeat), so every reader, in this process or another, sees
 them as before; only a process killed within those milliseconds loses them, and its trial is
 failed and retried like any trial whose worker died. A trial is stamped with its ``worker`` (host and
-process id) in the transaction that starts it, so a restart can tell a dead worker's trial from a
-live one however early the kill came. SQLite study files are opened in WAL mode with
+process id) in the transaction that starts it (:class:`WorkerJournalStorage`: in the journal entry
+that creates it), so a restart can tell a dead worker's trial from a live one however early the
+kill came. SQLite study files are opened in WAL mode with
 ``synchronous=NORMAL``: a crashed process loses nothing committed; a power cut may lose the last
 commits but never corrupts the file.
 """
@@ -145,6 +146,26 @@ class BatchedRDBStorage(RDBStorage):
                 session.add_all([user(trial_id=t, key=k, value_json=json.dumps(v)) for (t, k), v in attrs.items()])
 
 
+class WorkerJournalStorage(JournalStorage):
+    """Optuna's :class:`~optuna.storages.JournalStorage` that names the ``worker`` of every trial it starts:
+    in the entry that creates a new trial, and right after taking a queued one (the next entry)."""
+
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        if template_trial is None:  # asked for: running in this process from its first entry
+            template_trial = FrozenTrial(
+                number=-1, trial_id=-1, state=TrialState.RUNNING, value=None, values=None,
+                datetime_start=datetime.now(), datetime_complete=None, params={}, distributions={},
+                user_attrs={"worker": worker_id()}, system_attrs={}, intermediate_values={})
+        return super().create_new_trial(study_id, template_trial)
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState,
+                               values: Sequence[float] | None = None) -> bool:
+        started = super().set_trial_state_values(trial_id, state, values)
+        if started and state == TrialState.RUNNING:  # a queued trial this process took
+            self.set_trial_user_attr(trial_id, "worker", worker_id())
+        return started
+
+
 def _flushing(method: Callable[..., Any]) -> Callable[..., Any]:
     def call(self: BatchedRDBStorage, *args: Any, **kwargs: Any) -> Any:
         self.flush()
@@ -168,12 +189,13 @@ def storage_for(url: str, heartbeat_s: int = 30) -> optuna.storages.BaseStorage:
     ``sqlite:///file.db`` or ``postgresql://user@host/db``: a :class:`BatchedRDBStorage` with heartbeats
     every ``heartbeat_s`` seconds, so a trial whose worker died is failed after 3 silent heartbeats
     and retried once (by the next trial any worker starts). ``journal:///path/file.log``: Optuna's
-    journal file storage, for several processes on one host without a database (no heartbeats).
+    journal file storage (:class:`WorkerJournalStorage`), for several processes on one host without a
+    database (no heartbeats).
     """
     if url.startswith("journal:"):
         path = url[len("journal:"):].removeprefix("//")
         try:
-            return JournalStorage(JournalFileBackend(path))
+            return WorkerJournalStorage(JournalFileBackend(path))
         except OSError as exc:
             raise StorageError(f"{url}: expected a writable journal file path ({exc})") from None
     url = normalise_url(url)

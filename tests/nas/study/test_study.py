@@ -251,13 +251,17 @@ def _start_trial_and_die(url: str) -> None:
     os.kill(os.getpid(), 9)  # kill -9 at once, before the objective could write anything: no cleanup of any kind
 
 
-def test_a_trial_whose_worker_was_killed_is_recovered_at_once(tmp_path):
+STORAGES = {"sqlite": "sqlite:///{}/study.db", "journal": "journal:///{}/study.log"}  # the kinds that name workers
+
+
+@pytest.mark.parametrize("kind", sorted(STORAGES))
+def test_a_trial_whose_worker_was_killed_is_recovered_at_once(tmp_path, kind):
     import multiprocessing as mp
 
     from nas.study.storage import storage_for
     from nas.study.study import fail_orphaned_trials, finished_trials
 
-    url = f"sqlite:///{tmp_path / 'study.db'}"
+    url = STORAGES[kind].format(tmp_path)
     study = optuna.create_study(storage=storage_for(url, heartbeat_s=3600), study_name="orphans")
     proc = mp.get_context("spawn").Process(target=_start_trial_and_die, args=(url,))
     proc.start()
@@ -284,7 +288,8 @@ def test_a_live_workers_trial_is_left_alone(tmp_path):
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask() without optimize(), on purpose
 @pytest.mark.parametrize("queued", [False, True])
-def test_a_started_trial_names_its_worker_in_the_starting_transaction(tmp_path, queued):
+@pytest.mark.parametrize("kind", sorted(STORAGES))
+def test_a_started_trial_names_its_worker_in_the_starting_transaction(tmp_path, kind, queued):
     import subprocess
 
     from nas.study.storage import storage_for, worker_id
@@ -293,12 +298,13 @@ def test_a_started_trial_names_its_worker_in_the_starting_transaction(tmp_path, 
     gone = subprocess.Popen(["true"])
     gone.wait()
     dead = f"{worker_id().rpartition(':')[0]}:{gone.pid}"
-    study = optuna.create_study(storage=storage_for(f"sqlite:///{tmp_path / 'study.db'}"), study_name="stamp")
+    url = STORAGES[kind].format(tmp_path)
+    study = optuna.create_study(storage=storage_for(url), study_name="stamp")
     if queued:  # a retry queued with the dead worker's attributes, taken by this live process
         study.enqueue_trial({"x": 0.5}, user_attrs={"worker": dead})
     trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
-    assert optuna.load_study(study_name="stamp", storage=f"sqlite:///{tmp_path / 'study.db'}").trials[
-        trial.number].user_attrs["worker"] == worker_id()  # read by another storage: committed, not held
+    assert optuna.load_study(study_name="stamp", storage=storage_for(url)).trials[  # another reader: written
+        trial.number].user_attrs["worker"] == worker_id()
     assert fail_orphaned_trials(study) == []  # a live worker's trial, however early: left alone
     assert [t.state for t in study.trials] == [TrialState.RUNNING]
 
