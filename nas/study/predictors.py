@@ -125,9 +125,10 @@ class RidgePredictor:
         y = np.asarray(targets, dtype=float).reshape(len(params), -1)
         self.mean = y.mean(0)
         best = np.full(y.shape[1], np.inf)
-        self.ridge = np.full(y.shape[1], strengths[0])  # kept where no error is finite
+        self.ridge = np.full(y.shape[1], strengths[0])
         self.features = [names[0]] * y.shape[1]
         self._fits: dict[str, tuple[Encoding, np.ndarray]] = {}
+        first = True  # the first fit is kept where no error is finite
         for name in names:
             encode = FEATURES[name](params)
             u, s, vt = np.linalg.svd(encode.matrix(params), full_matrices=False)  # x = u diag(s) vt
@@ -138,7 +139,7 @@ class RidgePredictor:
                 hat = (u**2) @ shrink  # leverages, for leave-one-out residuals
                 loo = (y - self.mean - u @ (shrink[:, None] * uy)) / np.clip(1.0 - hat, 1e-6, None)[:, None]
                 mse = (loo**2).mean(0)
-                better = (mse < best) | ((name, a) == (names[0], strengths[0])) & ~np.isfinite(best)
+                better, first = (mse < best) | first, False
                 if better.any():
                     best[better], self.ridge[better] = mse[better], a
                     for j in np.flatnonzero(better):

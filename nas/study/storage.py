@@ -10,9 +10,8 @@ them as before; only a process killed within those milliseconds loses them, and 
 failed and retried like any trial whose worker died. A trial is stamped with its ``worker`` (host and
 process id) in the transaction that starts it (:class:`WorkerJournalStorage`: in the journal entry
 that creates it), so a restart can tell a dead worker's trial from a live one however early the
-kill came. SQLite study files are opened in WAL mode with
-``synchronous=NORMAL``: a crashed process loses nothing committed; a power cut may lose the last
-commits but never corrupts the file.
+kill came. SQLite study files are opened in WAL mode with ``synchronous=NORMAL``: a crashed process
+loses nothing committed; a power cut may lose the last commits but never corrupts the file.
 """
 
 from __future__ import annotations
