@@ -226,6 +226,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name}, {n} training candidates: " + ", ".join(
                 f"{k} {v['mean']:.3f}±{v['std']:.3f}" for k, v in row.items() if isinstance(v, dict) and "mean" in v),
                 flush=True)
+    if not args.studies:
+        print("no study to score forward (python benchmarks/search_wall_time.py leaves its NSGA-II studies in "
+              "runs/search_wall_time): forward scores skipped", flush=True)
     write_result("predictors", {"records": len(records), "source": "results/candidate_eval.json and "
                                 f"{RECORDS.name} (exact path; {len(collected)} collected)",
                                 "zoo": source["zoo"], "splits": args.splits, "targets": list(TARGETS),
