@@ -36,7 +36,9 @@ ARMS = {"random": {"sampler": "random"}, "nsga2": {"sampler": "nsga2"},
         "nsga2 + screening, 4 picks": {"sampler": "nsga2", "screening": True, "screening_picks": 4},
         "nsga2 + screening, 8 picks": {"sampler": "nsga2", "screening": True, "screening_picks": 8},
         "nsga2 + screening, 8 picks, ridge by leave-one-out": {"sampler": "nsga2", "screening": True,
-                                                               "screening_picks": 8, "surrogate_ridge": "loo"}}
+                                                               "screening_picks": 8, "surrogate_ridge": "loo"},
+        "nsga2 + screening, 8 picks, predicted rivals": {"sampler": "nsga2", "screening": True, "screening_picks": 8,
+                                                         "screening_rivals": "predicted"}}
 
 
 @dataclass(frozen=True)

@@ -165,7 +165,8 @@ def screener(cfg: RunConfig, space: SearchSpace) -> Screener | None:
         return None
     s = cfg.search
     return Screener(s.screening_candidates, s.screening_picks, s.screening_min_trials,
-                    ridge=ridge_strengths(s.surrogate_ridge), seed=s.seed, fixed=space.fixed_params(s.fixed))
+                    ridge=ridge_strengths(s.surrogate_ridge), seed=s.seed, fixed=space.fixed_params(s.fixed),
+                    rivals=s.screening_rivals)
 
 
 def install_zoo_supernet(cfg: RunConfig, name: str, space: SearchSpace) -> Supernet:

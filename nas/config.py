@@ -173,6 +173,8 @@ class SearchConfig:
     screening_candidates: int = 1000  # predicted candidates per screening round (milliseconds each)
     screening_picks: int = 8  # candidates of a round's predicted front really evaluated (4: more time screening)
     screening_min_trials: int = 10  # complete trials before the first round
+    screening_rivals: Literal["evaluated", "predicted"] = "evaluated"  # the evaluated trials in a screening round:
+    # at their measured values, or at their leave-one-out predictions (nas.study.screening)
     surrogate_ridge: float | Literal["loo"] = 1.0  # pre-screening's and screening's ridge strength; "loo": each
     # objective's (and constraint's) strength picked by its leave-one-out error (nas.study.predictors.RIDGE_GRID)
     heartbeat_s: int = 30  # RDB storages: a trial silent for 3 heartbeats is failed and retried once

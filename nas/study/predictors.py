@@ -111,7 +111,8 @@ class RidgePredictor:
     explain gets a strong penalty and predicts close to its mean instead of overfitting, and a target
     that follows counts (accuracy: how many 4-bit layers) takes ``shares``. ``self.ridge`` and
     ``self.features`` hold each column's choice, ``self.loo_std`` its leave-one-out error (root mean
-    square, target units)."""
+    square, target units), ``self.loo_predictions`` each training candidate's prediction by the model
+    fit without it (candidates x targets)."""
 
     def __init__(self, params: Sequence[Mapping[str, Any]], targets: np.ndarray,
                  ridge: float | Sequence[float] = 1.0, features: str | Sequence[str] = "one-hot") -> None:
@@ -128,6 +129,7 @@ class RidgePredictor:
         self.ridge = np.full(y.shape[1], strengths[0])
         self.features = [names[0]] * y.shape[1]
         self._fits: dict[str, tuple[Encoding, np.ndarray]] = {}
+        self.loo_predictions = np.tile(self.mean, (len(params), 1))
         first = True  # the first fit is kept where no error is finite
         for name in names:
             encode = FEATURES[name](params)
@@ -142,6 +144,7 @@ class RidgePredictor:
                 better, first = (mse < best) | first, False
                 if better.any():
                     best[better], self.ridge[better] = mse[better], a
+                    self.loo_predictions[:, better] = (y - loo)[:, better]
                     for j in np.flatnonzero(better):
                         self.features[j] = name
                         for other in self._fits.values():  # the column leaves an encoding chosen before

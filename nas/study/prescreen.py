@@ -45,9 +45,14 @@ class Surrogate:
         self.ridge = RidgePredictor([t.params for t in trials], y, ridge)
 
     def predict(self, params: dict[str, Any]) -> Prediction:
-        y = self.ridge.predict([params])[0]
-        values = [math.exp(v) if lg else float(v) for v, lg in zip(y, self.logged)]
-        return Prediction(values, [float(s) for s in self.ridge.loo_std])
+        return Prediction(self._values(self.ridge.predict([params])[0]), [float(s) for s in self.ridge.loo_std])
+
+    def loo_values(self) -> list[list[float]]:
+        """Each training trial's objective values as the surrogate fit without it predicts them (study units)."""
+        return [self._values(y) for y in self.ridge.loo_predictions]
+
+    def _values(self, y: np.ndarray) -> list[float]:
+        return [math.exp(v) if lg else float(v) for v, lg in zip(y, self.logged)]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ Once the study holds ``min_trials`` complete trials, every time its queue runs d
    complete trial;
 2. runs ``candidates`` trials of an Optuna study in memory (NSGA-II, the study's directions, the same
    pinned parameters and the same constraints mechanism) whose first generation is the real trials
-   with their real values, and whose objective and constraints are the predictions (milliseconds a
+   with their real values (``rivals="evaluated"``) or with the values the surrogate predicts for each
+   when fit without it (``rivals="predicted"``: predictions shrink towards the mean, so candidates
+   then meet rivals that shrink alike), and whose objective and constraints are the predictions (milliseconds a
    candidate: its study lives in :class:`PredictedTrialsStorage`, which writes NSGA-II's sample at once);
 3. enqueues in the real study up to ``picks`` candidates of that study's feasible Pareto front that
    were predicted, not evaluated, spread along the front, each with the user attribute
@@ -26,7 +28,7 @@ import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 import optuna
@@ -170,6 +172,7 @@ class Screener:
     ridge: float | tuple[float, ...] = 1.0  # one strength, or several to pick from (RidgePredictor)
     seed: int = 0
     fixed: dict[str, Any] = field(default_factory=dict)  # parameters pinned in the study (never sampled)
+    rivals: Literal["evaluated", "predicted"] = "evaluated"  # the real trials' values in the screening study
 
     def due(self, study: optuna.Study) -> bool:
         """Whether a round should run now: enough complete trials and nothing waiting in the queue."""
@@ -193,10 +196,15 @@ class Screener:
         distributions: dict[str, BaseDistribution] = {  # the told space, and what write_params records
             name: CategoricalDistribution(options) for name, options in space.parameters().items()}
         screen = self._screening_study(study, rounds, distributions)
+        if self.rivals == "predicted":  # like with like: each real trial as the surrogate predicts it unseen
+            values = surrogate.loo_values()
+            constraints = limits.loo_predictions.tolist() if limits is not None else [[] for _ in complete]
+        else:
+            values = [list(t.values) for t in complete]
+            constraints = [[t.user_attrs.get("constraints", {}).get(n, 0.0) for n in names] for t in complete]
         screen.add_trials([optuna.trial.create_trial(  # the first generation, with its constraint values
-            params=t.params, distributions=t.distributions, values=t.values, user_attrs={"real": t.number},
-            system_attrs={"constraints": [t.user_attrs.get("constraints", {}).get(n, 0.0) for n in names],
-                          GENERATION: 0}) for t in complete])
+            params=t.params, distributions=t.distributions, values=v, user_attrs={"real": t.number},
+            system_attrs={"constraints": c, GENERATION: 0}) for t, v, c in zip(complete, values, constraints)])
 
         def predicted(trial: optuna.Trial) -> tuple[float, ...]:
             params = decode_predicted(trial, space, distributions)

@@ -93,6 +93,7 @@ CONFIG_CASES: dict[str, tuple[dict, str]] = {
     "screening_picks 0": ({"search": {"screening_picks": 0}}, "screening_picks: expected a positive integer"),
     "surrogate_ridge 0": ({"search": {"surrogate_ridge": 0}}, "surrogate_ridge: expected a positive number or 'loo'"),
     "surrogate_ridge bogus": ({"search": {"surrogate_ridge": "cv"}}, "search.surrogate_ridge: expected"),
+    "screening_rivals bogus": ({"search": {"screening_rivals": "both"}}, "search.screening_rivals: expected"),
     "fixed bogus": ({"search": {"fixed": {"nonsense": 1}}}, "search.fixed: nonsense: not a parameter"),
 }
 

@@ -7,8 +7,16 @@ import random
 import numpy as np
 import pytest
 
-from nas.study.predictors import (FEATURES, RIDGE_GRID, EnsemblePredictor, OneHot, RidgePredictor, ValueShares,
-                                  kendall_tau, parameter_group)
+from nas.study.predictors import (
+    FEATURES,
+    RIDGE_GRID,
+    EnsemblePredictor,
+    OneHot,
+    RidgePredictor,
+    ValueShares,
+    kendall_tau,
+    parameter_group,
+)
 
 
 def test_kendall_tau_on_known_rankings():

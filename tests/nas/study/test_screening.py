@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
 import optuna
+import pytest
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
@@ -99,8 +101,9 @@ def test_a_screened_search_holds_evaluated_trials_only(tiny_run, tmp_path):
     cfg, supernet, _study, data = tiny_run
     cfg = replace(cfg, run_dir=str(tmp_path), search=replace(
         cfg.search, n_trials=9, study_name="screened", screening=True, screening_candidates=300, screening_picks=2,
-        screening_min_trials=4, trial_plots=False, surrogate_ridge="loo"))
+        screening_min_trials=4, trial_plots=False, surrogate_ridge="loo", screening_rivals="predicted"))
     assert api.screener(cfg, data[1]).ridge == RIDGE_GRID  # each objective's strength by leave-one-out
+    assert api.screener(cfg, data[1]).rivals == "predicted"
     study = api.search(cfg, supernet, progress=False, data=data)
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(complete) >= 9 - len(study.get_trials(states=(TrialState.FAIL,)))
@@ -167,3 +170,44 @@ def test_the_screening_storage_changes_no_proposal_and_leaves_the_real_trials_al
     monkeypatch.setattr(optuna, "create_study",
                         lambda **kw: create_study(**{**kw, "storage": optuna.storages.InMemoryStorage()}))
     assert fast == picks()
+
+
+def test_predicted_rivals_enter_the_first_generation_at_their_leave_one_out_predictions(monkeypatch):
+    """``rivals="predicted"``: each real trial meets the candidates at the values the surrogate predicts for
+    it when fit without it (objectives and constraints), so both sides shrink alike; the round still
+    proposes new candidates of the predicted front, and its picks beat random ones as before."""
+    from nas.study import screening
+    from nas.study.prescreen import Surrogate
+
+    space = space_from_config(SPACE)
+    study = real_study(space, 30)
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    studies: list[optuna.Study] = []
+    make = screening.Screener._screening_study
+    monkeypatch.setattr(screening.Screener, "_screening_study",
+                        lambda self, *a: studies.append(make(self, *a)) or studies[-1])
+    picks = Screener(candidates=300, picks=4, population_size=30, rivals="predicted").round(study, space)
+    first = studies[0].get_trials(deepcopy=False)[:30]
+    expected = Surrogate(complete, study.directions).loo_values()
+    for t, real, predicted in zip(first, complete, expected):
+        assert t.user_attrs["real"] == real.number and t.values == pytest.approx(predicted)
+        assert t.values != real.values
+        assert len(t.system_attrs["constraints"]) == 1  # the "exits" constraint, predicted too
+    assert 1 <= len(picks) <= 4
+    evaluated = {params_key(t.params) for t in complete}
+    assert all(params_key(p.params) not in evaluated for p in picks)
+
+
+def test_leave_one_out_predictions_are_fits_without_the_candidate():
+    from nas.study.predictors import RidgePredictor
+
+    space = space_from_config(SPACE)
+    trials = real_study(space, 25).trials
+    params, y = [t.params for t in trials], np.array([t.values for t in trials])
+    full = RidgePredictor(params, y, ridge=2.0)
+    for i in (0, 7):  # the closed form equals refitting without candidate i (up to the shared mean)
+        rest = [j for j in range(25) if j != i]
+        alone = RidgePredictor([params[j] for j in rest], y[rest], ridge=2.0)
+        unseen = alone.predict([params[i]])[0]
+        assert full.loo_predictions[i] == pytest.approx(unseen, rel=1e-3)
+        assert full.predict([params[i]])[0] != pytest.approx(unseen, rel=0.05)  # the fit that saw it differs

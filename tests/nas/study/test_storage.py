@@ -11,8 +11,7 @@ import sqlalchemy
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.storages import RDBStorage
 
-from nas.study.storage import (BatchedRDBStorage, StorageError, normalise_url, send_held_writes, storage_for,
-                               worker_id)
+from nas.study.storage import BatchedRDBStorage, StorageError, normalise_url, send_held_writes, storage_for, worker_id
 
 PARAMS = 150  # about what a trial of this project's spaces suggests
 ATTRS = 40
