@@ -17,6 +17,7 @@ Usage: python benchmarks/search_wall_time.py [--minutes 20] [--seeds 0 1 2] [--b
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import statistics
 import sys
@@ -27,11 +28,22 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import write_result
+from benchmarks._common import RESULTS, write_result
 from nas.study.screening import Screener
 
 ZOO_NAME = "fmnist_mbv2_w025"
 T0 = "wall_time_t0"  # study user attribute: the arm's start (seconds since the epoch)
+ROUND_SECONDS = "wall_time_screening_rounds_s"  # study user attribute: each screening round's wall time (s)
+
+
+def earlier_round_seconds(path: Path) -> dict[tuple[str, int], list[float]]:
+    """The screening rounds' wall times that the results file about to be replaced holds, by (arm, seed): a kept
+    study written before it recorded its own (ROUND_SECONDS) takes them from there."""
+    if not path.is_file():
+        return {}
+    runs = json.loads(path.read_text()).get("runs", {})
+    return {(arm, r["seed"]): r["screening_rounds_s"] for arm, rs in runs.items() for r in rs
+            if r.get("screening_rounds_s")}
 ARMS = {"random": {"sampler": "random"}, "nsga2": {"sampler": "nsga2"},
         "nsga2 + screening, 4 picks": {"sampler": "nsga2", "screening": True, "screening_picks": 4},
         "nsga2 + screening, 8 picks": {"sampler": "nsga2", "screening": True, "screening_picks": 8},
@@ -110,6 +122,7 @@ def main() -> None:
     splits, space = api.data_and_space(cfg)
     supernet = zoo.load_supernet(ZOO_NAME, space)
     runs: dict[str, list[dict]] = {name: [] for name in arms}
+    earlier = earlier_round_seconds(RESULTS / "search_wall_time.json")
     with api.cost_model(cfg) as cm:
         start = time.perf_counter()
         print(f"cost cache: {api.warm_cost_cache(cfg, space, cm)} in {time.perf_counter() - start:.0f} s", flush=True)
@@ -129,6 +142,11 @@ def main() -> None:
                     study.set_user_attr(T0, time.time())
                     run_study(study, space, evaluator, run.search.n_trials, progress=False,
                               timeout_s=args.minutes * 60, screener=timed)
+                    if timed is not None:
+                        study.set_user_attr(ROUND_SECONDS, timed.seconds)
+                rounds_s = None if timed is None else study.user_attrs.get(ROUND_SECONDS) or earlier.get((name, seed))
+                if rounds_s and ROUND_SECONDS not in study.user_attrs:  # a kept study keeps them from now on
+                    study.set_user_attr(ROUND_SECONDS, rounds_s)
                 trials = sorted((t for t in study.get_trials(deepcopy=False) if t.datetime_complete is not None),
                                 key=lambda t: t.datetime_complete)
                 # studies written before T0 was recorded: their first trial's start (milliseconds later)
@@ -140,7 +158,7 @@ def main() -> None:
                                    "evaluated": sum(t.state == TrialState.COMPLETE for t in trials),
                                    "screened": int(study.user_attrs.get("screened_candidates", 0)),
                                    "screened_trials": sum("screening" in t.user_attrs for t in trials),
-                                   "screening_rounds_s": [] if timed is None else timed.seconds,
+                                   "screening_rounds_s": [] if timed is None else rounds_s,  # None: not known
                                    "reused": reused})
                 print(f"seed {seed}, {name}: {runs[name][-1]['evaluated']} evaluated, "
                       f"{runs[name][-1]['screened']} screened" + (" (kept from an earlier run)" if reused else ""),
@@ -161,7 +179,8 @@ def main() -> None:
                          "final_hypervolume_std": statistics.pstdev(finals),
                          "evaluated_mean": statistics.fmean(r["evaluated"] for r in arm),
                          "screened_mean": statistics.fmean(r["screened"] for r in arm),
-                         "screening_s_mean": statistics.fmean(sum(r["screening_rounds_s"]) for r in arm),
+                         "screening_s_mean": None if any(r["screening_rounds_s"] is None for r in arm)
+                         else statistics.fmean(sum(r["screening_rounds_s"]) for r in arm),
                          "shared_prefix_blocks_mean": statistics.fmean(
                              b for r in arm for b in r["shared_prefix_blocks"] or [0])}
     reach = []
