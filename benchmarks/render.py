@@ -744,8 +744,8 @@ def wall_time_section(data: dict) -> list[str]:
               "final hypervolume | shared prefix (blocks) |",
               "|---|---|---|---|---|---|"]
     for name, m in data["summary"].items():
-        rounds = ("-" if m["screened_mean"] == 0 else "not timed (kept study)" if m.get("screening_s_mean") is None
-                  else f"{m['screening_s_mean']:.0f} s")
+        rounds = ("-" if m["screened_mean"] == 0 else f"{m['screening_s_mean']:.0f} s" if m.get("screening_s_mean")
+                  else "not timed (kept study)")  # a study kept from an earlier run, before it kept its times
         lines.append(f"| {name} | {m['evaluated_mean']:.0f} | {m['screened_mean']:.0f} | {rounds} | "
                      f"{m['final_hypervolume_mean']:.4f} ± {m['final_hypervolume_std']:.4f} | "
                      f"{m.get('shared_prefix_blocks_mean', float('nan')):.1f} |")
