@@ -35,6 +35,14 @@ ZOO_NAME = "fmnist_mbv2_w025"
 T0 = "wall_time_t0"  # study user attribute: the arm's start (seconds since the epoch)
 ROUND_SECONDS = "wall_time_screening_rounds_s"  # study user attribute: each screening round's wall time (s)
 
+ARMS = {"random": {"sampler": "random"}, "nsga2": {"sampler": "nsga2"},
+        "nsga2 + screening, 4 picks": {"sampler": "nsga2", "screening": True, "screening_picks": 4},
+        "nsga2 + screening, 8 picks": {"sampler": "nsga2", "screening": True, "screening_picks": 8},
+        "nsga2 + screening, 8 picks, ridge by leave-one-out": {"sampler": "nsga2", "screening": True,
+                                                               "screening_picks": 8, "surrogate_ridge": "loo"},
+        "nsga2 + screening, 8 picks, predicted rivals": {"sampler": "nsga2", "screening": True, "screening_picks": 8,
+                                                         "screening_rivals": "predicted"}}
+
 
 def earlier_round_seconds(path: Path) -> dict[tuple[str, int], list[float]]:
     """The screening rounds' wall times that the results file about to be replaced holds, by (arm, seed): a kept
@@ -44,13 +52,6 @@ def earlier_round_seconds(path: Path) -> dict[tuple[str, int], list[float]]:
     runs = json.loads(path.read_text()).get("runs", {})
     return {(arm, r["seed"]): r["screening_rounds_s"] for arm, rs in runs.items() for r in rs
             if r.get("screening_rounds_s")}
-ARMS = {"random": {"sampler": "random"}, "nsga2": {"sampler": "nsga2"},
-        "nsga2 + screening, 4 picks": {"sampler": "nsga2", "screening": True, "screening_picks": 4},
-        "nsga2 + screening, 8 picks": {"sampler": "nsga2", "screening": True, "screening_picks": 8},
-        "nsga2 + screening, 8 picks, ridge by leave-one-out": {"sampler": "nsga2", "screening": True,
-                                                               "screening_picks": 8, "surrogate_ridge": "loo"},
-        "nsga2 + screening, 8 picks, predicted rivals": {"sampler": "nsga2", "screening": True, "screening_picks": 8,
-                                                         "screening_rivals": "predicted"}}
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ Once the study holds ``min_trials`` complete trials, every time its queue runs d
    pinned parameters and the same constraints mechanism) whose first generation is the real trials
    with their real values (``rivals="evaluated"``) or with the values the surrogate predicts for each
    when fit without it (``rivals="predicted"``: predictions shrink towards the mean, so candidates
-   then meet rivals that shrink alike), and whose objective and constraints are the predictions (milliseconds a
-   candidate: its study lives in :class:`PredictedTrialsStorage`, which writes NSGA-II's sample at once);
+   then meet rivals that shrink alike), and whose objective and constraints are the predictions
+   (milliseconds a candidate: its study lives in :class:`PredictedTrialsStorage`, which writes
+   NSGA-II's sample at once);
 3. enqueues in the real study up to ``picks`` candidates of that study's feasible Pareto front that
    were predicted, not evaluated, spread along the front, each with the user attribute
    ``screening``: the round, the predicted values and the number of candidates screened.
