@@ -388,3 +388,17 @@ def test_a_trial_whose_candidate_was_evaluated_before_gets_a_copy_of_its_ribbon(
     bare = study.ask()
     copy_ribbon(bare, study.trials[plain.number], store)
     assert get_all_artifact_meta(bare) == []
+
+
+@pytest.mark.parametrize("kind", sorted(STORAGES))
+def test_an_optimised_study_names_every_trials_worker(tmp_path, kind):
+    from nas.study.storage import storage_for, worker_id
+
+    study = optuna.create_study(storage=storage_for(STORAGES[kind].format(tmp_path)), study_name="named",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study.enqueue_trial({"x": 0.5})
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=6)
+    trials = optuna.load_study(study_name="named", storage=storage_for(STORAGES[kind].format(tmp_path))).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 6 and trials[0].params == {"x": 0.5}
+    assert {t.user_attrs["worker"] for t in trials} == {worker_id()}
+    assert trials[1].datetime_start <= trials[1].datetime_complete
