@@ -145,7 +145,8 @@ def main() -> None:
                               timeout_s=args.minutes * 60, screener=timed)
                     if timed is not None:
                         study.set_user_attr(ROUND_SECONDS, timed.seconds)
-                rounds_s = None if timed is None else study.user_attrs.get(ROUND_SECONDS) or earlier.get((name, seed))
+                # None: a screened arm whose round times are not known
+                rounds_s = [] if timed is None else study.user_attrs.get(ROUND_SECONDS) or earlier.get((name, seed))
                 if rounds_s and ROUND_SECONDS not in study.user_attrs:  # a kept study keeps them from now on
                     study.set_user_attr(ROUND_SECONDS, rounds_s)
                 trials = sorted((t for t in study.get_trials(deepcopy=False) if t.datetime_complete is not None),
@@ -159,7 +160,7 @@ def main() -> None:
                                    "evaluated": sum(t.state == TrialState.COMPLETE for t in trials),
                                    "screened": int(study.user_attrs.get("screened_candidates", 0)),
                                    "screened_trials": sum("screening" in t.user_attrs for t in trials),
-                                   "screening_rounds_s": [] if timed is None else rounds_s,  # None: not known
+                                   "screening_rounds_s": rounds_s,
                                    "reused": reused})
                 print(f"seed {seed}, {name}: {runs[name][-1]['evaluated']} evaluated, "
                       f"{runs[name][-1]['screened']} screened" + (" (kept from an earlier run)" if reused else ""),

@@ -23,19 +23,36 @@ Targets are a matrix (candidates x outputs), e.g. accuracy and each exit's share
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 
-class OneHot:
-    """One column per ``name=value`` seen in ``params`` (unseen values encode as all zeros)."""
+class _ValueColumns:
+    """One column per ``group=value`` seen in ``params``, a parameter's group given by :meth:`group`
+    (unseen values and groups encode as zeros)."""
 
     def __init__(self, params: Sequence[Mapping[str, Any]]) -> None:
-        self.columns = sorted({f"{k}={v!r}" for p in params for k, v in p.items()})
+        self.columns = sorted({f"{self.group(k)}={v!r}" for p in params for k, v in p.items()})
         self.index = {c: i for i, c in enumerate(self.columns)}
+
+    @staticmethod
+    def group(name: str) -> str:
+        return name
+
+    def __call__(self, params: Mapping[str, Any]) -> np.ndarray:
+        raise NotImplementedError
+
+    def matrix(self, params: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """(len(params), columns) features."""
+        return np.stack([self(p) for p in params]) if params else np.zeros((0, len(self.columns)))
+
+
+class OneHot(_ValueColumns):
+    """One column per ``name=value`` seen in ``params`` (unseen values encode as all zeros)."""
 
     def __call__(self, params: Mapping[str, Any]) -> np.ndarray:
         f = np.zeros(len(self.columns))
@@ -44,10 +61,6 @@ class OneHot:
             if i is not None:
                 f[i] = 1.0
         return f
-
-    def matrix(self, params: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """(len(params), columns) features."""
-        return np.stack([self(p) for p in params]) if params else np.zeros((0, len(self.columns)))
 
 
 def parameter_group(name: str) -> str:
@@ -58,41 +71,25 @@ def parameter_group(name: str) -> str:
     return f"{kind}.{name.rsplit('.', 1)[1]}" if "." in name else kind
 
 
-class ValueShares:
+class ValueShares(_ValueColumns):
     """For each :func:`parameter_group` and value seen in ``params``, the share (0..1) of the group's
     parameters that take the value (unseen values and groups encode as zeros)."""
 
-    def __init__(self, params: Sequence[Mapping[str, Any]]) -> None:
-        self.columns = sorted({f"{parameter_group(k)}={v!r}" for p in params for k, v in p.items()})
-        self.index = {c: i for i, c in enumerate(self.columns)}
+    group = staticmethod(parameter_group)
 
     def __call__(self, params: Mapping[str, Any]) -> np.ndarray:
         f = np.zeros(len(self.columns))
-        sizes: dict[str, int] = {}
-        for k in params:
-            sizes[parameter_group(k)] = sizes.get(parameter_group(k), 0) + 1
-        for k, v in params.items():
-            group = parameter_group(k)
+        groups = [self.group(k) for k in params]
+        sizes = Counter(groups)
+        for group, v in zip(groups, params.values()):
             i = self.index.get(f"{group}={v!r}")
             if i is not None:
                 f[i] += 1.0 / sizes[group]
         return f
 
-    def matrix(self, params: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """(len(params), columns) features."""
-        return np.stack([self(p) for p in params]) if params else np.zeros((0, len(self.columns)))
-
-
-class Encoding(Protocol):
-    """Parameters to a fixed-width feature vector (fit on the training candidates' parameters)."""
-
-    columns: list[str]
-
-    def matrix(self, params: Sequence[Mapping[str, Any]]) -> np.ndarray: ...
-
 
 # the encodings a predictor may use, by name
-FEATURES: dict[str, Callable[[Sequence[Mapping[str, Any]]], Encoding]] = {"one-hot": OneHot, "shares": ValueShares}
+FEATURES: dict[str, type[_ValueColumns]] = {"one-hot": OneHot, "shares": ValueShares}
 
 RIDGE_GRID = tuple(float(10.0**k) for k in np.arange(-2.0, 4.01, 0.5))  # 0.01 .. 10000, half decades
 
@@ -128,7 +125,7 @@ class RidgePredictor:
         best = np.full(y.shape[1], np.inf)
         self.ridge = np.full(y.shape[1], strengths[0])
         self.features = [names[0]] * y.shape[1]
-        self._fits: dict[str, tuple[Encoding, np.ndarray]] = {}
+        self._fits: dict[str, tuple[_ValueColumns, np.ndarray]] = {}
         self.loo_predictions = np.tile(self.mean, (len(params), 1))
         first = True  # the first fit is kept where no error is finite
         for name in names:
@@ -145,11 +142,10 @@ class RidgePredictor:
                 if better.any():
                     best[better], self.ridge[better] = mse[better], a
                     self.loo_predictions[:, better] = (y - loo)[:, better]
-                    for j in np.flatnonzero(better):
-                        self.features[j] = name
-                        for other in self._fits.values():  # the column leaves an encoding chosen before
-                            other[1][:, j] = 0.0
                     weights[:, better] = vt.T @ ((s / (s**2 + a))[:, None] * uy[:, better])
+                    for _, chosen_before in self._fits.values():  # these columns leave an earlier encoding
+                        chosen_before[:, better] = 0.0
+                    self.features = [name if b else f for f, b in zip(self.features, better)]
             self._fits[name] = (encode, weights)
         self.loo_std = np.sqrt(best)  # per target column
 

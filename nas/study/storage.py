@@ -278,7 +278,7 @@ def sqlite_url(run_dir: str | Path) -> str:
 
 def send_held_writes(study: optuna.Study) -> None:
     """Send now what a :class:`BatchedRDBStorage` under ``study`` holds (nothing to do for other storages):
-    for a write that must outlive the process at once, such as the worker a restart looks for."""
+    for a write that must outlive the process at once."""
     storage = getattr(study._storage, "_backend", study._storage)  # Optuna wraps an RDB storage in its cache
     if isinstance(storage, BatchedRDBStorage):
         storage.flush()

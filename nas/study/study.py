@@ -33,7 +33,7 @@ from nas.study.metrics import METRIC_NAMES, OBJECTIVES, Objective  # noqa: F401 
 from nas.study.prescreen import Prescreener
 from nas.study.record import TrialRecord
 from nas.study.screening import Screener
-from nas.study.storage import StorageError, send_held_writes, storage_for, worker_id
+from nas.study.storage import StorageError, storage_for, worker_id
 from search_spaces import GenotypeError, SearchSpace
 
 
@@ -219,10 +219,9 @@ def make_objective(space: SearchSpace, evaluator: CandidateEvaluator,
     metrics = [OBJECTIVES[o].metric for o in objectives]
 
     def objective(trial: optuna.Trial) -> tuple[float, ...]:
-        # first, and sent at once: a restart recovers the trial if this process dies (a BatchedRDBStorage
-        # stamped it when the trial started; other storages, such as a journal file, learn it here)
+        # a restart recovers the trial if this process dies: the storages of storage_for stamped the worker
+        # in the write that started the trial; a study on any other storage learns it here
         trial.set_user_attr("worker", worker_id())
-        send_held_writes(trial.study)
         genotype = space.decode(trial.suggest_categorical)
         trial.set_user_attr("genotype", genotype.to_dict())
         earlier = evaluated_twin(trial.study, trial.user_attrs["genotype"], trial.number)
