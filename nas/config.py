@@ -50,7 +50,8 @@ class SpaceConfig:
 
 
 # subnet kinds of TrainConfig.companions
-COMPANIONS = ("smallest", "largest", "largest_low_bits", "reference", "reference_low_bits", "random")
+COMPANIONS = ("smallest", "smallest_high_bits", "largest", "largest_low_bits", "reference", "reference_low_bits",
+              "random")
 
 
 @dataclass
@@ -78,9 +79,9 @@ class TrainConfig:
     # progressive recipe (nas.supernet.training): the teacher alone in float for the first epochs ...
     fp32_epochs: int = 0
     # ... then, when set, the teacher at its highest bits plus ONE companion per step, cycling through
-    # these kinds: "smallest", "largest" (at its highest bits), "largest_low_bits" (the largest at the
-    # lowest bits), "reference" (the space's reference backbone at its lowest or highest bits),
-    # "reference_low_bits" (at its lowest bits), "random".
+    # these kinds: "smallest" (at its lowest bits), "smallest_high_bits" (at its highest), "largest" (at
+    # its highest bits), "largest_low_bits" (the largest at the lowest bits), "reference" (the space's
+    # reference backbone at its lowest or highest bits), "reference_low_bits" (at its lowest bits), "random".
     # Empty: the sandwich / random_subnets rule above from the first quantised epoch.
     companions: tuple[str, ...] = ()
     # the subnet of the progressive recipe that learns from the labels and teaches the companions: the

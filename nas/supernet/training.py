@@ -151,6 +151,8 @@ def _companion(space: SearchSpace, kind: str, rng: random.Random) -> Genotype:
     low, high = min(smallest.weight_bits), max(largest.weight_bits)
     if kind == "smallest":
         return smallest
+    if kind == "smallest_high_bits":
+        return at_bits(smallest, high)
     if kind == "largest":
         return largest
     if kind == "largest_low_bits":

@@ -152,6 +152,7 @@ def test_progressive_recipe_phases_and_companion_cycle(elastic):
     (float_largest,) = subnets_for_step(space, cfg, 0, 0, random.Random(0))
     assert set(float_largest.weight_bits) == {32} and float_largest.backbone == space.extreme(True).backbone
     kinds = [subnets_for_step(space, cfg, 1, step, random.Random(step)) for step in range(3)]
+    assert space.extreme(False).weight_bits[0] == 4  # "smallest" is the smallest at its lowest bits ...
     assert all(len(k) == 2 and k[0] == space.extreme(True) for k in kinds)  # the teacher: largest at 8 bits
     assert kinds[0][1] == space.extreme(False)
     assert kinds[1][1].backbone == space.extreme(True).backbone and set(kinds[1][1].weight_bits) == {4}
@@ -160,6 +161,10 @@ def test_progressive_recipe_phases_and_companion_cycle(elastic):
         assert set(g.weight_bits) == {bits}
     (g,) = subnets_for_step(space, _recipe(subnet="smallest"), 1, 0, random.Random(0))
     assert g.backbone == space.extreme(False).backbone and set(g.weight_bits) == {8}
+    # ... and "smallest_high_bits" the same network with every weight and activation at the highest
+    _, high = subnets_for_step(space, _recipe(companions=("smallest_high_bits",)), 1, 0, random.Random(0))
+    assert high.backbone == space.extreme(False).backbone
+    assert {*high.weight_bits, *high.act_bits, *high.exit_weight_bits, *high.exit_act_bits} == {8}
 
 
 def test_the_reference_backbone_can_be_the_teacher(elastic):
