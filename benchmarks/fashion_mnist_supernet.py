@@ -54,11 +54,12 @@ STAGES = {"supernet": CONFIG, "supernet_stage2": CONFIGS_DIR / "fashion_mnist_su
           "supernet_stage6": CONFIGS_DIR / "fashion_mnist_supernet_stage6.yaml",
           "supernet_stage7": CONFIGS_DIR / "fashion_mnist_supernet_stage7.yaml",
           "supernet_stage8": CONFIGS_DIR / "fashion_mnist_supernet_stage8.yaml",
-          "supernet_stage9": CONFIGS_DIR / "fashion_mnist_supernet_stage9.yaml"}
+          "supernet_stage9": CONFIGS_DIR / "fashion_mnist_supernet_stage9.yaml",
+          # stage 10 was tried from stage 9 (TRIED); stage 11 starts from stage 9 as well
+          "supernet_stage11": CONFIGS_DIR / "fashion_mnist_supernet_stage11.yaml"}
 # stages tried on top of the recipe and not adopted (trained and evaluated like a stage, reported beside
 # the last one, never published): part -> config
-TRIED = {"supernet_stage10": CONFIGS_DIR / "fashion_mnist_supernet_stage10.yaml",
-         "supernet_stage11": CONFIGS_DIR / "fashion_mnist_supernet_stage11.yaml"}
+TRIED = {"supernet_stage10": CONFIGS_DIR / "fashion_mnist_supernet_stage10.yaml"}
 SUPERNETS = {**STAGES, **TRIED}  # every supernet training: part -> config
 ZOO_NAME = "fmnist_mbv2_w025"
 ALONE = ("largest", "reference", "smallest")
@@ -195,8 +196,14 @@ def write_report(cfg: RunConfig, done: dict, n_train: int, n_test: int) -> None:
         "per_exit": per_exit, "weight_sharing": sharing, "per_exit_plot": figures.PER_EXIT_PLOT,
         "train_logs": {p: d["train_log"] for p, d in done.items() if p not in TRIED},
         "tried": {p: {"config": str(TRIED[p].relative_to(CONFIGS_DIR.parent)), "train_log": done[p]["train_log"],
-                      "rows": subnet_rows(done[p]["rows"])}
+                      "base": base_stage(cfg, p), "rows": subnet_rows(done[p]["rows"])}
                   for p in TRIED if p in done}})
+
+
+def base_stage(cfg: RunConfig, part: str) -> str | None:
+    """The recipe stage whose weights a supernet part started from (its ``train.init_from``), if any."""
+    init = part_config(cfg, part).train.init_from
+    return next((p for p in STAGES if init and Path(part_config(cfg, p).run_dir) == Path(init).parent), None)
 
 
 if __name__ == "__main__":

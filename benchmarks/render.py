@@ -392,23 +392,23 @@ def stage_table(data: dict, logs: dict) -> list[str]:
 
 
 def tried_table(data: dict) -> list[str]:
-    """Stages tried on top of the recipe and not adopted, against the last stage (in brackets)."""
+    """Stages tried on top of the recipe and not adopted, each against the stage it started from (in brackets)."""
     tried, stages = data.get("tried", {}), data.get("stages", {})
     if not tried or not stages:
         return []
-    last, base_rows = list(stages.items())[-1]
-    base = {(r["subnet"], r["bits"]): r["final_exit_accuracy"] for r in base_rows}
-    lines = ["", f"Tried from `{last}` and not adopted (not in the zoo, not in the recipe's epochs or hours); the "
-             f"change against `{last}` in brackets:", "",
-             "| stage | epochs | training | subnet | W8A8 | W4A4 |", "|---|---|---|---|---|---|"]
+    lines = ["", "Tried and not adopted (not in the zoo, not in the recipe's epochs or hours); the change against the "
+             "stage it started from in brackets:", "",
+             "| stage | from | epochs | training | subnet | W8A8 | W4A4 |", "|---|---|---|---|---|---|---|"]
     for part, t in tried.items():
+        start = t.get("base") or list(stages)[-1]  # older results: tried from the last stage
+        base = {(r["subnet"], r["bits"]): r["final_exit_accuracy"] for r in stages[start]}
         acc = {(r["subnet"], r["bits"]): r["final_exit_accuracy"] for r in t["rows"]}
         hours = sum(r.get("seconds", 0.0) for r in t["train_log"]) / 3600
         for subnet in ("largest", "reference", "smallest"):
             cells = [f"{100 * acc[(subnet, b)]:.2f} % ({100 * (acc[(subnet, b)] - base[(subnet, b)]):+.2f})"
                      for b in ("W8A8", "W4A4")]
-            lines.append(f"| `{part}` (`{t['config']}`) | {len(t['train_log'])} | {hours:.2f} h | {subnet} | "
-                         + " | ".join(cells) + " |")
+            lines.append(f"| `{part}` (`{t['config']}`) | `{start}` | {len(t['train_log'])} | {hours:.2f} h | "
+                         f"{subnet} | " + " | ".join(cells) + " |")
     return lines
 
 
