@@ -56,3 +56,18 @@ def test_a_section_says_when_it_was_scored_with_an_earlier_zoo_supernet():
     assert render.zoo_note({**then, "benchmark": "hwmodel_speed"}) == ""  # scores no network
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     assert render.zoo_note({**then, "commit": head}) == "" or render.zoo_record() != render.zoo_record(head)
+
+
+def test_a_tried_stage_is_compared_with_the_stage_it_started_from():
+    render = _render()
+
+    def rows(acc: float) -> list[dict]:
+        return [{"subnet": s, "bits": b, "final_exit_accuracy": acc} for s in ("largest", "reference", "smallest")
+                for b in ("W8A8", "W4A4")]
+
+    data = {"stages": {"s9": rows(0.90), "s11": rows(0.95)},
+            "tried": {"s10": {"config": "c.yaml", "base": "s9", "train_log": [{"seconds": 3600.0}], "rows": rows(0.91)}}}
+    table = [line for line in render.tried_table(data) if line.startswith("| `s10`")]
+    assert len(table) == 3 and all("| `s9` | 1 | 1.00 h |" in line and "91.00 % (+1.00)" in line for line in table)
+    del data["tried"]["s10"]["base"]  # results written before tried stages named their start: the last stage
+    assert all("91.00 % (-4.00)" in line for line in render.tried_table(data) if line.startswith("| `s10`"))
