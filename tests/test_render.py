@@ -65,8 +65,8 @@ def test_a_tried_stage_is_compared_with_the_stage_it_started_from():
         return [{"subnet": s, "bits": b, "final_exit_accuracy": acc} for s in ("largest", "reference", "smallest")
                 for b in ("W8A8", "W4A4")]
 
-    data = {"stages": {"s9": rows(0.90), "s11": rows(0.95)},
-            "tried": {"s10": {"config": "c.yaml", "base": "s9", "train_log": [{"seconds": 3600.0}], "rows": rows(0.91)}}}
+    tried = {"config": "c.yaml", "base": "s9", "train_log": [{"seconds": 3600.0}], "rows": rows(0.91)}
+    data = {"stages": {"s9": rows(0.90), "s11": rows(0.95)}, "tried": {"s10": tried}}
     table = [line for line in render.tried_table(data) if line.startswith("| `s10`")]
     assert len(table) == 3 and all("| `s9` | 1 | 1.00 h |" in line and "91.00 % (+1.00)" in line for line in table)
     del data["tried"]["s10"]["base"]  # results written before tried stages named their start: the last stage
