@@ -14,7 +14,7 @@ weights inherited from the supernet, batch-norm statistics re-estimated on 2000 
 Each training resumes from its checkpoint (``runs/fashion_mnist_*``), so the script can be run in
 several sittings; ``--only supernet`` or ``--only alone_largest`` (etc.) trains and evaluates one part,
 a plain run trains what is missing and writes the JSON. A stage tried and not adopted (``TRIED``)
-runs only with ``--only`` and is reported beside the last stage, never published. ``--publish``
+runs only with ``--only`` and is reported against the stage it started from, never published. ``--publish``
 then writes the zoo entry (``nas/zoo/fmnist_mbv2_w025.*``) with this accuracy table. ``--quick``:
 no training, a smoke run.
 
@@ -57,8 +57,8 @@ STAGES = {"supernet": CONFIG, "supernet_stage2": CONFIGS_DIR / "fashion_mnist_su
           "supernet_stage9": CONFIGS_DIR / "fashion_mnist_supernet_stage9.yaml",
           # stage 10 was tried from stage 9 (TRIED); stage 11 starts from stage 9 as well
           "supernet_stage11": CONFIGS_DIR / "fashion_mnist_supernet_stage11.yaml"}
-# stages tried on top of the recipe and not adopted (trained and evaluated like a stage, reported beside
-# the last one, never published): part -> config
+# stages tried on top of the recipe and not adopted (trained and evaluated like a stage, reported against
+# the stage they started from, never published): part -> config
 TRIED = {"supernet_stage10": CONFIGS_DIR / "fashion_mnist_supernet_stage10.yaml"}
 SUPERNETS = {**STAGES, **TRIED}  # every supernet training: part -> config
 ZOO_NAME = "fmnist_mbv2_w025"
