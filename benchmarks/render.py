@@ -373,6 +373,11 @@ def zoo_line() -> str:
             f"{recipe_stages(record)} stages (sha256 {record['sha256'][:12]}...).")
 
 
+def final_accuracy(rows: list[dict]) -> dict[tuple[str, str], float]:
+    """A supernet part's final-exit test accuracy (0..1) by (subnet, bits)."""
+    return {(r["subnet"], r["bits"]): r["final_exit_accuracy"] for r in rows}
+
+
 def stage_table(data: dict, logs: dict) -> list[str]:
     """Test accuracy after each stage of the recipe (its epochs and training hours), stage by stage."""
     stages = data.get("stages", {})
@@ -384,7 +389,7 @@ def stage_table(data: dict, logs: dict) -> list[str]:
              "| stage | epochs | training | " + " | ".join(f"{a} {b}" for a, b in cols) + " |",
              "|---|---|---|" + "---|" * len(cols)]
     for stage, rows in stages.items():
-        acc = {(r["subnet"], r["bits"]): r["final_exit_accuracy"] for r in rows}
+        acc = final_accuracy(rows)
         log = logs.get(stage, [])
         lines.append(f"| `{stage}` | {len(log)} | {sum(r.get('seconds', 0.0) for r in log) / 3600:.2f} h | "
                      + " | ".join(f"{100 * acc[c]:.2f} %" if c in acc else "" for c in cols) + " |")
@@ -401,8 +406,7 @@ def tried_table(data: dict) -> list[str]:
              "| stage | from | epochs | training | subnet | W8A8 | W4A4 |", "|---|---|---|---|---|---|---|"]
     for part, t in tried.items():
         start = t.get("base") or list(stages)[-1]  # older results: tried from the last stage
-        base = {(r["subnet"], r["bits"]): r["final_exit_accuracy"] for r in stages[start]}
-        acc = {(r["subnet"], r["bits"]): r["final_exit_accuracy"] for r in t["rows"]}
+        base, acc = final_accuracy(stages[start]), final_accuracy(t["rows"])
         hours = sum(r.get("seconds", 0.0) for r in t["train_log"]) / 3600
         for subnet in ("largest", "reference", "smallest"):
             cells = [f"{100 * acc[(subnet, b)]:.2f} % ({100 * (acc[(subnet, b)] - base[(subnet, b)]):+.2f})"
