@@ -32,7 +32,7 @@ from nas.supernet.training import at_bits, load_supernet
 from search_spaces import Genotype, SearchSpace, Supernet
 
 DEFAULT = (f"zoo:{ZOO_NAME}", "runs/fashion_mnist_supernet_stage12/supernet.pt")
-SUBNETS = ("largest", "reference")
+SUBNETS = ("largest", "reference", "smallest")
 CALIBRATION = (2000, 10000)  # training images for re-estimated statistics
 BATCH = 500  # test images per batch with batch statistics
 

@@ -644,6 +644,21 @@ def freed_memory_section(data: dict) -> list[str]:
     return lines
 
 
+def bn_statistics_section(data: dict) -> list[str]:
+    lines = header("Batch-norm statistics: re-estimated against batch statistics", data)
+    n = data["calibration_images"]
+    lines += [f"Final-exit test accuracy ({data['test_images']} images), W8A8, with the batch-norm statistics every other "
+              f"figure uses (re-estimated on {' and on '.join(map(str, n))} training images) and with batch statistics "
+              f"(each test batch of {data['batch']} normalised by its own mean and variance, as in training).", "",
+              "| supernet | subnet | " + " | ".join(f"re-estimated, {k} images" for k in n)
+              + f" | batch statistics | re-estimated ({n[0]}) - batch |", "|---|---|" + "---|" * (len(n) + 2)]
+    for r in data["rows"]:
+        cells = " | ".join(f"{100 * r[f'reestimated_{k}']:.2f} %" for k in n)
+        gap = 100 * (r[f"reestimated_{n[0]}"] - r["batch_statistics"])
+        lines.append(f"| `{r['checkpoint']}` | {r['subnet']} | {cells} | {100 * r['batch_statistics']:.2f} % | {gap:+.2f} |")
+    return lines
+
+
 def study_overhead_section(data: dict) -> list[str]:
     lines = header("A trial outside the evaluator: the study's storage", data)
     lines += [f"One {data['sampler'].upper()} study per storage on a SQLite file, the whole space, the real objective "
@@ -1026,7 +1041,7 @@ def documents() -> dict[Path, str]:
     for name, render in (("reference_search", headline_section), ("readme_commands", readme_section), ("hwmodel_speed", speed_section),
                          ("hwmodel_fidelity", fidelity_section), ("exit_branch_costs", exit_branch_section), ("zigzag_settings", settings_section),
                          ("scheduling", scheduling_section), ("training_throughput", throughput_section),
-                         ("fashion_mnist_supernet", fashion_section), ("bit_sensitivity", bit_sensitivity_section), ("input_steps", input_steps_section), ("input_steps_stage9", input_steps_section), ("recipe_probe", probe_section), ("gpu_supernet", gpu_section), ("onnx_fidelity", onnx_section), ("candidate_eval", candidate_section), ("freed_memory", freed_memory_section), ("study_overhead", study_overhead_section), ("predictors", predictors_section), ("search_samplers", samplers_section), ("search_wall_time", wall_time_section),
+                         ("fashion_mnist_supernet", fashion_section), ("bit_sensitivity", bit_sensitivity_section), ("bn_statistics", bn_statistics_section), ("input_steps", input_steps_section), ("input_steps_stage9", input_steps_section), ("recipe_probe", probe_section), ("gpu_supernet", gpu_section), ("onnx_fidelity", onnx_section), ("candidate_eval", candidate_section), ("freed_memory", freed_memory_section), ("study_overhead", study_overhead_section), ("predictors", predictors_section), ("search_samplers", samplers_section), ("search_wall_time", wall_time_section),
                          ("reference_studies", reference_section), ("reference_search", search_section),
                          ("stream_crosscheck", stream_section)):
         data = load(name)
