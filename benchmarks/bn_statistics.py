@@ -8,7 +8,7 @@ statistics re-estimated on 2000 and on 10000 training images, and batch statisti
 figures fall well under the batch-statistics one, the population statistics no longer fit the weights:
 the supernet is sound, its re-estimated statistics are not.
 
-Usage: python benchmarks/bn_statistics.py [CHECKPOINT ...]   (default: the zoo supernet and recipe stage 12)
+Usage: python benchmarks/bn_statistics.py [CHECKPOINT ...]   (default: the zoo supernet and the tried stage 12)
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from nas.study.evaluator import candidate_network
 from nas.supernet.training import at_bits, load_supernet
 from search_spaces import Genotype, SearchSpace, Supernet
 
-DEFAULT = (f"zoo:{ZOO_NAME}", "runs/fashion_mnist_supernet_stage12/supernet.pt")
+DEFAULT = (f"zoo:{ZOO_NAME}", "benchmarks/checkpoints/fashion_mnist_supernet_stage12/supernet.pt")  # tried stage 12
 SUBNETS = ("largest", "reference", "smallest")
 CALIBRATION = (2000, 10000)  # training images for re-estimated statistics
 BATCH = 500  # test images per batch with batch statistics
