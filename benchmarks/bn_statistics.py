@@ -8,7 +8,11 @@ statistics re-estimated on 2000 and on 10000 training images, and batch statisti
 figures fall well under the batch-statistics one, the population statistics no longer fit the weights:
 the supernet is sound, its re-estimated statistics are not.
 
-Usage: python benchmarks/bn_statistics.py [CHECKPOINT ...]   (default: the zoo supernet and the tried stage 12)
+``--per-layer`` finds the layers to blame: the reference backbone at W8A8 on the first 2000 test images,
+re-estimated statistics everywhere but one batch-norm layer at a time, which uses batch statistics.
+
+Usage: python benchmarks/bn_statistics.py [--per-layer] [CHECKPOINT ...]
+(default: the zoo supernet and the tried stage 12; with --per-layer, stage 12)
 """
 
 from __future__ import annotations
@@ -35,20 +39,48 @@ DEFAULT = (f"zoo:{ZOO_NAME}", "benchmarks/checkpoints/fashion_mnist_supernet_sta
 SUBNETS = ("largest", "reference", "smallest")
 CALIBRATION = (2000, 10000)  # training images for re-estimated statistics
 BATCH = 500  # test images per batch with batch statistics
+LAYER_IMAGES = 2000  # test images for --per-layer (one evaluation per batch-norm layer)
+
+
+def use_batch_statistics(bn: torch.nn.Module) -> None:
+    """Make ``bn`` normalise each batch by its own statistics and keep its stored ones unchanged."""
+    bn.train()
+    bn.momentum = 0.0
 
 
 @torch.no_grad()
+def final_accuracy(net: torch.nn.Module, test: Split) -> float:
+    """Final-exit accuracy over ``test`` in batches of ``BATCH``, in the modes the net's modules are in."""
+    right = sum(int((net(x)[-1].argmax(1) == y).sum()) for x, y in test.batches(BATCH))
+    return right / len(test)
+
+
+def batch_norms(net: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    return {name: m for name, m in net.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
+
+
 def batch_statistics_accuracy(supernet: Supernet, genotype: Genotype, test: Split) -> float:
     """Final-exit accuracy with every batch norm normalising each batch by its own statistics."""
     net = candidate_network(supernet, genotype, None)
-    for bn in net.modules():
-        if isinstance(bn, torch.nn.modules.batchnorm._BatchNorm):
-            bn.train()
-            bn.momentum = 0.0  # normalise with the batch's statistics, keep the stored ones unchanged
-    right = 0
-    for x, y in test.batches(BATCH):
-        right += int((net(x)[-1].argmax(1) == y).sum())
-    return right / len(test)
+    for bn in batch_norms(net).values():
+        use_batch_statistics(bn)
+    return final_accuracy(net, test)
+
+
+def per_layer(supernet: Supernet, genotype: Genotype, test: Split, calibration: torch.Tensor) -> dict:
+    """Re-estimated statistics everywhere, then one batch norm at a time on batch statistics: which layers'
+    re-estimated statistics cost the accuracy (the gain when that layer alone uses the batch's)."""
+    net = candidate_network(supernet, genotype, calibration)
+    bns = batch_norms(net)
+    out = {"reestimated": final_accuracy(net, test), "layers": []}
+    for name, bn in bns.items():
+        use_batch_statistics(bn)
+        out["layers"].append({"layer": name, "accuracy": final_accuracy(net, test)})
+        bn.eval()
+    for bn in bns.values():
+        use_batch_statistics(bn)
+    out["batch_statistics"] = final_accuracy(net, test)
+    return out
 
 
 def load(space: SearchSpace, name: str) -> Supernet:
@@ -59,10 +91,20 @@ def load(space: SearchSpace, name: str) -> Supernet:
 
 
 def main() -> None:
-    checkpoints = sys.argv[1:] or list(DEFAULT)
+    args = sys.argv[1:]
+    layers = "--per-layer" in args
+    checkpoints = [a for a in args if a != "--per-layer"] or list(DEFAULT[-1:] if layers else DEFAULT)
     torch.manual_seed(0)
     splits, space = api.data_and_space(load_config(CONFIG))
     archs = architectures(space)
+    if layers:
+        test = Split(splits.test.images[:LAYER_IMAGES], splits.test.labels[:LAYER_IMAGES])
+        g = at_bits(archs["reference"], 8)
+        rows = [{"checkpoint": name, "subnet": "reference", "bits": "W8A8",
+                 **per_layer(load(space, name), g, test, splits.train.images[:CALIBRATION[0]])} for name in checkpoints]
+        write_result("bn_statistics_layers", {"test_images": LAYER_IMAGES, "calibration_images": CALIBRATION[0],
+                                              "batch": BATCH, "rows": rows})
+        return
     rows = []
     for name in checkpoints:
         supernet = load(space, name)
