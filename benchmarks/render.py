@@ -659,6 +659,20 @@ def bn_statistics_section(data: dict) -> list[str]:
     return lines
 
 
+def bn_layers_section(data: dict) -> list[str]:
+    lines = header("Batch-norm statistics, layer by layer", data)
+    for r in data["rows"]:
+        layers = sorted(r["layers"], key=lambda x: -x["accuracy"])
+        base = r["reestimated"]
+        lines += [f"`{r['checkpoint']}`, {r['subnet']} {r['bits']}, the first {data['test_images']} test images: "
+                  f"{100 * base:.2f} % with every batch norm re-estimated ({data['calibration_images']} training images), "
+                  f"{100 * r['batch_statistics']:.2f} % with every one on batch statistics (batches of {data['batch']}). "
+                  f"One layer at a time on batch statistics, the rest re-estimated, the {min(5, len(layers))} of "
+                  f"{len(layers)} layers that gain most:", "", "| layer | accuracy | gain |", "|---|---|---|"]
+        lines += [f"| `{x['layer']}` | {100 * x['accuracy']:.2f} % | {100 * (x['accuracy'] - base):+.2f} |" for x in layers[:5]]
+    return lines
+
+
 def study_overhead_section(data: dict) -> list[str]:
     lines = header("A trial outside the evaluator: the study's storage", data)
     lines += [f"One {data['sampler'].upper()} study per storage on a SQLite file, the whole space, the real objective "
@@ -1041,7 +1055,7 @@ def documents() -> dict[Path, str]:
     for name, render in (("reference_search", headline_section), ("readme_commands", readme_section), ("hwmodel_speed", speed_section),
                          ("hwmodel_fidelity", fidelity_section), ("exit_branch_costs", exit_branch_section), ("zigzag_settings", settings_section),
                          ("scheduling", scheduling_section), ("training_throughput", throughput_section),
-                         ("fashion_mnist_supernet", fashion_section), ("bit_sensitivity", bit_sensitivity_section), ("bn_statistics", bn_statistics_section), ("input_steps", input_steps_section), ("input_steps_stage9", input_steps_section), ("recipe_probe", probe_section), ("gpu_supernet", gpu_section), ("onnx_fidelity", onnx_section), ("candidate_eval", candidate_section), ("freed_memory", freed_memory_section), ("study_overhead", study_overhead_section), ("predictors", predictors_section), ("search_samplers", samplers_section), ("search_wall_time", wall_time_section),
+                         ("fashion_mnist_supernet", fashion_section), ("bit_sensitivity", bit_sensitivity_section), ("bn_statistics", bn_statistics_section), ("bn_statistics_layers", bn_layers_section), ("input_steps", input_steps_section), ("input_steps_stage9", input_steps_section), ("recipe_probe", probe_section), ("gpu_supernet", gpu_section), ("onnx_fidelity", onnx_section), ("candidate_eval", candidate_section), ("freed_memory", freed_memory_section), ("study_overhead", study_overhead_section), ("predictors", predictors_section), ("search_samplers", samplers_section), ("search_wall_time", wall_time_section),
                          ("reference_studies", reference_section), ("reference_search", search_section),
                          ("stream_crosscheck", stream_section)):
         data = load(name)
