@@ -10,9 +10,11 @@ the supernet is sound, its re-estimated statistics are not.
 
 ``--per-layer`` finds the layers to blame: the reference backbone at W8A8 on the first 2000 test images,
 re-estimated statistics everywhere but one batch-norm layer at a time, which uses batch statistics.
+``--variants`` re-estimates the reference's statistics in one large batch, and on test images, beside the
+usual way.
 
-Usage: python benchmarks/bn_statistics.py [--per-layer] [CHECKPOINT ...]
-(default: the zoo supernet and the tried stage 12; with --per-layer, stage 12)
+Usage: python benchmarks/bn_statistics.py [--per-layer | --variants] [CHECKPOINT ...]
+(default: the zoo supernet and the tried stage 12; with --per-layer or --variants, stage 12)
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from benchmarks._common import write_result
 from benchmarks.fashion_mnist_supernet import CONFIG, ZOO_NAME, architectures, evaluate
 from nas import api, zoo
 from nas.config import load_config
-from nas.data import Split
+from nas.data import Split, Splits
 from nas.study.evaluator import candidate_network
+from nas.supernet.calibrate import recalibrate_batchnorm
 from nas.supernet.training import at_bits, load_supernet
 from search_spaces import Genotype, SearchSpace, Supernet
 
@@ -56,6 +59,7 @@ def final_accuracy(net: torch.nn.Module, test: Split) -> float:
 
 
 def batch_norms(net: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """The net's batch-norm layers by module name."""
     return {name: m for name, m in net.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
 
 
@@ -83,6 +87,22 @@ def per_layer(supernet: Supernet, genotype: Genotype, test: Split, calibration: 
     return out
 
 
+def reestimation_variants(supernet: Supernet, genotype: Genotype, splits: Splits) -> list[dict]:
+    """Final-exit test accuracy with the statistics re-estimated three ways on 2000 images: as every figure does
+    (training images, a cumulative average over batches of 250), in one batch of 2000 training images, and on the
+    test split's first 2000 images (a shift between training and test images would show here)."""
+    n, out = CALIBRATION[0], []
+    for label, images, batch in (("training images, batches of 250", splits.train.images[:n], 250),
+                                 (f"training images, one batch of {n}", splits.train.images[:n], n),
+                                 ("test images, batches of 250", splits.test.images[:n], 250)):
+        with torch.no_grad():
+            net = supernet.eval().extract(genotype)
+            recalibrate_batchnorm(net, images, batch_size=batch)
+        out.append({"re_estimation": label, "accuracy": final_accuracy(net.eval(), splits.test)})
+        print(out[-1], flush=True)
+    return out
+
+
 def load(space: SearchSpace, name: str) -> Supernet:
     """A zoo supernet (``zoo:NAME``) or a checkpoint file."""
     if name.startswith("zoo:"):
@@ -92,11 +112,17 @@ def load(space: SearchSpace, name: str) -> Supernet:
 
 def main() -> None:
     args = sys.argv[1:]
-    layers = "--per-layer" in args
-    checkpoints = [a for a in args if a != "--per-layer"] or list(DEFAULT[-1:] if layers else DEFAULT)
+    layers, variants = "--per-layer" in args, "--variants" in args
+    checkpoints = [a for a in args if not a.startswith("--")] or list(DEFAULT[-1:] if layers or variants else DEFAULT)
     torch.manual_seed(0)
     splits, space = api.data_and_space(load_config(CONFIG))
     archs = architectures(space)
+    if variants:
+        g = at_bits(archs["reference"], 8)
+        rows = [{"checkpoint": name, "subnet": "reference", "bits": "W8A8",
+                 "variants": reestimation_variants(load(space, name), g, splits)} for name in checkpoints]
+        write_result("bn_statistics_variants", {"test_images": len(splits.test), "rows": rows})
+        return
     if layers:
         test = Split(splits.test.images[:LAYER_IMAGES], splits.test.labels[:LAYER_IMAGES])
         g = at_bits(archs["reference"], 8)

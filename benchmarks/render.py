@@ -659,6 +659,16 @@ def bn_statistics_section(data: dict) -> list[str]:
     return lines
 
 
+def bn_variants_section(data: dict) -> list[str]:
+    lines = header("Batch-norm statistics: three ways to re-estimate them", data)
+    lines += [f"Final-exit test accuracy ({data['test_images']} images), statistics re-estimated on 2000 images three ways.",
+              "", "| supernet | subnet | re-estimated on | accuracy |", "|---|---|---|---|"]
+    for r in data["rows"]:
+        lines += [f"| `{r['checkpoint']}` | {r['subnet']} {r['bits']} | {v['re_estimation']} | {100 * v['accuracy']:.2f} % |"
+                  for v in r["variants"]]
+    return lines
+
+
 def bn_layers_section(data: dict) -> list[str]:
     lines = header("Batch-norm statistics, layer by layer", data)
     for r in data["rows"]:
@@ -1055,7 +1065,7 @@ def documents() -> dict[Path, str]:
     for name, render in (("reference_search", headline_section), ("readme_commands", readme_section), ("hwmodel_speed", speed_section),
                          ("hwmodel_fidelity", fidelity_section), ("exit_branch_costs", exit_branch_section), ("zigzag_settings", settings_section),
                          ("scheduling", scheduling_section), ("training_throughput", throughput_section),
-                         ("fashion_mnist_supernet", fashion_section), ("bit_sensitivity", bit_sensitivity_section), ("bn_statistics", bn_statistics_section), ("bn_statistics_layers", bn_layers_section), ("input_steps", input_steps_section), ("input_steps_stage9", input_steps_section), ("recipe_probe", probe_section), ("gpu_supernet", gpu_section), ("onnx_fidelity", onnx_section), ("candidate_eval", candidate_section), ("freed_memory", freed_memory_section), ("study_overhead", study_overhead_section), ("predictors", predictors_section), ("search_samplers", samplers_section), ("search_wall_time", wall_time_section),
+                         ("fashion_mnist_supernet", fashion_section), ("bit_sensitivity", bit_sensitivity_section), ("bn_statistics", bn_statistics_section), ("bn_statistics_layers", bn_layers_section), ("bn_statistics_variants", bn_variants_section), ("input_steps", input_steps_section), ("input_steps_stage9", input_steps_section), ("recipe_probe", probe_section), ("gpu_supernet", gpu_section), ("onnx_fidelity", onnx_section), ("candidate_eval", candidate_section), ("freed_memory", freed_memory_section), ("study_overhead", study_overhead_section), ("predictors", predictors_section), ("search_samplers", samplers_section), ("search_wall_time", wall_time_section),
                          ("reference_studies", reference_section), ("reference_search", search_section),
                          ("stream_crosscheck", stream_section)):
         data = load(name)
