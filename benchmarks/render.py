@@ -661,7 +661,8 @@ def bn_statistics_section(data: dict) -> list[str]:
 
 def bn_variants_section(data: dict) -> list[str]:
     lines = header("Batch-norm statistics: three ways to re-estimate them", data)
-    lines += [f"Final-exit test accuracy ({data['test_images']} images), statistics re-estimated on 2000 images three ways.",
+    lines += [f"Final-exit test accuracy ({data['test_images']} images), batch-norm statistics re-estimated three ways "
+              "(the images and batches each row names).",
               "", "| supernet | subnet | re-estimated on | accuracy |", "|---|---|---|---|"]
     for r in data["rows"]:
         lines += [f"| `{r['checkpoint']}` | {r['subnet']} {r['bits']} | {v['re_estimation']} | {100 * v['accuracy']:.2f} % |"
