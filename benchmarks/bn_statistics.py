@@ -63,9 +63,8 @@ def batch_norms(net: torch.nn.Module) -> dict[str, torch.nn.Module]:
     return {name: m for name, m in net.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
 
 
-def batch_statistics_accuracy(supernet: Supernet, genotype: Genotype, test: Split) -> float:
+def batch_statistics_accuracy(net: torch.nn.Module, test: Split) -> float:
     """Final-exit accuracy with every batch norm normalising each batch by its own statistics."""
-    net = candidate_network(supernet, genotype, None)
     for bn in batch_norms(net).values():
         use_batch_statistics(bn)
     return final_accuracy(net, test)
@@ -81,9 +80,7 @@ def per_layer(supernet: Supernet, genotype: Genotype, test: Split, calibration: 
         use_batch_statistics(bn)
         out["layers"].append({"layer": name, "accuracy": final_accuracy(net, test)})
         bn.eval()
-    for bn in bns.values():
-        use_batch_statistics(bn)
-    out["batch_statistics"] = final_accuracy(net, test)
+    out["batch_statistics"] = batch_statistics_accuracy(net, test)
     return out
 
 
@@ -95,9 +92,8 @@ def reestimation_variants(supernet: Supernet, genotype: Genotype, splits: Splits
     for label, images, batch in (("training images, batches of 250", splits.train.images[:n], 250),
                                  (f"training images, one batch of {n}", splits.train.images[:n], n),
                                  ("test images, batches of 250", splits.test.images[:n], 250)):
-        with torch.no_grad():
-            net = supernet.eval().extract(genotype)
-            recalibrate_batchnorm(net, images, batch_size=batch)
+        net = candidate_network(supernet, genotype, None)
+        recalibrate_batchnorm(net, images, batch_size=batch)
         out.append({"re_estimation": label, "accuracy": final_accuracy(net.eval(), splits.test)})
         print(out[-1], flush=True)
     return out
@@ -141,7 +137,7 @@ def main() -> None:
             for n in CALIBRATION:
                 row[f"reestimated_{n}"] = evaluate(supernet, g, splits.test.images, splits.test.labels,
                                                    splits.train.images[:n])["final_exit_accuracy"]
-            row["batch_statistics"] = batch_statistics_accuracy(supernet, g, splits.test)
+            row["batch_statistics"] = batch_statistics_accuracy(candidate_network(supernet, g, None), splits.test)
             row["seconds"] = time.time() - t0
             rows.append(row)
             print(row, flush=True)
