@@ -65,6 +65,10 @@ SUPERNETS = {**STAGES, **TRIED}  # every supernet training: part -> config
 ZOO_NAME = "fmnist_mbv2_w025"
 ALONE = ("largest", "reference", "smallest")
 CHECK_IMAGES = 1000  # the zoo test reproduces the reference backbone's accuracy on this test slice
+# how a part's batch-norm statistics were re-estimated (nas.supernet.calibrate.recalibrate_batchnorm); parts
+# evaluated before it became layer by layer lack the key and were re-estimated the older way
+BN_REESTIMATION = "layer by layer"
+OLD_BN_REESTIMATION = "training mode, batches of 250"
 
 
 def architectures(space: SearchSpace) -> dict[str, Genotype]:
@@ -138,6 +142,7 @@ def main() -> None:
                          "macs": total_macs(space.layer_graph(g)), **evaluate(net, at_bits(g, 8), *test, calibration)})
             print(rows[-1]["subnet"], rows[-1]["final_exit_accuracy"], flush=True)
         done[part] = {"rows": rows, "eval_s": time.time() - t0, "train_log": train_log(pcfg),
+                      "bn_reestimation": BN_REESTIMATION,
                       "checkpoint_epoch": int(torch.load(api.paths(pcfg).checkpoint, weights_only=True)["epoch"])}
         if not quick:
             results_path.write_text(json.dumps(done, indent=1) + "\n")
@@ -195,6 +200,7 @@ def write_report(cfg: RunConfig, done: dict, n_train: int, n_test: int) -> None:
         "rows": subnet_rows(final["rows"]) + [d["rows"][0] for p, d in done.items() if p not in SUPERNETS],
         "stages": {p: subnet_rows(done[p]["rows"]) for p in STAGES if p in done},
         "per_exit": per_exit, "weight_sharing": sharing, "per_exit_plot": figures.PER_EXIT_PLOT,
+        "bn_reestimation": {p: d.get("bn_reestimation", OLD_BN_REESTIMATION) for p, d in done.items()},
         "train_logs": {p: d["train_log"] for p, d in done.items() if p not in TRIED},
         "tried": {p: {"config": str(TRIED[p].relative_to(CONFIGS_DIR.parent)), "train_log": done[p]["train_log"],
                       "base": base_stage(cfg, p), "rows": subnet_rows(done[p]["rows"])}

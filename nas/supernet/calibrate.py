@@ -14,6 +14,7 @@ import torch
 
 from nas.data import Split
 from search_spaces import EarlyExitNet
+from search_spaces.modules.batchnorm import reestimate_batchnorm
 from search_spaces.modules.early_exit import exit_taken
 
 
@@ -105,25 +106,20 @@ def accuracy_target_thresholds(train_accuracy: Sequence[float], target: float, b
 
 @torch.no_grad()
 def recalibrate_batchnorm(net: torch.nn.Module, images: torch.Tensor, batch_size: int = 250) -> None:
-    """Re-estimate every batch-norm layer's statistics on ``images`` (cumulative average, in order,
-    deterministic): statistics accumulated while training many subnets do not fit any one of them."""
-    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not bns or len(images) == 0:
+    """Re-estimate every batch-norm layer's statistics on ``images`` as eval mode sees them
+    (:func:`search_spaces.modules.batchnorm.reestimate_batchnorm`: exact, deterministic, whatever
+    ``batch_size``, which only bounds memory): statistics accumulated while training many subnets do not
+    fit any one of them. An early-exit network's stages are its stem and blocks; its exit heads hold no
+    batch norm, and one batch through them gives any exit quantiser never used before its first-use step."""
+    batches = list(torch.split(images, batch_size))
+    if not batches:
         return
     net.eval()
-    saved = [bn.momentum for bn in bns]
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None
-        bn.train()
-    for start in range(0, len(images), batch_size):
-        # exit heads hold no batch norm, so after the first batch (which also gives any exit quantiser
-        # never used before its first-use step size) only the stem and blocks run
-        run = net.features if isinstance(net, EarlyExitNet) and start else net
-        run(images[start : start + batch_size])
-    for bn, momentum in zip(bns, saved):
-        bn.momentum = momentum
-    net.eval()
+    if isinstance(net, EarlyExitNet):
+        reestimate_batchnorm([net.stem, *net.blocks], batches)
+        net(batches[0])
+    else:
+        reestimate_batchnorm(list(net) if isinstance(net, torch.nn.Sequential) else [net], batches)
 
 
 @torch.no_grad()

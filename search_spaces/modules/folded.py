@@ -33,10 +33,10 @@ accuracy and exit ratios against the exact path. :func:`nhwc` lays a batch out i
 memory order even when it has one channel, which sends every convolution down oneDNN's faster
 NHWC kernels.
 
-:func:`recalibrate_folded` re-estimates the batch-norm statistics on the folded layers themselves
-(each convolves integer levels, then normalises with the batch's statistics in place), with
-:func:`batch_stats` instead of torch's batch norm, whose NHWC variance on a CPU is off by up to
-~1e-3 relative.
+:func:`recalibrate_folded` re-estimates the batch-norm statistics on the folded layers themselves,
+layer by layer as :mod:`search_spaces.modules.batchnorm` does on the network: each layer adds the raw
+sums of its integer levels to the moments (:func:`~search_spaces.modules.batchnorm.batch_stats`, not
+torch's batch norm, whose NHWC variance on a CPU is off by up to ~1e-3 relative).
 """
 
 from __future__ import annotations
@@ -49,11 +49,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from search_spaces.genotype import FLOAT_BITS
+from search_spaces.modules.batchnorm import Collected, Moments, reestimate
 from search_spaces.modules.blocks import ConvBNAct
 from search_spaces.modules.lsq import levels, qrange
 
 RELU6_MAX = 6.0
-CANCELLATION = 16.0  # mean^2 / variance above which batch_stats sums a second time, centred
 INT8_BITS = 8  # layers whose weights and input run at this many bits or fewer may convolve integers
 SIGNED_ZERO = 128  # the byte that stands for level 0 of an input whose levels may be negative
 
@@ -82,40 +82,6 @@ def nhwc(x: torch.Tensor) -> torch.Tensor:
     n, c, h, w = x.shape
     out = torch.empty_strided(tuple(x.shape), (h * w * c, 1, w * c, c), dtype=x.dtype, device=x.device)
     return out.copy_(x)
-
-
-def batch_stats(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and biased variance of ``y`` (N, C, H, W) over N, H and W, accurate to float
-    precision in either memory order (torch's batch norm on an NHWC tensor, on a CPU, is off by up to
-    ~1e-3 relative in the variance). Sums per image in float, then over images in double; a channel
-    whose mean is large against its spread (where E[y^2] - E[y]^2 cancels) is summed again centred."""
-    n, c = y.shape[:2]
-    per_image = y.permute(0, 2, 3, 1).reshape(n, -1, c)  # a view of an NHWC batch
-    count = per_image.shape[0] * per_image.shape[1]
-
-    def moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        sums, squares = _sums(x)
-        mean = sums.double().sum(0) / count
-        return mean, squares.double().sum(0) / count - mean * mean
-
-    mean, var = moments(per_image)
-    if bool((mean * mean > CANCELLATION * var).any()):
-        shift, (mean, var) = mean, moments(per_image - mean.float())
-        mean = mean + shift
-    return mean.float(), var.clamp_(min=0).float()
-
-
-def _sums(x: torch.Tensor, chunk: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    """sum_m x[n, m, c] and sum_m x[n, m, c]^2 per (n, c), in float, ``chunk`` images at a time: each
-    chunk is summed, then squared into one buffer and summed again while it is in cache (two passes
-    over the whole batch and a batch-sized temporary for the squares are about twice as slow)."""
-    buffer = torch.empty_like(x[:chunk])
-    sums, squares = x.new_empty(x.shape[0], x.shape[2]), x.new_empty(x.shape[0], x.shape[2])
-    for start in range(0, len(x), chunk):
-        part, rows = x[start : start + chunk], slice(start, start + min(chunk, len(x) - start))
-        torch.sum(part, 1, out=sums[rows])
-        torch.sum(torch.mul(part, part, out=buffer[: len(part)]), 1, out=squares[rows])
-    return sums, squares
 
 
 class FoldedConv(nn.Module):
@@ -172,7 +138,7 @@ class FoldedConv(nn.Module):
         self.register_buffer("weight", None)  # set by :meth:`fold`
         self.register_buffer("bias", None)
         self.bn = bn  # eval mode: its running statistics are folded in (:meth:`fold`)
-        self.calibrating = False  # batch norm on batch statistics, accumulated into its running ones
+        self.collecting: Moments | None = None  # add the raw sums to these moments and stop the pass
         self.relu_in = relu_in and self.inv is None  # a float input gets its ReLU6 as a clamp
         self.relu = layer.relu is not None
         self.prescaled = False  # the layer before multiplied its output by self.inv (:meth:`scale_output`)
@@ -197,20 +163,11 @@ class FoldedConv(nn.Module):
         self.post = self.post * factor
         self.fold()
 
-    def _batch_affine(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Batch norm in training mode on the batch ``y`` of raw sums, times the output factor: the
-        per-channel scale and shift that normalise ``y`` with its mean and biased variance, whose
-        cumulative average (the unbiased variance) goes into the running statistics, as
-        ``torch.nn.BatchNorm2d(momentum=None)`` does."""
-        bn = self.bn
-        mean, var = batch_stats(y)
-        count = y.numel() // y.shape[1]
-        bn.num_batches_tracked.add_(1)
-        factor = 1.0 / float(bn.num_batches_tracked)
-        bn.running_mean.mul_(1 - factor).add_(mean, alpha=factor)
-        bn.running_var.mul_(1 - factor).add_(var * (count / max(count - 1, 1)), alpha=factor)
-        scale = bn.weight * torch.rsqrt(var + bn.eps) * self.post
-        return scale, bn.bias * self.post - mean * scale
+    def _collect(self, raw: torch.Tensor) -> None:
+        """Add the raw sums (before batch norm and the output factor) to :attr:`collecting` and stop the pass."""
+        assert self.collecting is not None
+        self.collecting.add(raw)
+        raise Collected
 
     def _levels(self, x: torch.Tensor) -> torch.Tensor:
         """A float input's integer levels, as floats in ``x``'s memory order (in place when the layer
@@ -244,22 +201,16 @@ class FoldedConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.int8:
             x = x if x.dtype == torch.uint8 else self._bytes(x)
-            if not self.calibrating:
-                return self._int8(x, self.weight, self.bias)
-            # batch norm on the batch: its statistics from the raw sums, then the convolution again with
-            # them folded in (cheaper than normalising, clamping and rounding in separate passes)
-            scale, shift = self._batch_affine(self._int8(x, self.unit, None, raw=True))
-            return self._int8(x, (self.unit * scale).contiguous(), shift)
+            if self.collecting is not None:
+                self._collect(self._int8(x, self.unit, None, raw=True))
+            return self._int8(x, self.weight, self.bias)
         if self.inv is not None:  # integer levels; the step is in the weights
             x = self._levels(x)
         elif self.relu_in:
             x = x.clamp(0.0, RELU6_MAX)
-        if self.calibrating:
-            y = F.conv2d(x, self.raw, None, self.stride, self.padding, 1, self.groups)
-            scale, shift = self._batch_affine(y)
-            y = y.mul_(scale.reshape(1, -1, 1, 1)).add_(shift.reshape(1, -1, 1, 1))
-        else:
-            y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
+        if self.collecting is not None:
+            self._collect(F.conv2d(x, self.raw, None, self.stride, self.padding, 1, self.groups))
+        y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
         return y.clamp_(0.0, RELU6_MAX) if self.relu else y
 
 
@@ -300,24 +251,20 @@ def fold_backbone(stem: nn.Module, blocks: nn.ModuleList, *, keep: bool = True,
     return holder.stem.eval(), holder.blocks.eval()
 
 
-@torch.no_grad()
 def recalibrate_folded(stem: nn.Module, blocks: nn.ModuleList, images: torch.Tensor, batch_size: int = 250) -> None:
     """Re-estimate the batch-norm statistics of folded layers on ``images``, as
-    :func:`nas.supernet.calibrate.recalibrate_batchnorm` does on the network (reset, then the cumulative
-    average of each batch's mean and unbiased variance, batch norm normalising with batch statistics),
-    and fold the new statistics in. Each layer convolves integer levels, takes :func:`batch_stats` and
-    normalises in place, without the quantisers' extra passes; the sums run in another order, so the
-    statistics agree with the network's to float precision."""
-    layers = [m for part in (stem, blocks) for m in part.modules() if isinstance(m, FoldedConv)]
-    for layer in layers:
-        layer.bn.reset_running_stats()
-        layer.calibrating = True
-    try:
-        for start in range(0, len(images), batch_size):
-            h = stem(nhwc(images[start : start + batch_size]))
-            for block in blocks:
-                h = block(h)
-    finally:
-        for layer in layers:
-            layer.calibrating = False
-            layer.fold()
+    :func:`nas.supernet.calibrate.recalibrate_batchnorm` does on the network (each layer's statistics those of
+    its input over all images, the layers before it normalising with their new ones; :func:`reestimate`), and
+    fold them in. Each layer adds the raw sums of its integer levels; the sums run in another order than the
+    network's, so the statistics agree with its to float precision."""
+    def collect(layer: nn.Module, moments: Moments | None) -> None:
+        assert isinstance(layer, FoldedConv)
+        layer.collecting = moments
+
+    def store(layer: nn.Module, moments: Moments) -> None:
+        assert isinstance(layer, FoldedConv)
+        moments.store(layer.bn, len(batches))
+        layer.fold()
+
+    batches = [nhwc(x) for x in torch.split(images, batch_size)]
+    reestimate([stem, *blocks], batches, lambda m: isinstance(m, FoldedConv), collect, store)
