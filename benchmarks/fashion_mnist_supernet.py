@@ -128,14 +128,15 @@ def main() -> None:
                                  **evaluate(net, at_bits(g, bits), *test, calibration)})
                     print(rows[-1]["subnet"], rows[-1]["bits"], rows[-1]["final_exit_accuracy"], flush=True)
             ref = archs["reference"]
-            for depth in (1, 2):
+            for depth in () if part in TRIED else (1, 2):  # a tried stage reports its subnets only
                 g = replace(ref, branch_depths=(depth,) * len(ref.branch_depths))
                 rows.append({"subnet": "reference", "bits": "W8A8", "branch_depth": depth,
                              "exit_labels": [*EXIT_POINT_LABELS, FINAL_LABEL],
                              **evaluate(net, at_bits(g, 8), *test, calibration)})
             check = {"subnet": "reference", "bits": "W8A8", "test_images": CHECK_IMAGES,
                      "bn_recalibration_samples": len(calibration)}
-            rows.append({"check": {**check, "accuracy": zoo.measure_check(net, space, splits, check)}})
+            if part not in TRIED:
+                rows.append({"check": {**check, "accuracy": zoo.measure_check(net, space, splits, check)}})
         else:
             g = archs[part.removeprefix("alone_")]
             rows.append({"subnet": f"{part.removeprefix('alone_')}, trained alone", "bits": "W8A8",

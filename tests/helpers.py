@@ -7,7 +7,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
+from torch import nn
 
 from hwmodel import SystemSpec, load_system
 from search_spaces import Genotype
@@ -68,3 +70,20 @@ def running_trial(db: Path) -> int | None:
     except sqlite3.Error:  # the worker is still creating the tables
         return None
     return None if row is None else int(row[0])
+
+
+def trained_like(module: nn.Module, bits: int, in_channels: int, seed: int = 0) -> nn.Module:
+    """``module`` with random batch-norm statistics and affine parameters, its quantisers at ``bits``
+    (steps initialised on a batch), in eval mode."""
+    torch.manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.3, 0.3)
+        if hasattr(m, "set_bits"):
+            m.set_bits(bits, bits)
+    with torch.no_grad():
+        module.train()(torch.randn(8, in_channels, 12, 12))
+    return module.eval()

@@ -11,6 +11,7 @@ from nas.supernet.calibrate import recalibrate_batchnorm
 from search_spaces.modules.batchnorm import Moments, batch_stats, reestimate_batchnorm
 from search_spaces.modules.blocks import BasicBlock, ConvBNAct, InvertedResidual
 from search_spaces.modules.folded import nhwc
+from tests.helpers import trained_like
 
 
 def _network(seed: int = 0, bits: int = 4) -> nn.Sequential:
@@ -18,17 +19,7 @@ def _network(seed: int = 0, bits: int = 4) -> nn.Sequential:
     torch.manual_seed(seed)
     net = nn.Sequential(ConvBNAct(1, 8, 3, bits_choices=(4,)),
                         InvertedResidual(8, 8, (3,), (3,), 1, True, (4,)), BasicBlock(8, 16, 2, (4,)))
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 3.0)
-            m.bias.data.uniform_(-0.3, 0.3)
-        if hasattr(m, "set_bits"):
-            m.set_bits(bits, bits)
-    with torch.no_grad():
-        net.train()(torch.randn(8, 1, 12, 12))  # the quantisers' first-use steps
-    return net.eval()
+    return trained_like(net, bits, 1, seed)
 
 
 def _input_statistics(net: nn.Module, images: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -18,25 +18,9 @@ from search_spaces.modules.folded import (
     nhwc,
     recalibrate_folded,
 )
+from tests.helpers import trained_like
 
 INT8 = [False, pytest.param(True, marks=pytest.mark.skipif(not int8_available(), reason="no oneDNN int8 convolution"))]
-
-
-def _trained_like(module: nn.Module, bits: int, in_channels: int, seed: int = 0) -> nn.Module:
-    """``module`` with random batch-norm statistics and affine parameters, its quantisers at ``bits``
-    (steps initialised on a batch), in eval mode."""
-    torch.manual_seed(seed)
-    for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.3, 0.3)
-        if hasattr(m, "set_bits"):
-            m.set_bits(bits, bits)
-    with torch.no_grad():
-        module.train()(torch.randn(8, in_channels, 12, 12))
-    return module.eval()
 
 
 def test_nhwc_lays_out_a_one_channel_batch_channels_last():
@@ -51,7 +35,7 @@ def test_nhwc_lays_out_a_one_channel_batch_channels_last():
 def test_a_folded_layer_computes_the_layer_to_float_precision():
     for bits in (32, 8, 4):
         for depthwise in (False, True):
-            layer = _trained_like(ConvBNAct(6, 6, 3, 2, depthwise=depthwise, bits_choices=(4, 8)), bits, 6)
+            layer = trained_like(ConvBNAct(6, 6, 3, 2, depthwise=depthwise, bits_choices=(4, 8)), bits, 6)
             x = torch.randn(5, 6, 12, 12)
             with torch.no_grad():
                 want, got = layer(x), FoldedConv(layer)(x)
@@ -61,7 +45,7 @@ def test_a_folded_layer_computes_the_layer_to_float_precision():
 def test_a_relu6_moved_into_the_next_quantiser_gives_the_same_levels():
     # q(relu6(x)) = clamp(round(x / s), max(Qn, 0), min(Qp, round(6 / s))), bit for bit
     for bits in (8, 4, 32):
-        layer = _trained_like(ConvBNAct(4, 4, 1, bits_choices=(4, 8), act_signed=False), bits, 4, seed=bits)
+        layer = trained_like(ConvBNAct(4, 4, 1, bits_choices=(4, 8), act_signed=False), bits, 4, seed=bits)
         x = torch.randn(3, 4, 6, 6) * 4
         with torch.no_grad():
             assert torch.equal(FoldedConv(layer, relu_in=True)(x), FoldedConv(layer)(x.clamp(0, 6)))
@@ -78,7 +62,7 @@ def test_an_int8_layer_computes_the_layer_to_float_precision(int8):
     for bits in (32, 8, 4):
         for depthwise in (False, True):
             for signed in (False, True):
-                layer = _trained_like(ConvBNAct(6, 6, 3, 2, depthwise=depthwise, bits_choices=(4, 8),
+                layer = trained_like(ConvBNAct(6, 6, 3, 2, depthwise=depthwise, bits_choices=(4, 8),
                                                 act_signed=signed), bits, 6)
                 x = nhwc(torch.randn(5, 6, 12, 12) * 2)
                 folded = FoldedConv(layer, int8=int8)
@@ -97,7 +81,7 @@ def test_a_layer_whose_input_has_a_zero_point_folds_exactly(int8):
         torch.manual_seed(bits)
         layer = ConvBNAct(1, 6, 3, 2, bits_choices=(4, 8))
         layer.conv.act.range_init = layer.conv.act.zero_point = True
-        layer = _trained_like(layer, bits, 1)
+        layer = trained_like(layer, bits, 1)
         x = torch.rand(5, 1, 12, 12) * 3.0 - 0.66  # mostly positive, as a standardised image
         with torch.no_grad():
             layer.train()(x)  # fit the step and zero point to this range
@@ -115,7 +99,7 @@ def test_a_layer_whose_input_has_a_zero_point_folds_exactly(int8):
 def test_an_int8_producer_writes_its_consumers_levels_as_bytes(bits):
     if not int8_available():
         pytest.skip("no oneDNN int8 convolution")
-    block = _trained_like(InvertedResidual(8, 8, (6,), (5,), 1, True, (4, 8)), bits, 8)
+    block = trained_like(InvertedResidual(8, 8, (6,), (5,), 1, True, (4, 8)), bits, 8)
     x = nhwc(torch.randn(4, 8, 12, 12) * 2)
     (_, as_int8), (_, as_float) = (fold_backbone(nn.Identity(), nn.ModuleList([block]), int8=i) for i in (True, False))
     expand, dw = as_int8[0].expand, as_int8[0].dw
@@ -138,7 +122,7 @@ def test_folded_blocks_compute_the_blocks(int8):
         BasicBlock(16, 24, 2, (4, 8)),
     ])
     stem = ConvBNAct(1, 8, 3, bits_choices=(4, 8))
-    holder = _trained_like(nn.Sequential(stem, *blocks), 8, 1)
+    holder = trained_like(nn.Sequential(stem, *blocks), 8, 1)
     stem, blocks = holder[0], nn.ModuleList(list(holder)[1:])
     fstem, fblocks = fold_backbone(stem, blocks, int8=int8)
     assert not any(isinstance(m, ConvBNAct) for m in fblocks.modules())
@@ -175,7 +159,7 @@ def test_folding_a_layer_in_training_mode_is_refused():
 def test_folding_in_place_reuses_the_modules():
     stem = ConvBNAct(1, 8, 3, bits_choices=(8,))
     blocks = nn.ModuleList([InvertedResidual(8, 8, (3,), (3,), 1, True, (8,))])
-    holder = _trained_like(nn.Sequential(stem, *blocks), 8, 1)
+    holder = trained_like(nn.Sequential(stem, *blocks), 8, 1)
     stem, blocks = holder[0], nn.ModuleList(list(holder)[1:])
     fstem, fblocks = fold_backbone(stem, blocks, keep=False)
     assert fblocks is blocks and isinstance(blocks[0].dw, FoldedConv) and isinstance(fstem, FoldedConv)
@@ -186,7 +170,7 @@ def test_recalibrating_folded_layers_gives_the_networks_statistics(int8):
     for bits in (32, 8, 4):
         stem = ConvBNAct(1, 8, 3, bits_choices=(4, 8))
         blocks = nn.ModuleList([InvertedResidual(8, 8, (3, 6), (3, 5), 1, True, (4, 8)), BasicBlock(8, 16, 2, (4, 8))])
-        holder = _trained_like(nn.Sequential(stem, *blocks), bits, 1, seed=bits)
+        holder = trained_like(nn.Sequential(stem, *blocks), bits, 1, seed=bits)
         images = torch.rand(60, 1, 12, 12)
         want = copy.deepcopy(holder)
         recalibrate_batchnorm(want, images, batch_size=25)  # three batches, the last one smaller
