@@ -16,7 +16,7 @@ layer on test images. ``--per-layer`` finds the layers to blame: the reference b
 statistics.
 
 Usage: python benchmarks/bn_statistics.py [--per-layer | --variants] [CHECKPOINT ...]
-(default: the zoo supernet and the tried stage 12; with --per-layer, stage 12)
+(CHECKPOINT: a file or zoo:NAME; default: the zoo supernet. Each row names its weights' sha256.)
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from nas.supernet.calibrate import recalibrate_batchnorm
 from nas.supernet.training import at_bits, load_supernet
 from search_spaces import Genotype, SearchSpace, Supernet
 
-DEFAULT = (f"zoo:{ZOO_NAME}", "benchmarks/checkpoints/fashion_mnist_supernet_stage12/supernet.pt")  # tried stage 12
+DEFAULT = (f"zoo:{ZOO_NAME}",)
 SUBNETS = ("largest", "reference", "smallest")
 CALIBRATION = (2000, 10000)  # training images for re-estimated statistics
 BATCH = 500  # test images per batch with batch statistics
@@ -121,6 +121,11 @@ def reestimation_variants(supernet: Supernet, genotype: Genotype, splits: Splits
     return out
 
 
+def weights_sha256(name: str) -> str:
+    """The sha256 of a zoo supernet's file (``zoo:NAME``) or of a checkpoint file."""
+    return zoo.entry(name.removeprefix("zoo:")).sha256 if name.startswith("zoo:") else zoo.file_sha256(Path(name))
+
+
 def load(space: SearchSpace, name: str) -> Supernet:
     """A zoo supernet (``zoo:NAME``) or a checkpoint file."""
     if name.startswith("zoo:"):
@@ -131,20 +136,20 @@ def load(space: SearchSpace, name: str) -> Supernet:
 def main() -> None:
     args = sys.argv[1:]
     layers, variants = "--per-layer" in args, "--variants" in args
-    checkpoints = [a for a in args if not a.startswith("--")] or list(DEFAULT[-1:] if layers else DEFAULT)
+    checkpoints = [a for a in args if not a.startswith("--")] or list(DEFAULT)
     torch.manual_seed(0)
     splits, space = api.data_and_space(load_config(CONFIG))
     archs = architectures(space)
     if variants:
         g = at_bits(archs["reference"], 8)
-        rows = [{"checkpoint": name, "subnet": "reference", "bits": "W8A8",
+        rows = [{"checkpoint": name, "sha256": weights_sha256(name), "subnet": "reference", "bits": "W8A8",
                  "variants": reestimation_variants(load(space, name), g, splits)} for name in checkpoints]
         write_result("bn_statistics_variants", {"test_images": len(splits.test), "rows": rows})
         return
     if layers:
         test = Split(splits.test.images[:LAYER_IMAGES], splits.test.labels[:LAYER_IMAGES])
         g = at_bits(archs["reference"], 8)
-        rows = [{"checkpoint": name, "subnet": "reference", "bits": "W8A8",
+        rows = [{"checkpoint": name, "sha256": weights_sha256(name), "subnet": "reference", "bits": "W8A8",
                  **per_layer(load(space, name), g, test, splits.train.images[:CALIBRATION[0]])} for name in checkpoints]
         write_result("bn_statistics_layers", {"test_images": LAYER_IMAGES, "calibration_images": CALIBRATION[0],
                                               "batch": BATCH, "rows": rows})
@@ -155,7 +160,7 @@ def main() -> None:
         for subnet in SUBNETS:
             g = at_bits(archs[subnet], 8)
             t0 = time.time()
-            row = {"checkpoint": name, "subnet": subnet, "bits": "W8A8"}
+            row = {"checkpoint": name, "sha256": weights_sha256(name), "subnet": subnet, "bits": "W8A8"}
             for n in CALIBRATION:
                 row[f"reestimated_{n}"] = evaluate(supernet, g, splits.test.images, splits.test.labels,
                                                    splits.train.images[:n])["final_exit_accuracy"]

@@ -22,6 +22,7 @@ ZOO_NAME = "fmnist_mbv2_w025"
 # the benchmarks that score networks with the zoo supernet (their sections say when it was an earlier one)
 ZOO_BENCHMARKS = {"bit_sensitivity", "candidate_eval", "freed_memory", "onnx_fidelity", "predictors", "readme_commands", "recipe_probe",
                   "reference_search", "reference_studies", "screening_round", "search_wall_time", "study_overhead"}
+LAYER_BY_LAYER_COMMIT = "f587b68"  # batch norm re-estimated layer by layer from this commit on (before: training mode)
 
 
 def load(name: str) -> dict | None:
@@ -64,10 +65,22 @@ def zoo_note(data: dict) -> str:
             f"recipe stages, sha256 {then['sha256'][:12]}...), not the one shipped now.")
 
 
+def reestimation_note(data: dict) -> str:
+    """For a benchmark that re-estimates batch norm: a sentence if its commit did it the older way."""
+    if data.get("benchmark") not in ZOO_BENCHMARKS | {"input_steps"} or not data.get("commit"):
+        return ""
+    newer = subprocess.run(["git", "-C", str(ROOT), "merge-base", "--is-ancestor", LAYER_BY_LAYER_COMMIT,
+                            data["commit"]], capture_output=True)
+    if newer.returncode != 1:  # 0: the commit has it; otherwise git cannot tell
+        return ""
+    return (" Batch norm re-estimated the older way (training mode, batches of 250), before commit "
+            f"{LAYER_BY_LAYER_COMMIT} made it layer by layer.")
+
+
 def header(title: str, data: dict) -> list[str]:
     dirty = " plus uncommitted changes" if data.get("uncommitted_changes") else ""
     return [f"### {title}", "", f"`{data['command']}` (commit {data['commit'][:8]}{dirty}) - {machine_line(data)}."
-            + zoo_note(data), ""]
+            + zoo_note(data) + reestimation_note(data), ""]
 
 
 def speed_section(data: dict) -> list[str]:
@@ -667,6 +680,11 @@ def freed_memory_section(data: dict) -> list[str]:
     return lines
 
 
+def weights(row: dict) -> str:
+    """A bn_statistics row's supernet: its file or zoo name, and its weights' sha256 where recorded."""
+    return f"`{row['checkpoint']}`" + (f" (sha256 {row['sha256'][:12]}...)" if "sha256" in row else "")
+
+
 def bn_statistics_section(data: dict) -> list[str]:
     lines = header("Batch-norm statistics: re-estimated against batch statistics", data)
     n = data["calibration_images"]
@@ -679,7 +697,7 @@ def bn_statistics_section(data: dict) -> list[str]:
     for r in data["rows"]:
         cells = " | ".join(f"{100 * r[f'reestimated_{k}']:.2f} %" for k in n)
         gap = 100 * (r[f"reestimated_{n[0]}"] - r["batch_statistics"])
-        lines.append(f"| `{r['checkpoint']}` | {r['subnet']} | {cells} | {100 * r['batch_statistics']:.2f} % | {gap:+.2f} |")
+        lines.append(f"| {weights(r)} | {r['subnet']} | {cells} | {100 * r['batch_statistics']:.2f} % | {gap:+.2f} |")
     return lines
 
 
@@ -692,7 +710,7 @@ def bn_variants_section(data: dict) -> list[str]:
               "average over batches.",
               "", "| supernet | subnet | re-estimated on | accuracy |", "|---|---|---|---|"]
     for r in data["rows"]:
-        lines += [f"| `{r['checkpoint']}` | {r['subnet']} {r['bits']} | {v['re_estimation']} | {100 * v['accuracy']:.2f} % |"
+        lines += [f"| {weights(r)} | {r['subnet']} {r['bits']} | {v['re_estimation']} | {100 * v['accuracy']:.2f} % |"
                   for v in r["variants"]]
     return lines
 
@@ -702,7 +720,7 @@ def bn_layers_section(data: dict) -> list[str]:
     for r in data["rows"]:
         layers = sorted(r["layers"], key=lambda x: -x["accuracy"])
         base = r["reestimated"]
-        lines += [f"`{r['checkpoint']}`, {r['subnet']} {r['bits']}, the first {data['test_images']} test images: "
+        lines += [f"{weights(r)}, {r['subnet']} {r['bits']}, the first {data['test_images']} test images: "
                   f"{100 * base:.2f} % with every batch norm re-estimated ({data['calibration_images']} training images), "
                   f"{100 * r['batch_statistics']:.2f} % with every one on batch statistics (batches of {data['batch']}). "
                   f"One layer at a time on batch statistics, the rest re-estimated, the {min(5, len(layers))} of "
