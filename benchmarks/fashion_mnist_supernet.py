@@ -142,7 +142,9 @@ def main() -> None:
             rows.append({"subnet": f"{part.removeprefix('alone_')}, trained alone", "bits": "W8A8",
                          "macs": total_macs(space.layer_graph(g)), **evaluate(net, at_bits(g, 8), *test, calibration)})
             print(rows[-1]["subnet"], rows[-1]["final_exit_accuracy"], flush=True)
-        done[part] = {"rows": rows, "eval_s": time.time() - t0, "train_log": train_log(pcfg),
+        # a part re-scored from its weights alone (no log in its run directory) keeps the log it was trained with
+        log = train_log(pcfg) or done.get(part, {}).get("train_log", [])
+        done[part] = {"rows": rows, "eval_s": time.time() - t0, "train_log": log,
                       "bn_reestimation": BN_REESTIMATION,
                       "checkpoint_epoch": int(torch.load(api.paths(pcfg).checkpoint, weights_only=True)["epoch"])}
         if not quick:
