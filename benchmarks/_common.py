@@ -24,7 +24,7 @@ def _source() -> tuple[str, bool]:
     return commit, dirty
 
 
-_SOURCE = _source()
+SOURCE = _source()  # (commit, uncommitted changes) when the benchmark started
 _LOAD_AT_START = os.getloadavg()[0]  # other work running beside the benchmark inflates its timings
 
 
@@ -51,7 +51,7 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     """Write ``results/<name>.json`` with the machine description and the command that produced it."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    commit, dirty = _SOURCE
+    commit, dirty = SOURCE
     data = {"benchmark": name, "command": command(), "commit": commit,
             "uncommitted_changes": dirty, "machine": machine(), **payload}
     path.write_text(json.dumps(data, indent=2) + "\n")

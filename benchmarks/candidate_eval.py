@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
-from benchmarks._common import RESULTS, write_result
+from benchmarks._common import RESULTS, SOURCE, write_result
 
 if TYPE_CHECKING:
     from nas.study.evaluator import CandidateEvaluator
@@ -204,7 +204,10 @@ def main(argv: list[str] | None = None) -> None:
 
     # the supernet that scored the records (--timing-only keeps the last file's records, and so its supernet)
     records_sha = kept.get("records_zoo_sha256") if kept else zoo.entry(ZOO_NAME).sha256
+    # the commit that measured the fidelity figures and records (--timing-only keeps the last file's)
+    fidelity_commit = kept.get("fidelity_commit", kept["commit"]) if kept else SOURCE[0]
     write_result("candidate_eval", {"zoo": ZOO_NAME, "records_zoo_sha256": records_sha,
+                                    "fidelity_commit": fidelity_commit,
                                     "val_images": VAL_IMAGES, "heads": "candidate",
                                     "threads": torch.get_num_threads(), "int8_available": int8_available(),
                                     "candidates": args.candidates, "variants": rows, "exact": EXACT.name,

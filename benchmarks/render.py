@@ -607,6 +607,16 @@ def onnx_section(data: dict) -> list[str]:
     return lines
 
 
+def fidelity_origin(data: dict) -> str:
+    """Where candidate_eval's fidelity figures come from when an earlier run measured them (--timing-only)."""
+    commit = data.get("fidelity_commit")
+    if not commit or commit == data["commit"]:
+        return ""
+    older = reestimation_note({"benchmark": "candidate_eval", "commit": commit})
+    older = f"; {older.strip()[0].lower()}{older.strip()[1:].rstrip('.')}" if older else ""
+    return f" (measured at commit {commit[:8]}, kept by a timing-only run{older})"
+
+
 def candidate_section(data: dict) -> list[str]:
     lines = header("Evaluating one candidate: phase by phase", data)
     lines += [f"The search's evaluator on the zoo supernet `{data['zoo']}`: {data['val_images']} validation images, "
@@ -649,7 +659,7 @@ def candidate_section(data: dict) -> list[str]:
               f"{flt['batchnorm'] / fast['batchnorm']:.2f}x). The default path (2000 batch-norm images) is "
               f"{before['total'] / now['total']:.2f}x faster than the extracted network's path in the same batches.",
               "", f"Fidelity against the exact path (the extracted network, as exported), on {f['candidates']} "
-              "random candidates:", ""]
+              "random candidates" + fidelity_origin(data) + ":", ""]
     for key, why in (("default", "folding and integer sums alone: float sums in another order flip a "
                                  "quantisation level here and there, and a flipped 4-bit level moves what follows"),
                      ("more_bn", "plus batch norm estimated on fewer images"),
