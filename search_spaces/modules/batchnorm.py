@@ -5,8 +5,8 @@ training mode (each batch normalised by its own mean and variance, the running s
 batches) gives every layer the statistics of inputs that eval mode never produces: the layers before it
 normalised each batch by that batch's statistics, not by the ones they keep. On a supernet with channels of
 small spread that a layer amplifies, the two differ by a large fraction of a channel's spread and the
-accuracy falls (``benchmarks/bn_statistics.py --variants``: 1.7 points on the tried stage 12's reference
-subnet, which re-estimated in one batch of 2000 images keeps them).
+accuracy falls (``benchmarks/bn_statistics.py --variants``: on the zoo supernet's reference subnet, 1.7
+points that training mode on all 2000 images in one batch, or this module, keep).
 
 :func:`reestimate` computes each layer's statistics exactly on the inputs eval mode gives it: the network
 is cut into stages (an early-exit network's stem and blocks), each stage's input is kept for every image,

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from typing import NoReturn
 
 import torch
 from torch import nn
@@ -163,7 +164,7 @@ class FoldedConv(nn.Module):
         self.post = self.post * factor
         self.fold()
 
-    def _collect(self, raw: torch.Tensor) -> None:
+    def _collect(self, raw: torch.Tensor) -> NoReturn:
         """Add the raw sums (before batch norm and the output factor) to :attr:`collecting` and stop the pass."""
         assert self.collecting is not None
         self.collecting.add(raw)
