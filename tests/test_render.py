@@ -71,3 +71,26 @@ def test_a_tried_stage_is_compared_with_the_stage_it_started_from():
     assert len(table) == 3 and all("| `s9` | 1 | 1.00 h |" in line and "91.00 % (+1.00)" in line for line in table)
     del data["tried"]["s10"]["base"]  # results written before tried stages named their start: the last stage
     assert all("91.00 % (-4.00)" in line for line in render.tried_table(data) if line.startswith("| `s10`"))
+
+
+def test_a_section_says_when_it_re_estimated_batch_norm_the_older_way():
+    import subprocess
+
+    import pytest
+
+    render = _render()
+    if subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", render.LAYER_BY_LAYER_COMMIT],
+                      capture_output=True).returncode:
+        pytest.skip(f"needs the repository's history (commit {render.LAYER_BY_LAYER_COMMIT})")
+    older = {"benchmark": "reference_studies", "commit": "9c14525"}  # the commit before layer-by-layer batch norm
+    assert "older way (training mode, batches of 250)" in render.reestimation_note(older)
+    assert render.reestimation_note({**older, "commit": render.LAYER_BY_LAYER_COMMIT}) == ""
+    assert render.reestimation_note({**older, "benchmark": "hwmodel_speed"}) == ""  # re-estimates nothing
+    # the stage table marks the stages re-estimated the older way, and only those
+    rows = [{"subnet": s, "bits": b, "final_exit_accuracy": 0.9} for s in ("largest", "reference", "smallest")
+            for b in ("W8A8", "W4A4")]
+    data = {"stages": {"s1": rows, "s2": rows}, "bn_reestimation": {"s1": "training mode, batches of 250",
+                                                                     "s2": "layer by layer"}}
+    table = render.stage_table(data, {})
+    assert any(line.startswith("| `s1` \\*") for line in table) and any(line.startswith("| `s2` |") for line in table)
+    assert any(line.startswith("\\* Batch norm re-estimated the older way") for line in table)
