@@ -133,9 +133,9 @@ def main() -> None:
                 rows.append({"subnet": "reference", "bits": "W8A8", "branch_depth": depth,
                              "exit_labels": [*EXIT_POINT_LABELS, FINAL_LABEL],
                              **evaluate(net, at_bits(g, 8), *test, calibration)})
-            check = {"subnet": "reference", "bits": "W8A8", "test_images": CHECK_IMAGES,
-                     "bn_recalibration_samples": len(calibration)}
             if part not in TRIED:
+                check = {"subnet": "reference", "bits": "W8A8", "test_images": CHECK_IMAGES,
+                         "bn_recalibration_samples": len(calibration)}
                 rows.append({"check": {**check, "accuracy": zoo.measure_check(net, space, splits, check)}})
         else:
             g = archs[part.removeprefix("alone_")]

@@ -401,14 +401,14 @@ def stage_table(data: dict, logs: dict) -> list[str]:
     lines = ["", "Stage by stage (final-exit test accuracy after each stage, weights as that stage left them):", "",
              "| stage | epochs | training | " + " | ".join(f"{a} {b}" for a, b in cols) + " |",
              "|---|---|---|" + "---|" * len(cols)]
-    methods = data.get("bn_reestimation", {})
+    methods, now = data.get("bn_reestimation", {}), current_reestimation(data)
     for stage, rows in stages.items():
         acc = final_accuracy(rows)
         log = logs.get(stage, [])
-        mark = " \\*" if methods and reestimation(data, stage) != reestimation(data, last_stage(data)) else ""
+        mark = " \\*" if methods and reestimation(data, stage) != now else ""
         lines.append(f"| `{stage}`{mark} | {len(log)} | {sum(r.get('seconds', 0.0) for r in log) / 3600:.2f} h | "
                      + " | ".join(f"{100 * acc[c]:.2f} %" if c in acc else "" for c in cols) + " |")
-    older = sorted({reestimation(data, p) for p in stages} - {reestimation(data, last_stage(data))})
+    older = sorted({reestimation(data, p) for p in stages} - {now})
     if methods and older:
         lines += ["", f"\\* Batch norm re-estimated the older way ({', '.join(older)}), which gives each layer the "
                   "statistics of inputs eval mode never produces (`benchmarks/bn_statistics.py --variants`); the weights "
@@ -416,9 +416,9 @@ def stage_table(data: dict, logs: dict) -> list[str]:
     return lines
 
 
-def last_stage(data: dict) -> str:
-    """The recipe stage the report's subnet rows come from (the last one measured)."""
-    return list(data.get("stages", {"supernet": None}))[-1]
+def current_reestimation(data: dict) -> str:
+    """How the report's subnet rows (the last recipe stage measured) had their batch-norm statistics re-estimated."""
+    return reestimation(data, list(data.get("stages", {"supernet": None}))[-1])
 
 
 def reestimation(data: dict, part: str) -> str:
@@ -455,7 +455,7 @@ def fashion_section(data: dict) -> list[str]:
               f"{data['train_images']} training images; training "
               + ", ".join(f"{p} {s / 3600:.2f} h" for p, s in train_s.items())
               + f". Test accuracy ({data['test_images']} images), weights inherited from the supernet, batch-norm "
-              f"statistics re-estimated on 2000 training images ({reestimation(data, last_stage(data))})." + zoo_line(),
+              f"statistics re-estimated on 2000 training images ({current_reestimation(data)})." + zoo_line(),
               "",
               "| subnet | bits | MACs | final-exit test accuracy | best early exit |", "|---|---|---|---|---|"]
     for r in data["rows"]:
@@ -473,7 +473,7 @@ def fashion_section(data: dict) -> list[str]:
         lines.append(f"| {r['architecture']} | {100 * r['supernet']:.2f} % | {100 * r['alone']:.2f} % | "
                      f"{r['cost_points']:+.2f} |")
     methods = data.get("bn_reestimation", {})
-    old_alone = sorted({methods[p] for p in methods if p.startswith("alone_")} - {reestimation(data, last_stage(data))})
+    old_alone = sorted({methods[p] for p in methods if p.startswith("alone_")} - {current_reestimation(data)})
     if old_alone and data["weight_sharing"]:
         lines += ["", f"The networks trained alone were measured with batch norm re-estimated the older way "
                   f"({', '.join(old_alone)}), and their checkpoints are no longer kept: the costs mix the two ways."]

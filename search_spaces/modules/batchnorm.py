@@ -122,9 +122,9 @@ def reestimate(stages: Sequence[nn.Module], batches: Sequence[torch.Tensor], is_
     ``moments`` and raise :class:`Collected` on its next passes (``collect(layer, None)``: back to normal);
     ``store(layer, moments)`` makes the moments its statistics. Keeps one stage's input for every image."""
     inputs = list(batches)
+    if not inputs:
+        return
     for i, stage in enumerate(stages):
-        if not inputs:
-            return
         for layer in run_order(stage, inputs[0], is_layer):
             moments = Moments()
             collect(layer, moments)

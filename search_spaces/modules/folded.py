@@ -258,6 +258,8 @@ def recalibrate_folded(stem: nn.Module, blocks: nn.ModuleList, images: torch.Ten
     its input over all images, the layers before it normalising with their new ones; :func:`reestimate`), and
     fold them in. Each layer adds the raw sums of its integer levels; the sums run in another order than the
     network's, so the statistics agree with its to float precision."""
+    batches = [nhwc(x) for x in torch.split(images, batch_size)]
+
     def collect(layer: nn.Module, moments: Moments | None) -> None:
         assert isinstance(layer, FoldedConv)
         layer.collecting = moments
@@ -267,5 +269,4 @@ def recalibrate_folded(stem: nn.Module, blocks: nn.ModuleList, images: torch.Ten
         moments.store(layer.bn, len(batches))
         layer.fold()
 
-    batches = [nhwc(x) for x in torch.split(images, batch_size)]
     reestimate([stem, *blocks], batches, lambda m: isinstance(m, FoldedConv), collect, store)
