@@ -670,6 +670,24 @@ def candidate_section(data: dict) -> list[str]:
     return lines
 
 
+def bn_samples_section(data: dict) -> list[str]:
+    lines = header("Evaluating one candidate: which images re-estimate its batch norm", data)
+    ref = data["reference_images"]
+    lines += [f"{data['candidates']} random candidates of the zoo supernet `{data['zoo']}` (the first records of "
+              f"`benchmarks/candidate_eval.py`, not chosen by their error), each scored by the search's default path "
+              f"({data['path']}; {data['val_images']} validation images) with its batch norm re-estimated on "
+              "disjoint slices of the training split (which is in random order: the first slice is the one a search uses). "
+              f"Reference per candidate: the mean over its {data['slices'][str(ref)]} slices of {ref} images. Points of "
+              "accuracy; the mean is over candidates (and slices).", "",
+              "| images per slice | slices | standard deviation over slices | distance from the reference: mean | max "
+              "| the first slice: mean | max | mean signed difference |", "|---|---|---|---|---|---|---|---|"]
+    for r in data["summary"]:
+        lines.append(f"| {r['images']} | {r['slices']} | {100 * r['std_over_slices_mean']:.2f} | "
+                     f"{100 * r['abs_dev_mean']:.2f} | {100 * r['abs_dev_max']:.2f} | {100 * r['first_abs_dev_mean']:.2f} | "
+                     f"{100 * r['first_abs_dev_max']:.2f} | {100 * r['signed_dev_mean']:+.2f} |")
+    return lines
+
+
 def freed_memory_section(data: dict) -> list[str]:
     lines = header("Evaluating one candidate: keeping freed memory", data)
     rows = {r["setting"]: r for r in data["settings"]}
@@ -1121,7 +1139,7 @@ def documents() -> dict[Path, str]:
     for name, render in (("reference_search", headline_section), ("readme_commands", readme_section), ("hwmodel_speed", speed_section),
                          ("hwmodel_fidelity", fidelity_section), ("exit_branch_costs", exit_branch_section), ("zigzag_settings", settings_section),
                          ("scheduling", scheduling_section), ("training_throughput", throughput_section),
-                         ("fashion_mnist_supernet", fashion_section), ("bit_sensitivity", bit_sensitivity_section), ("bn_statistics", bn_statistics_section), ("bn_statistics_layers", bn_layers_section), ("bn_statistics_variants", bn_variants_section), ("input_steps", input_steps_section), ("input_steps_stage9", input_steps_section), ("recipe_probe", probe_section), ("gpu_supernet", gpu_section), ("onnx_fidelity", onnx_section), ("candidate_eval", candidate_section), ("freed_memory", freed_memory_section), ("study_overhead", study_overhead_section), ("predictors", predictors_section), ("search_samplers", samplers_section), ("search_wall_time", wall_time_section),
+                         ("fashion_mnist_supernet", fashion_section), ("bit_sensitivity", bit_sensitivity_section), ("bn_statistics", bn_statistics_section), ("bn_statistics_layers", bn_layers_section), ("bn_statistics_variants", bn_variants_section), ("input_steps", input_steps_section), ("input_steps_stage9", input_steps_section), ("recipe_probe", probe_section), ("gpu_supernet", gpu_section), ("onnx_fidelity", onnx_section), ("candidate_eval", candidate_section), ("bn_samples", bn_samples_section), ("freed_memory", freed_memory_section), ("study_overhead", study_overhead_section), ("predictors", predictors_section), ("search_samplers", samplers_section), ("search_wall_time", wall_time_section),
                          ("reference_studies", reference_section), ("reference_search", search_section),
                          ("stream_crosscheck", stream_section)):
         data = load(name)
