@@ -667,6 +667,8 @@ def candidate_section(data: dict) -> list[str]:
                      ("fast_float", "the fast path in float convolutions: what int8 changes is the gap between "
                                     "this line and the one before")):
         lines.append(f"- {data[key]}: {fidelity(data[f'{key}_vs_exact'])} ({why}).")
+    lines += ["", "How far a candidate's accuracy moves with the images that re-estimate its batch norm, whatever "
+              "the path: the next section."]
     return lines
 
 
@@ -685,6 +687,11 @@ def bn_samples_section(data: dict) -> list[str]:
         lines.append(f"| {r['images']} | {r['slices']} | {100 * r['std_over_slices_mean']:.2f} | "
                      f"{100 * r['abs_dev_mean']:.2f} | {100 * r['abs_dev_max']:.2f} | {100 * r['first_abs_dev_mean']:.2f} | "
                      f"{100 * r['first_abs_dev_max']:.2f} | {100 * r['signed_dev_mean']:+.2f} |")
+    small, large = data["summary"][0], data["summary"][-1]
+    ratio = large["images"] / small["images"]
+    lines += ["", f"From {small['images']} to {large['images']} images per slice the standard deviation falls "
+              f"{small['std_over_slices_mean'] / large['std_over_slices_mean']:.2f}x; if it were the sampling noise of "
+              f"the statistics alone, it would fall about sqrt({ratio:.0f}) = {ratio ** 0.5:.2f}x."]
     return lines
 
 

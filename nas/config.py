@@ -51,7 +51,7 @@ class SpaceConfig:
 
 # subnet kinds of TrainConfig.companions
 COMPANIONS = ("smallest", "smallest_high_bits", "largest", "largest_low_bits", "reference", "reference_low_bits",
-              "random")
+              "reference_high_bits", "random")
 
 
 @dataclass
@@ -81,7 +81,8 @@ class TrainConfig:
     # ... then, when set, the teacher at its highest bits plus ONE companion per step, cycling through
     # these kinds: "smallest" (at its lowest bits), "smallest_high_bits" (at its highest), "largest" (at
     # its highest bits), "largest_low_bits" (the largest at the lowest bits), "reference" (the space's
-    # reference backbone at its lowest or highest bits), "reference_low_bits" (at its lowest bits), "random".
+    # reference backbone at its lowest or highest bits), "reference_low_bits" (at its lowest bits),
+    # "reference_high_bits" (at its highest bits), "random".
     # Empty: the sandwich / random_subnets rule above from the first quantised epoch.
     companions: tuple[str, ...] = ()
     # the subnet of the progressive recipe that learns from the labels and teaches the companions: the

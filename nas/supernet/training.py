@@ -161,6 +161,8 @@ def _companion(space: SearchSpace, kind: str, rng: random.Random) -> Genotype:
         return at_bits(space.uniform(), rng.choice([low, high]))
     if kind == "reference_low_bits":
         return at_bits(space.uniform(), low)
+    if kind == "reference_high_bits":
+        return at_bits(space.uniform(), high)
     return space.sample(rng)
 
 

@@ -175,12 +175,13 @@ def test_the_reference_backbone_can_be_the_teacher(elastic):
     from nas.supernet.training import at_bits, subnets_for_step
 
     space, _ = elastic
-    cfg = _recipe(teacher="reference", companions=("largest", "smallest", "reference_low_bits"))
+    cfg = _recipe(teacher="reference", companions=("largest", "smallest", "reference_low_bits", "reference_high_bits"))
     (first,) = subnets_for_step(space, cfg, 0, 0, random.Random(0))
     assert first == at_bits(space.uniform(), 32)
-    steps = [subnets_for_step(space, cfg, 1, step, random.Random(step)) for step in range(3)]
+    steps = [subnets_for_step(space, cfg, 1, step, random.Random(step)) for step in range(4)]
     assert all(s[0] == at_bits(space.uniform(), 8) for s in steps)
-    assert [s[1] for s in steps] == [space.extreme(True), space.extreme(False), at_bits(space.uniform(), 4)]
+    assert [s[1] for s in steps] == [space.extreme(True), space.extreme(False), at_bits(space.uniform(), 4),
+                                     at_bits(space.uniform(), 8)]
 
 
 def test_float_epochs_leave_the_quantisers_untouched_until_the_quantised_phase(elastic, tmp_path):
