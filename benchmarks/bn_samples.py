@@ -57,8 +57,7 @@ def main(argv: list[str] | None = None) -> None:
                 acc[size] = []
                 for s in range(count):
                     v = Variant(f"{size} images, slice {s}", size, DEFAULT.folded, DEFAULT.batch_size, DEFAULT.int8)
-                    ev = bench.evaluator(v, cm)
-                    ev.calibration = images[s * size:(s + 1) * size]
+                    ev = bench.evaluator(v, cm, images[s * size:(s + 1) * size])
                     acc[size].append(ev(g).stats.accuracy)
             rows.append({"genotype": g.to_dict(), "accuracy": {str(k): a for k, a in acc.items()}})
             ref = statistics.fmean(acc[largest])

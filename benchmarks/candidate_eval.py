@@ -87,15 +87,17 @@ class Bench:
         splits, space = api.data_and_space(cfg)
         return cls(cfg, splits, space, zoo.load_supernet(ZOO_NAME, space), splits.val.head(VAL_IMAGES))
 
-    def evaluator(self, v: Variant, cost_model: Any) -> CandidateEvaluator:
-        """A fresh evaluator (no cached logits) running ``v``."""
+    def evaluator(self, v: Variant, cost_model: Any, calibration: torch.Tensor | None = None) -> CandidateEvaluator:
+        """A fresh evaluator (no cached logits) running ``v``; batch norm re-estimated on ``calibration``
+        (default: the first ``v.bn_images`` training images, as a search does)."""
         from nas.study.evaluator import CandidateEvaluator
 
         cfg = self.cfg
+        if calibration is None:
+            calibration = self.splits.train.images[: v.bn_images]
         return CandidateEvaluator(self.space, self.supernet, self.val, cost_model, cfg.constraints,
                                   batch_size=v.batch_size, operating_point=cfg.cost.operating_point,
-                                  schedule=cfg.cost.schedule, calibration=self.splits.train.images[: v.bn_images],
-                                  folded=v.folded, int8=v.int8)
+                                  schedule=cfg.cost.schedule, calibration=calibration, folded=v.folded, int8=v.int8)
 
 
 def differences(got: list[Any], base: list[Any]) -> dict[str, float]:
