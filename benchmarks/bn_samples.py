@@ -32,6 +32,32 @@ from benchmarks.candidate_eval import DEFAULT, ZOO_NAME, Bench, Variant
 SLICES = {250: 8, 500: 4, 2000: 4}  # calibration images per slice: disjoint slices of the training split
 
 
+def summarise(rows: list[dict], reference: int) -> list[dict]:
+    """Per slice size, from each candidate's accuracies (fractions): the spread over slices and the distances
+    from the candidate's reference (the mean over its slices of ``reference`` images). A slice can move every
+    candidate the same way (its images' statistics are shared by the layers the candidates have in common):
+    ``shared_std`` is the standard deviation over slices of that common offset (the mean over candidates of a
+    slice's distance), ``residual_std_mean`` what is left per candidate once it is taken off - the part that
+    can reorder candidates scored on the same slice, as in a search."""
+    out = []
+    for size in sorted({int(k) for r in rows for k in r["accuracy"]}):
+        per = [r["accuracy"][str(size)] for r in rows]
+        refs = [statistics.fmean(r["accuracy"][str(reference)]) for r in rows]
+        devs = [[a - ref for a in accs] for accs, ref in zip(per, refs)]
+        flat = [d for ds in devs for d in ds]
+        first = [ds[0] for ds in devs]
+        common = [statistics.fmean(ds[s] for ds in devs) for s in range(len(devs[0]))]
+        out.append({"images": size, "slices": len(common),
+                    "std_over_slices_mean": statistics.fmean(statistics.stdev(a) for a in per),
+                    "shared_std": statistics.stdev(common),
+                    "residual_std_mean": statistics.fmean(statistics.stdev([d - c for d, c in zip(ds, common)])
+                                                          for ds in devs),
+                    "abs_dev_mean": statistics.fmean(abs(d) for d in flat), "abs_dev_max": max(abs(d) for d in flat),
+                    "first_abs_dev_mean": statistics.fmean(abs(d) for d in first),
+                    "first_abs_dev_max": max(abs(d) for d in first), "signed_dev_mean": statistics.fmean(flat)})
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--candidates", type=int, default=24,
@@ -64,19 +90,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"candidate {i + 1}/{len(genotypes)} ({time.perf_counter() - start:.0f} s): reference {ref:.4f}; "
                   + "; ".join(f"{k}: {min(a) - ref:+.4f}..{max(a) - ref:+.4f}" for k, a in acc.items()), flush=True)
 
-    summary = []
-    for size in SLICES:
-        per = [r["accuracy"][str(size)] for r in rows]
-        refs = [statistics.fmean(r["accuracy"][str(largest)]) for r in rows]
-        dev = [a - ref for accs, ref in zip(per, refs) for a in accs]
-        first = [accs[0] - ref for accs, ref in zip(per, refs)]
-        summary.append({"images": size, "slices": SLICES[size],
-                        "std_over_slices_mean": statistics.fmean(statistics.stdev(a) for a in per),
-                        "abs_dev_mean": statistics.fmean(abs(d) for d in dev), "abs_dev_max": max(abs(d) for d in dev),
-                        "first_abs_dev_mean": statistics.fmean(abs(d) for d in first),
-                        "first_abs_dev_max": max(abs(d) for d in first),
-                        "signed_dev_mean": statistics.fmean(dev)})
-        print(summary[-1], flush=True)
+    summary = summarise(rows, largest)
+    for r in summary:
+        print(r, flush=True)
     write_result("bn_samples", {"zoo": ZOO_NAME, "zoo_sha256": zoo.entry(ZOO_NAME).sha256,
                                 "val_images": len(bench.val), "path": "folded, int8, NHWC, batches of 100",
                                 "slices": SLICES,

@@ -681,17 +681,23 @@ def bn_samples_section(data: dict) -> list[str]:
               "disjoint slices of the training split (which is in random order: the first slice is the one a search uses). "
               f"Reference per candidate: the mean over its {data['slices'][str(ref)]} slices of {ref} images. Points of "
               "accuracy; the mean is over candidates (and slices).", "",
-              "| images per slice | slices | standard deviation over slices | distance from the reference: mean | max "
-              "| the first slice: mean | max | mean signed difference |", "|---|---|---|---|---|---|---|---|"]
+              "| images per slice | slices | standard deviation over slices | of it, shared by every candidate | "
+              "of it, each candidate's own | distance from the reference: mean | max | the first slice: mean | max | "
+              "mean signed difference |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in data["summary"]:
         lines.append(f"| {r['images']} | {r['slices']} | {100 * r['std_over_slices_mean']:.2f} | "
+                     f"{100 * r['shared_std']:.2f} | {100 * r['residual_std_mean']:.2f} | "
                      f"{100 * r['abs_dev_mean']:.2f} | {100 * r['abs_dev_max']:.2f} | {100 * r['first_abs_dev_mean']:.2f} | "
                      f"{100 * r['first_abs_dev_max']:.2f} | {100 * r['signed_dev_mean']:+.2f} |")
     small, large = data["summary"][0], data["summary"][-1]
     ratio = large["images"] / small["images"]
     lines += ["", f"From {small['images']} to {large['images']} images per slice the standard deviation falls "
               f"{small['std_over_slices_mean'] / large['std_over_slices_mean']:.2f}x; if it were the sampling noise of "
-              f"the statistics alone, it would fall about sqrt({ratio:.0f}) = {ratio ** 0.5:.2f}x."]
+              f"the statistics alone, it would fall about sqrt({ratio:.0f}) = {ratio ** 0.5:.2f}x. Shared: the standard "
+              "deviation over slices of a slice's mean distance over the candidates (a slice that moves every "
+              "candidate the same way: the layers they have in common see the same images); each candidate's own: "
+              "what is left of its spread once that is taken off, the part that can reorder candidates scored on "
+              "the same images, as in a search."]
     return lines
 
 
