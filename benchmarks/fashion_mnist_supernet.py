@@ -61,7 +61,8 @@ STAGES = {"supernet": CONFIG, "supernet_stage2": CONFIGS_DIR / "fashion_mnist_su
 # stages tried on top of the recipe and not adopted (trained and evaluated like a stage, reported against
 # the stage they started from, never published): part -> config
 TRIED = {"supernet_stage10": CONFIGS_DIR / "fashion_mnist_supernet_stage10.yaml",
-         "supernet_stage13": CONFIGS_DIR / "fashion_mnist_supernet_stage13.yaml"}
+         "supernet_stage13": CONFIGS_DIR / "fashion_mnist_supernet_stage13.yaml",
+         "supernet_stage14": CONFIGS_DIR / "fashion_mnist_supernet_stage14.yaml"}
 SUPERNETS = {**STAGES, **TRIED}  # every supernet training: part -> config
 ZOO_NAME = "fmnist_mbv2_w025"
 ALONE = ("largest", "reference", "smallest")
