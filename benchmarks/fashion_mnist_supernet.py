@@ -213,9 +213,10 @@ def write_report(cfg: RunConfig, done: dict, n_train: int, n_test: int) -> None:
 
 
 def base_stage(cfg: RunConfig, part: str) -> str | None:
-    """The recipe stage whose weights a supernet part started from (its ``train.init_from``), if any."""
+    """The supernet part (a recipe stage or a tried one) whose weights ``part`` started from (its
+    ``train.init_from``), if any."""
     init = part_config(cfg, part).train.init_from
-    return next((p for p in STAGES if init and Path(part_config(cfg, p).run_dir) == Path(init).parent), None)
+    return next((p for p in SUPERNETS if init and Path(part_config(cfg, p).run_dir) == Path(init).parent), None)
 
 
 if __name__ == "__main__":

@@ -436,7 +436,8 @@ def tried_table(data: dict) -> list[str]:
              "| stage | from | epochs | training | subnet | W8A8 | W4A4 |", "|---|---|---|---|---|---|---|"]
     for part, t in tried.items():
         start = t.get("base") or list(stages)[-1]  # older results: tried from the last stage
-        base, acc = final_accuracy(stages[start]), final_accuracy(t["rows"])
+        base = final_accuracy(stages[start] if start in stages else tried[start]["rows"])  # or from a tried stage
+        acc = final_accuracy(t["rows"])
         hours = sum(r.get("seconds", 0.0) for r in t["train_log"]) / 3600
         for subnet in ("largest", "reference", "smallest"):
             cells = [f"{100 * acc[(subnet, b)]:.2f} % ({100 * (acc[(subnet, b)] - base[(subnet, b)]):+.2f})"

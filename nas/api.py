@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +33,11 @@ from nas.config import RunConfig
 from nas.data import DatasetError, Splits, load_dataset
 from nas.deploy.network import ExportedNetwork, export_network, load_network
 from nas.deploy.onnx import export_onnx
+from nas.files import write_text
 from nas.report.artifacts import attach_to_study, run_artifact_store
 from nas.report.pareto import choose_trial, write_report
 from nas.report.plots import plot_exit_costs, plot_ribbon
+from nas.study.confirm import STUDY_ATTR, Confirmation, confirm_trials, slice_bounds
 from nas.study.evaluator import CandidateEvaluator, candidate_network
 from nas.study.modes import GRID, mode_table, named_modes
 from nas.study.predictors import ridge_strengths
@@ -262,6 +264,49 @@ def export(cfg: RunConfig, study: optuna.Study, trial: int | FrozenTrial | None 
     if study is not None:
         attach_artifacts(study, trial, path)
     return path
+
+
+def confirm(cfg: RunConfig, study: optuna.Study, *, slices: int = 4, images: int = 2000,
+            supernet: Supernet | None = None, data: tuple[Splits, SearchSpace] | None = None,
+            trials: Sequence[FrozenTrial] | None = None, progress: bool = True) -> list[Confirmation]:
+    """Re-score the study's Pareto front (:mod:`nas.study.confirm`): each trial's batch norm re-estimated on
+    ``slices`` disjoint slices of ``images`` training images the search did not use, on the validation
+    images it was scored on. Stored on the study (user attribute ``confirmed_front``) and in
+    ``<run_dir>/confirmed_front.json``; returned in the front's order (by expected EDP). ``trials``: other
+    trials of the study to re-score instead of its front (returned, not stored)."""
+    from tqdm.auto import tqdm
+
+    from nas.study.study import pareto_trials
+
+    front = list(trials) if trials is not None else (pareto_trials(study) or pareto_trials(study, feasible_only=False))
+    if not front:
+        raise TrialError(f"study {study.study_name!r} has no complete trial to confirm")
+    p = paths(cfg)
+    splits, space = data or data_and_space(cfg)
+    if supernet is None:
+        supernet = load_supernet(space, p.checkpoint)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    try:
+        slice_bounds(len(splits.train), cfg.search.bn_recalibration_samples, images, slices)
+    except ValueError as exc:
+        raise TrialError(f"nas confirm: {exc}") from None
+    bar = tqdm(total=slices * len(front), desc="confirm", unit="evaluation", disable=not progress)
+
+    def advance(done: int, _total: int) -> None:
+        bar.update(done - bar.n)
+
+    with cost_model(cfg, progress=False) as cm, bar:
+        confirmations = confirm_trials(
+            front, lambda calibration: CandidateEvaluator.from_config(
+                cfg, space, supernet, splits.val.head(cfg.search.val_samples), cm, calibration, threshold="searched"),
+            splits.train.images, skip=cfg.search.bn_recalibration_samples, images=images, slices=slices,
+            progress=advance)
+    if trials is None:
+        rows = [c.to_dict() for c in confirmations]
+        study.set_user_attr(STUDY_ATTR, rows)
+        write_text(p.root / "confirmed_front.json", json.dumps(rows, indent=2) + "\n")
+    return confirmations
 
 
 def artifact_store(cfg: RunConfig) -> FileSystemArtifactStore:

@@ -168,6 +168,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_confirm(args: argparse.Namespace) -> int:
+    import statistics
+
+    from nas import api
+    from nas.report.pareto import confirmed_front, format_confirmations
+
+    cfg = _config(args)
+    confirmations = api.confirm(cfg, _study(cfg, args.storage), slices=args.slices, images=args.images)
+    first = confirmations[0]
+    print(f"Pareto front confirmed: batch norm re-estimated on {args.slices} slices of {args.images} training images "
+          f"(from image {first.first_image}; the search used the first {cfg.search.bn_recalibration_samples})")
+    print(format_confirmations(confirmations))
+    kept = confirmed_front(confirmations)
+    print(f"searched - confirmed accuracy: mean {100 * statistics.fmean(c.optimism for c in confirmations):+.2f} "
+          f"points; {len(kept)} of {len(confirmations)} trials stay on the front\n"
+          f"saved: {api.paths(cfg).root / 'confirmed_front.json'} (and the study's user attribute confirmed_front)")
+    return 0
+
 def cmd_modes(args: argparse.Namespace) -> int:
     from nas import api
     from nas.study.modes import format_modes
@@ -327,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trial", type=int, help="trial number (default: the lowest-EDP Pareto trial within 1 point "
                                              "of the best accuracy)")
     p.add_argument("--out", help="output folder (default: <run_dir>/exports/trial_<n>)")
+    p.add_argument("--storage", help="Optuna storage URL (default: sqlite file in the run folder)")
+    p = add("confirm", cmd_confirm, "Re-score the Pareto front with batch norm re-estimated on several slices of "
+                                     "training images the search did not use: how far to trust its accuracies.")
+    p.add_argument("--slices", type=int, default=4, help="disjoint slices of training images (default 4)")
+    p.add_argument("--images", type=int, default=2000, help="training images per slice (default 2000)")
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite file in the run folder)")
     p = add("modes", cmd_modes, "Show an exported network's operating modes, the decision cost for an "
                                 "alpha, and the mode that fits an energy or latency budget.", config=False)

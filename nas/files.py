@@ -64,3 +64,12 @@ def replace_folder(tmp: Path, out: Path) -> None:
     os.replace(tmp, out)
     if old.exists():
         _remove(old)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary sibling, then rename it over ``path``: a reader never meets a torn file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
+    tmp = temporary_for(path)
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from hwmodel.plotting import pyplot, save
 from nas.report.artifacts import attach_to_study
 from nas.report.plots import plot_exit_costs
+from nas.study.confirm import Confirmation
 from nas.study.record import TrialRecord, records
-from nas.study.study import pareto_trials
+from nas.study.study import pareto_numbers, pareto_trials
 
 COLUMNS = ("trial", "accuracy", "E[EDP] J*cyc", "vs own static", "exits", "exit ratios", "eps", "E[energy] uJ",
            "E[lat] kcyc", "feasible")
+CONFIRM_COLUMNS = ("trial", "searched acc", "confirmed acc", "std", "searched - confirmed", "E[EDP] searched",
+                   "E[EDP] confirmed", "on confirmed front")
 
 
 def trial_row(trial: FrozenTrial) -> dict[str, Any]:
@@ -66,8 +71,13 @@ def format_table(rows: list[dict[str, Any]]) -> str:
          f"{r['expected_energy_uj']:.2f}", f"{r['expected_latency_kcycles']:.1f}", "yes" if r["feasible"] else "no"]
         for r, again in merged
     ]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(COLUMNS)]
-    line = "  ".join(h.rjust(w) for h, w in zip(COLUMNS, widths))
+    return text_table(COLUMNS, cells)
+
+
+def text_table(columns: Sequence[str], cells: Sequence[Sequence[str]]) -> str:
+    """A fixed-width text table: right-aligned cells under a header line and a rule."""
+    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(columns)]
+    line = "  ".join(h.rjust(w) for h, w in zip(columns, widths))
     body = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
     return "\n".join([line, "-" * len(line), *body])
 
@@ -136,3 +146,20 @@ def write_report(study: optuna.Study, run_dir: str | Path, *, exit_cost_networks
         files.append(plot_exit_costs(chosen, run_dir / "exit_costs.png"))
     attach_to_study(study, files, "report")
     return format_table(rows), files[1]
+
+
+def confirmed_front(confirmations: Sequence[Confirmation]) -> set[int]:
+    """Trials that stay Pareto-optimal (higher accuracy, lower expected EDP) under their confirmed values."""
+    directions = [StudyDirection.MAXIMIZE, StudyDirection.MINIMIZE]
+    return set(pareto_numbers(directions, {c.trial: (c.accuracy, c.expected_edp) for c in confirmations}))
+
+
+def format_confirmations(confirmations: Sequence[Confirmation]) -> str:
+    """Fixed-width table of a confirmed front (:mod:`nas.study.confirm`): each trial's searched and confirmed
+    accuracy (mean and standard deviation over the slices) and expected EDP (J x cycles), and whether it stays
+    on the front under the confirmed values."""
+    front = confirmed_front(confirmations)
+    return text_table(CONFIRM_COLUMNS, [
+        [str(c.trial), f"{c.searched_accuracy:.4f}", f"{c.accuracy:.4f}", f"{c.accuracy_std:.4f}",
+         f"{c.optimism:+.4f}", f"{c.searched_expected_edp:.4g}", f"{c.expected_edp:.4g}",
+         "yes" if c.trial in front else "no"] for c in confirmations])

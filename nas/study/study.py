@@ -14,7 +14,7 @@ import json
 import socket
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import optuna
 from optuna.artifacts import download_artifact, get_all_artifact_meta, upload_artifact
 from optuna.artifacts._protocol import ArtifactStore
 from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from hwmodel import MappingError
@@ -327,13 +328,19 @@ def pareto_trials(study: optuna.Study, *, feasible_only: bool = True) -> list[Fr
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     held = {t.number: r for t in complete if (r := TrialRecord.of(t)) is not None and (r.feasible or not feasible_only)}
     by_number = {t.number: t for t in complete if t.number in held}
+    front = [by_number[n] for n in pareto_numbers(study.directions, {n: t.values for n, t in by_number.items()})]
+    return sorted(front, key=lambda t: held[t.number].expected_edp_j_cycles)
+
+
+def pareto_numbers(directions: Sequence[StudyDirection], values: Mapping[int, Sequence[float]]) -> list[int]:
+    """The keys of ``values`` (trial numbers) whose objective values are Pareto-optimal under ``directions``:
+    Optuna's own front (``Study.best_trials``) over a study in memory."""
     previous = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created in memory" line
     try:
-        values_only = optuna.create_study(directions=study.directions)
+        values_only = optuna.create_study(directions=list(directions))
     finally:
         optuna.logging.set_verbosity(previous)
-    values_only.add_trials([optuna.trial.create_trial(values=t.values, user_attrs={"trial": n})
-                            for n, t in by_number.items()])
-    front = [by_number[t.user_attrs["trial"]] for t in values_only.best_trials]
-    return sorted(front, key=lambda t: held[t.number].expected_edp_j_cycles)
+    values_only.add_trials([optuna.trial.create_trial(values=list(v), user_attrs={"trial": n})
+                            for n, v in values.items()])
+    return [t.user_attrs["trial"] for t in values_only.best_trials]

@@ -71,6 +71,15 @@ def test_report_and_export_commands_on_a_run(tiny_run, capsys, tmp_path):
         main(["modes", str(tmp_path / "e"), "--energy-budget", str(budget / 2)])
 
 
+def test_confirm_command_prints_the_confirmed_front(tiny_run, capsys):
+    cfg, _supernet, study, _data = tiny_run
+    assert main(["confirm", "--run-dir", cfg.run_dir, "--slices", "2", "--images", "256"]) == 0
+    out = capsys.readouterr().out
+    assert "2 slices of 256 training images (from image 256" in out and "searched - confirmed" in out
+    assert "trials stay on the front" in out and "confirmed_front.json" in out
+    assert main(["confirm", "--run-dir", cfg.run_dir, "--slices", "9", "--images", "256"]) == 2
+    assert "expected a training split of at least 2560 images, got 1024" in capsys.readouterr().err
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -63,3 +63,17 @@ def test_choose_trial_reads_metrics_by_name_for_any_objectives(objectives, picke
         values = [acc if o == "accuracy" else edp for o in objectives]
         study.add_trial(optuna.trial.create_trial(values=values, user_attrs=attrs))
     assert choose_trial(study).user_attrs["accuracy"] == picked
+
+
+def test_confirmed_table_marks_trials_that_leave_the_front():
+    from nas.report.pareto import confirmed_front, format_confirmations
+    from nas.study.confirm import Confirmation
+
+    rows = [Confirmation(1, 0.90, 1.0, (0.88, 0.90), (1.0, 1.0), 256, 256),  # cheapest: stays
+            Confirmation(2, 0.91, 2.0, (0.87, 0.87), (2.0, 2.0), 256, 256),  # dearer and now worse than 1: leaves
+            Confirmation(3, 0.93, 3.0, (0.92, 0.92), (3.0, 3.0), 256, 256)]
+    assert confirmed_front(rows) == {1, 3}
+    lines = format_confirmations(rows).splitlines()
+    assert "searched - confirmed" in lines[0] and len(lines) == 5
+    assert lines[3].split() == ["2", "0.9100", "0.8700", "0.0000", "+0.0400", "2", "2", "no"]
+    assert lines[2].split()[-1] == "yes" and lines[4].split()[-1] == "yes"
