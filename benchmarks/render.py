@@ -21,7 +21,8 @@ START, END = "<!-- figures:start -->", "<!-- figures:end -->"
 ZOO_NAME = "fmnist_mbv2_w025"
 # the benchmarks that score networks with the zoo supernet (their sections say when it was an earlier one)
 ZOO_BENCHMARKS = {"bit_sensitivity", "candidate_eval", "freed_memory", "onnx_fidelity", "predictors", "readme_commands", "recipe_probe",
-                  "reference_search", "reference_studies", "screening_round", "search_wall_time", "study_overhead"}
+                  "reference_search", "reference_studies", "screening_round", "search_wall_time", "study_overhead",
+                  "confirm_front"}
 LAYER_BY_LAYER_COMMIT = "f587b68"  # batch norm re-estimated layer by layer from this commit on (before: training mode)
 
 
@@ -702,6 +703,32 @@ def bn_samples_section(data: dict) -> list[str]:
     return lines
 
 
+def confirm_section(data: dict) -> list[str]:
+    lines = header("Confirming a searched front: how much of its accuracy is the luck of its images", data)
+    lines += [f"The NSGA-II studies of `benchmarks/reference_search.py` (zoo supernet `{data['supernet']}`). Every "
+              f"feasible Pareto trial re-scored by `nas confirm` at its own threshold on the study's validation images, "
+              f"its batch norm re-estimated on {data['slices']} disjoint slices of {data['images']} training images after "
+              "the ones the search used; as a control, feasible trials off the front drawn at random (seeded), "
+              "re-scored the same way. Searched - confirmed: the trial's searched accuracy minus the mean over its "
+              "slices, in points (positive: the search scored it higher).", "",
+              "| study | search's batch-norm images | front trials | searched - confirmed on the front: mean | max "
+              "abs | off the front (control): mean | max abs | spread over slices (front, mean std) | stay on the "
+              "front | largest change of expected EDP | seconds (front) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, st in data["studies"].items():
+        m = st["summary"]
+        lines.append(f"| {name} | {st['search_bn_images']} | {m['front_trials']} | {100 * m['front_optimism_mean']:+.2f} | "
+                     f"{100 * m['front_optimism_max_abs']:.2f} | {100 * m.get('control_optimism_mean', float('nan')):+.2f} "
+                     f"| {100 * m.get('control_optimism_max_abs', float('nan')):.2f} | "
+                     f"{100 * m['front_std_over_slices_mean']:.2f} | {m['stay_on_front']} of {m['front_trials']} | "
+                     f"{100 * m['front_edp_change_max']:.1f} % | {st['front_seconds']:.0f} |")
+    lines += ["", "Each front trial, by expected EDP (accuracies in %, confirmed: mean +/- standard deviation over "
+              "the slices):", "", "| study | trial | searched | confirmed | searched - confirmed |", "|---|---|---|---|---|"]
+    for name, st in data["studies"].items():
+        for r in st["front"]:
+            lines.append(f"| {name} | {r['trial']} | {100 * r['searched_accuracy']:.2f} | {100 * r['accuracy']:.2f} "
+                         f"+/- {100 * r['accuracy_std']:.2f} | {100 * (r['searched_accuracy'] - r['accuracy']):+.2f} |")
+    return lines
+
 def freed_memory_section(data: dict) -> list[str]:
     lines = header("Evaluating one candidate: keeping freed memory", data)
     rows = {r["setting"]: r for r in data["settings"]}
@@ -1155,6 +1182,7 @@ def documents() -> dict[Path, str]:
                          ("scheduling", scheduling_section), ("training_throughput", throughput_section),
                          ("fashion_mnist_supernet", fashion_section), ("bit_sensitivity", bit_sensitivity_section), ("bn_statistics", bn_statistics_section), ("bn_statistics_layers", bn_layers_section), ("bn_statistics_variants", bn_variants_section), ("input_steps", input_steps_section), ("input_steps_stage9", input_steps_section), ("recipe_probe", probe_section), ("gpu_supernet", gpu_section), ("onnx_fidelity", onnx_section), ("candidate_eval", candidate_section), ("bn_samples", bn_samples_section), ("freed_memory", freed_memory_section), ("study_overhead", study_overhead_section), ("predictors", predictors_section), ("search_samplers", samplers_section), ("search_wall_time", wall_time_section),
                          ("reference_studies", reference_section), ("reference_search", search_section),
+                         ("confirm_front", confirm_section),
                          ("stream_crosscheck", stream_section)):
         data = load(name)
         if data:

@@ -71,6 +71,8 @@ def test_a_tried_stage_is_compared_with_the_stage_it_started_from():
     assert len(table) == 3 and all("| `s9` | 1 | 1.00 h |" in line and "91.00 % (+1.00)" in line for line in table)
     del data["tried"]["s10"]["base"]  # results written before tried stages named their start: the last stage
     assert all("91.00 % (-4.00)" in line for line in render.tried_table(data) if line.startswith("| `s10`"))
+    data["tried"]["s12"] = {**tried, "base": "s10", "rows": rows(0.925)}  # tried from a tried stage
+    assert all("92.50 % (+1.50)" in line for line in render.tried_table(data) if line.startswith("| `s12`"))
 
 
 def test_a_section_says_when_it_re_estimated_batch_norm_the_older_way():
