@@ -290,7 +290,7 @@ def confirm(cfg: RunConfig, study: optuna.Study, *, slices: int = 4, images: int
     try:
         slice_bounds(len(splits.train), cfg.search.bn_recalibration_samples, images, slices)
     except ValueError as exc:
-        raise TrialError(f"nas confirm: {exc}") from None
+        raise TrialError(f"confirm: {exc}") from None
     bar = tqdm(total=slices * len(front), desc="confirm", unit="evaluation", disable=not progress)
 
     def advance(done: int, _total: int) -> None:
