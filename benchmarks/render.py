@@ -448,6 +448,27 @@ def tried_table(data: dict) -> list[str]:
     return lines
 
 
+def stage_slices_section(data: dict) -> list[str]:
+    lines = header("Recipe stages on several batch-norm slices: which differences are real", data)
+    parts, base = data["parts"], data["base"]
+    lines += [f"Final-exit test accuracy ({data['test_images']} images) of each stage's subnets, batch norm re-estimated "
+              f"on {data['slices']} disjoint slices of {data['images']} training images (the first: the stage table's). "
+              f"Cells: mean +/- standard deviation over the slices, in %; for a later stage, in brackets, its "
+              f"difference from `{base}` slice by slice (the same images for both), mean +/- standard deviation, in "
+              "points.", "", "| subnet | " + " | ".join(f"`{p}`" for p in parts) + " |",
+              "|---|" + "---|" * len(parts)]
+    cells = {(r["part"], r["subnet"]): r for r in data["rows"]}
+    for subnet in dict.fromkeys(r["subnet"] for r in data["rows"]):
+        row = []
+        for part in parts:
+            r = cells[(part, subnet)]
+            cell = f"{100 * r['mean']:.2f} +/- {100 * r['std']:.2f}"
+            if part != base:
+                cell += f" ({100 * r['vs_base_mean']:+.2f} +/- {100 * r['vs_base_std']:.2f})"
+            row.append(cell)
+        lines.append(f"| {subnet} | " + " | ".join(row) + " |")
+    return lines
+
 def fashion_section(data: dict) -> list[str]:
     lines = header("The Fashion-MNIST supernet: accuracy and what weight sharing costs", data)
     if "weight_sharing" not in data:
@@ -1180,7 +1201,7 @@ def documents() -> dict[Path, str]:
     for name, render in (("reference_search", headline_section), ("readme_commands", readme_section), ("hwmodel_speed", speed_section),
                          ("hwmodel_fidelity", fidelity_section), ("exit_branch_costs", exit_branch_section), ("zigzag_settings", settings_section),
                          ("scheduling", scheduling_section), ("training_throughput", throughput_section),
-                         ("fashion_mnist_supernet", fashion_section), ("bit_sensitivity", bit_sensitivity_section), ("bn_statistics", bn_statistics_section), ("bn_statistics_layers", bn_layers_section), ("bn_statistics_variants", bn_variants_section), ("input_steps", input_steps_section), ("input_steps_stage9", input_steps_section), ("recipe_probe", probe_section), ("gpu_supernet", gpu_section), ("onnx_fidelity", onnx_section), ("candidate_eval", candidate_section), ("bn_samples", bn_samples_section), ("freed_memory", freed_memory_section), ("study_overhead", study_overhead_section), ("predictors", predictors_section), ("search_samplers", samplers_section), ("search_wall_time", wall_time_section),
+                         ("fashion_mnist_supernet", fashion_section), ("stage_slices", stage_slices_section), ("bit_sensitivity", bit_sensitivity_section), ("bn_statistics", bn_statistics_section), ("bn_statistics_layers", bn_layers_section), ("bn_statistics_variants", bn_variants_section), ("input_steps", input_steps_section), ("input_steps_stage9", input_steps_section), ("recipe_probe", probe_section), ("gpu_supernet", gpu_section), ("onnx_fidelity", onnx_section), ("candidate_eval", candidate_section), ("bn_samples", bn_samples_section), ("freed_memory", freed_memory_section), ("study_overhead", study_overhead_section), ("predictors", predictors_section), ("search_samplers", samplers_section), ("search_wall_time", wall_time_section),
                          ("reference_studies", reference_section), ("reference_search", search_section),
                          ("confirm_front", confirm_section),
                          ("stream_crosscheck", stream_section)):
