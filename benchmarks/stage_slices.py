@@ -4,17 +4,20 @@
 2000 training images; ``benchmarks/bn_samples.py`` shows that other images move a quantised network's accuracy
 by tenths of a point. Here the largest, the reference backbone and the smallest of each stage given, at W8A8
 and W4A4, are scored on the test split (10,000 images) with batch norm re-estimated on ``--slices`` disjoint
-slices of 2000 training images (the first is the one the stage table uses). Per stage and subnet: the mean and
+slices of 2000 training images (the first is the one the stage table uses); ``--subnets`` narrows them (an
+evaluation takes about a minute on 2 cores). Scores are kept per checkpoint in ``runs/stage_slices/`` (keyed by
+its sha256), so an interrupted run resumes. Per stage and subnet: the mean and
 standard deviation over slices; per later stage, its difference from the first stage slice by slice (the same
 images for both: what the images do to both networks alike cancels), mean and standard deviation.
 
 Usage: python benchmarks/stage_slices.py [--parts supernet_stage12 supernet_stage13 supernet_stage14]
-       [--slices 4]
+       [--slices 4] [--subnets "largest W8A8" "largest W4A4" ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -27,6 +30,9 @@ from fashion_mnist_supernet import CONFIG, SUPERNETS, architectures, evaluate, p
 
 IMAGES = 2000  # training images per batch-norm slice (the stage table's count)
 SUBNETS = ("largest", "reference", "smallest")
+KEYS = [f"{name} W{b}A{b}" for name in SUBNETS for b in (8, 4)]
+# scores per checkpoint: <part>.json holding {"sha256": ..., "scores": {key: [accuracy per slice]}}
+CACHE = Path("runs/stage_slices")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,9 +40,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parts", nargs="+", default=["supernet_stage12", "supernet_stage13", "supernet_stage14"],
                         help="supernet parts of benchmarks/fashion_mnist_supernet.py (the first: the baseline)")
     parser.add_argument("--slices", type=int, default=4)
+    parser.add_argument("--subnets", nargs="+", default=KEYS, choices=KEYS, metavar="KEY",
+                        help=f"which subnets at which bits (default: all of {KEYS})")
     args = parser.parse_args(argv)
 
-    from nas import api
+    from nas import api, zoo
     from nas.config import load_config
     from nas.supernet.training import at_bits, load_supernet
 
@@ -55,13 +63,20 @@ def main(argv: list[str] | None = None) -> None:
         if not checkpoint.is_file():
             sys.exit(f"{checkpoint}: missing; train it with benchmarks/fashion_mnist_supernet.py --only {part}")
         supernet = load_supernet(space, checkpoint)
+        cache = CACHE / f"{part}.json"
+        sha = zoo.file_sha256(checkpoint)
+        kept = json.loads(cache.read_text()) if cache.is_file() else {}
+        scores = kept.get("scores", {}) if kept.get("sha256") == sha else {}
         accuracy[part] = {}
-        for name, g in archs.items():
-            for bits in (8, 4):
-                key = f"{name} W{bits}A{bits}"
-                accuracy[part][key] = [evaluate(supernet, at_bits(g, bits), *test, s)["final_exit_accuracy"]
-                                       for s in slices]
-                print(part, key, [round(100 * a, 2) for a in accuracy[part][key]], flush=True)
+        for key in args.subnets:
+            name, bits = key.split(" ")
+            if len(scores.get(key, [])) < args.slices:
+                g = at_bits(archs[name], int(bits[1]))
+                scores[key] = [evaluate(supernet, g, *test, s)["final_exit_accuracy"] for s in slices]
+                CACHE.mkdir(parents=True, exist_ok=True)
+                cache.write_text(json.dumps({"sha256": sha, "scores": scores}, indent=1))
+            accuracy[part][key] = scores[key][: args.slices]
+            print(part, key, [round(100 * a, 2) for a in accuracy[part][key]], flush=True)
     base = args.parts[0]
     rows = []
     for part in args.parts:
