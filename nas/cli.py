@@ -172,7 +172,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     import statistics
 
     from nas import api
-    from nas.report.pareto import confirmed_front, format_confirmations
+    from nas.report.pareto import confirmed_front, distinct, format_confirmations
 
     cfg = _config(args)
     confirmations = api.confirm(cfg, _study(cfg, args.storage), slices=args.slices, images=args.images)
@@ -180,9 +180,9 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     print(f"Pareto front confirmed: batch norm re-estimated on {args.slices} slices of {args.images} training images "
           f"(from image {first.first_image}; the search used the first {cfg.search.bn_recalibration_samples})")
     print(format_confirmations(confirmations))
-    kept = confirmed_front(confirmations)
-    print(f"searched - confirmed accuracy: mean {100 * statistics.fmean(c.optimism for c in confirmations):+.2f} "
-          f"points; {len(kept)} of {len(confirmations)} trials stay on the front\n"
+    kept, networks = confirmed_front(confirmations), [c for c, _again in distinct(confirmations)]
+    print(f"searched - confirmed accuracy: mean {100 * statistics.fmean(c.optimism for c in networks):+.2f} points; "
+          f"{sum(c.trial in kept for c in networks)} of {len(networks)} networks stay on the front\n"
           f"saved: {api.paths(cfg).root / 'confirmed_front.json'} (and the study's user attribute confirmed_front)")
     return 0
 

@@ -67,8 +67,8 @@ def quickstart(config: str | Path | None = None, overrides: dict[str, Any] | Non
     _step("Pareto front (feasible trials; accuracy on the validation split)")
     print(out.report_table)
     print(f"plot: {out.report_plot}")
-    print(f"a front picked on one sample of batch-norm images favours the candidates it suited; to see by how much: "
-          f"nas confirm --run-dir {api.paths(cfg).root}")
+    print(f"each accuracy above carries the noise of the batch-norm images its candidate was scored with; to re-score "
+          f"the front on other images: nas confirm --run-dir {api.paths(cfg).root}")
 
     _step("export and reload")
     path, splits, table = out.export, out.splits, out.report_table

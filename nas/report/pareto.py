@@ -160,6 +160,20 @@ def format_confirmations(confirmations: Sequence[Confirmation]) -> str:
     on the front under the confirmed values."""
     front = confirmed_front(confirmations)
     return text_table(CONFIRM_COLUMNS, [
-        [str(c.trial), f"{c.searched_accuracy:.4f}", f"{c.accuracy:.4f}", f"{c.accuracy_std:.4f}",
-         f"{c.optimism:+.4f}", f"{c.searched_expected_edp:.4g}", f"{c.expected_edp:.4g}",
-         "yes" if c.trial in front else "no"] for c in confirmations])
+        [str(c.trial) + (f" (+{', '.join(map(str, again))})" if again else ""), f"{c.searched_accuracy:.4f}",
+         f"{c.accuracy:.4f}", f"{c.accuracy_std:.4f}", f"{c.optimism:+.4f}", f"{c.searched_expected_edp:.4g}",
+         f"{c.expected_edp:.4g}", "yes" if c.trial in front else "no"] for c, again in distinct(confirmations)])
+
+
+def distinct(confirmations: Sequence[Confirmation]) -> list[tuple[Confirmation, list[int]]]:
+    """Confirmations folded where a row repeats the one above (the same network, proposed again, scores alike on
+    every slice): each kept row with the trial numbers folded into it."""
+    merged: list[tuple[Confirmation, list[int]]] = []
+    for c in confirmations:
+        last = merged[-1][0] if merged else None
+        if last is not None and (last.searched_accuracy, last.accuracies, last.expected_edps) == (
+                c.searched_accuracy, c.accuracies, c.expected_edps):
+            merged[-1][1].append(c.trial)
+        else:
+            merged.append((c, []))
+    return merged

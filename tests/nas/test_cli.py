@@ -76,7 +76,7 @@ def test_confirm_command_prints_the_confirmed_front(tiny_run, capsys):
     assert main(["confirm", "--run-dir", cfg.run_dir, "--slices", "2", "--images", "256"]) == 0
     out = capsys.readouterr().out
     assert "2 slices of 256 training images (from image 256" in out and "searched - confirmed" in out
-    assert "trials stay on the front" in out and "confirmed_front.json" in out
+    assert "networks stay on the front" in out and "confirmed_front.json" in out
     assert main(["confirm", "--run-dir", cfg.run_dir, "--slices", "9", "--images", "256"]) == 2
     assert "expected a training split of at least 2560 images, got 1024" in capsys.readouterr().err
 

@@ -77,3 +77,6 @@ def test_confirmed_table_marks_trials_that_leave_the_front():
     assert "searched - confirmed" in lines[0] and len(lines) == 5
     assert lines[3].split() == ["2", "0.9100", "0.8700", "0.0000", "+0.0400", "2", "2", "no"]
     assert lines[2].split()[-1] == "yes" and lines[4].split()[-1] == "yes"
+    again = Confirmation(4, 0.93, 3.0, (0.92, 0.92), (3.0, 3.0), 256, 256)  # trial 3's network, proposed again
+    lines = format_confirmations([*rows, again]).splitlines()
+    assert len(lines) == 5 and lines[4].split()[:3] == ["3", "(+4)", "0.9300"]
