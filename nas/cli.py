@@ -186,6 +186,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
           f"saved: {api.paths(cfg).root / 'confirmed_front.json'} (and the study's user attribute confirmed_front)")
     return 0
 
+
 def cmd_modes(args: argparse.Namespace) -> int:
     from nas import api
     from nas.study.modes import format_modes

@@ -1,4 +1,4 @@
-"""Study reports: the Pareto table (text) and the Pareto plot (matplotlib)."""
+"""Study reports: the Pareto table (text), the Pareto plot (matplotlib) and the table of a confirmed front."""
 
 from __future__ import annotations
 
