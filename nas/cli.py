@@ -344,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite file in the run folder)")
     p = add("export", cmd_export, "Export a trial as a standalone early-exit network.")
     p.add_argument("--trial", type=int, help="trial number (default: the lowest-EDP Pareto trial within 1 point "
-                                             "of the best accuracy)")
+                                             "of the best accuracy; on the confirmed values once `nas confirm` "
+                                             "has confirmed the front)")
     p.add_argument("--out", help="output folder (default: <run_dir>/exports/trial_<n>)")
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite file in the run folder)")
     p = add("confirm", cmd_confirm, "Re-score the Pareto front with batch norm re-estimated on several slices of "

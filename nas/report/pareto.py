@@ -14,7 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hwmodel.plotting import pyplot, save
 from nas.report.artifacts import attach_to_study
 from nas.report.plots import plot_exit_costs
-from nas.study.confirm import Confirmation
+from nas.study.confirm import STUDY_ATTR, Confirmation
 from nas.study.record import TrialRecord, records
 from nas.study.study import pareto_numbers, pareto_trials
 
@@ -90,15 +90,31 @@ def pareto_rows(study: optuna.Study) -> list[dict[str, Any]]:
 def choose_trial(study: optuna.Study, accuracy_tolerance: float = 0.01) -> FrozenTrial:
     """Default pick for export: the lowest-EDP feasible Pareto trial within ``accuracy_tolerance``
     (absolute) of the front's best accuracy. Accuracy and expected EDP are read by name from the
-    trial's record, so any objectives, in any order, pick the same way."""
+    trial's record, so any objectives, in any order, pick the same way. When ``nas confirm`` has
+    confirmed this very front (:func:`stored_confirmation`), the pick is made on the confirmed values,
+    among the trials that stay on the front under them."""
     front = pareto_trials(study) or pareto_trials(study, feasible_only=False)
     if not front:
         raise ValueError(f"study {study.study_name!r} has no complete trial to export")
-    held = {t.number: record_of(t) for t in front}
-    best = max(r.accuracy for r in held.values())
-    return min((t for t in front if held[t.number].accuracy >= best - accuracy_tolerance),
-               key=lambda t: held[t.number].expected_edp_j_cycles)
+    values = {t.number: (record_of(t).accuracy, record_of(t).expected_edp_j_cycles) for t in front}
+    confirmed = stored_confirmation(study, front)
+    if confirmed:
+        kept = confirmed_front(list(confirmed.values()))
+        values = {n: (c.accuracy, c.expected_edp) for n, c in confirmed.items() if n in kept}
+        front = [t for t in front if t.number in values]
+    best = max(acc for acc, _edp in values.values())
+    return min((t for t in front if values[t.number][0] >= best - accuracy_tolerance),
+               key=lambda t: values[t.number][1])
 
+
+def stored_confirmation(study: optuna.Study, front: Sequence[FrozenTrial]) -> dict[int, Confirmation] | None:
+    """The confirmation ``nas confirm`` stored on the study, by trial number, if it covers exactly the trials of
+    ``front`` (a study searched further since then has another front: its confirmation is stale, None)."""
+    stored = study.user_attrs.get(STUDY_ATTR)
+    if not stored:
+        return None
+    confirmed = {c.trial: c for c in map(Confirmation.from_dict, stored)}
+    return confirmed if set(confirmed) == {t.number for t in front} else None
 
 def plot_pareto(study: optuna.Study, path: str | Path, front: list[FrozenTrial] | None = None) -> Path:
     """Accuracy vs expected EDP for every complete trial: colour = number of exits, x = infeasible,

@@ -80,3 +80,23 @@ def test_confirmed_table_marks_trials_that_leave_the_front():
     again = Confirmation(4, 0.93, 3.0, (0.92, 0.92), (3.0, 3.0), 256, 256)  # trial 3's network, proposed again
     lines = format_confirmations([*rows, again]).splitlines()
     assert len(lines) == 5 and lines[4].split()[:3] == ["3", "(+4)", "0.9300"]
+
+
+def test_choose_trial_uses_a_confirmation_of_this_front_only():
+    """The pick moves to the confirmed values when the study holds a confirmation of its current front: the
+    cheaper trial, confirmed 2 points lower, is no longer within 1 point of the best; a stale one is ignored."""
+    import optuna
+
+    from nas.study.confirm import STUDY_ATTR, Confirmation
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for acc, edp in ((0.90, 5.0), (0.895, 2.0), (0.80, 1.0)):
+        study.add_trial(optuna.trial.create_trial(values=[acc, edp], user_attrs=record_attributes(acc, edp)))
+    assert choose_trial(study).number == 1
+    confirmed = [Confirmation(0, 0.90, 5.0, (0.90,), (5.0,), 0, 10),
+                 Confirmation(1, 0.895, 2.0, (0.875,), (2.0,), 0, 10),
+                 Confirmation(2, 0.80, 1.0, (0.80,), (1.0,), 0, 10)]
+    study.set_user_attr(STUDY_ATTR, [c.to_dict() for c in confirmed[:2]])  # not this front's trials: stale
+    assert choose_trial(study).number == 1
+    study.set_user_attr(STUDY_ATTR, [c.to_dict() for c in confirmed])
+    assert choose_trial(study).number == 0
